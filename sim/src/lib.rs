@@ -1,0 +1,1 @@
+//! redsim-sim: the deterministic simulation testbed.

@@ -1,0 +1,158 @@
+//! The only door out of node code: clock, disk, network, randomness and task spawning.
+//!
+//! Node code (protocol, engine, commands, server, persistence, replication…) names none of
+//! tokio, `std::net`, `std::fs`, `Instant` or `SystemTime`; it is generic over [`Env`]. Two
+//! backends implement it: [`real::RealEnv`] (tokio networking and timers, `std::fs` with real
+//! file and directory fsync) and the simulator's `SimEnv` in `sim/` (madsim scheduling, time and
+//! TCP, [`sim_disk::SimDisk`], skewed clocks). `clippy.toml` enforces the door: the disallowed
+//! methods and types are allowed only inside this module.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub mod real;
+
+
+/// Time as node code sees it. Read once per turn: `let now_ms = env.clock().now_ms();`.
+pub trait Clock: Clone + Send + Sync + 'static {
+    /// Monotonic milliseconds since an arbitrary origin; never goes back. Timeouts use it.
+    fn now_ms(&self) -> u64;
+    /// Monotonic microseconds, same origin as `now_ms`. Latency and stats use it.
+    fn now_us(&self) -> u64;
+    /// Wall-clock milliseconds since the Unix epoch. May jump (NTP, faults). Expiry uses it.
+    fn unix_ms(&self) -> u64;
+    /// Sleeps for `ms` milliseconds of monotonic time.
+    fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()> + Send;
+}
+
+/// A byte stream to a peer.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+pub trait Listener: Send + Sync + 'static {
+    type Conn: Conn;
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Conn, SocketAddr)>> + Send;
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+pub trait Net: Clone + Send + Sync + 'static {
+    type Conn: Conn;
+    type Listener: Listener<Conn = Self::Conn>;
+    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Conn>> + Send;
+}
+
+/// An open file. Writes may be short (callers loop); data is durable only after a
+/// `sync_data` that returned Ok. A failed `sync_data` may have dropped the unsynced data,
+/// and a later one may still return Ok (Linux "fsyncgate"): callers must treat the first
+/// error as final for the data written before it.
+pub trait DiskFile: Send + Sync + 'static {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> impl Future<Output = io::Result<usize>> + Send;
+    fn write_at(&self, buf: &[u8], offset: u64) -> impl Future<Output = io::Result<usize>> + Send;
+    fn len(&self) -> impl Future<Output = io::Result<u64>> + Send;
+    fn set_len(&self, len: u64) -> impl Future<Output = io::Result<()>> + Send;
+    fn sync_data(&self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// A directory of files, addressed by plain names (no path separators). New, renamed and
+/// removed entries are durable only after `sync_dir` returned Ok.
+pub trait Disk: Clone + Send + Sync + 'static {
+    type File: DiskFile;
+    fn open(&self, name: &str, create: bool) -> impl Future<Output = io::Result<Self::File>> + Send;
+    fn rename(&self, from: &str, to: &str) -> impl Future<Output = io::Result<()>> + Send;
+    fn remove(&self, name: &str) -> impl Future<Output = io::Result<()>> + Send;
+    /// Entry names in the directory, sorted.
+    fn list(&self) -> impl Future<Output = io::Result<Vec<String>>> + Send;
+    fn sync_dir(&self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// Randomness. Every draw in node code comes from one of these, seeded by the env: from the OS
+/// in the real build, from the run's seed in the simulator.
+pub trait Rng: Send + 'static {
+    fn next_u64(&mut self) -> u64;
+    /// Uniform in `0..n`; `n` must be > 0.
+    fn below(&mut self, n: u64) -> u64 {
+        debug_assert!(n > 0);
+        // Lemire's multiply-shift; the bias is negligible for our n (< 2^40).
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+    fn fill(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// The seeded generator handed to node code.
+#[derive(Clone, Debug)]
+pub struct SeededRng(ChaCha8Rng);
+
+impl SeededRng {
+    pub fn from_seed(seed: u64) -> Self {
+        SeededRng(ChaCha8Rng::seed_from_u64(seed))
+    }
+}
+
+impl Rng for SeededRng {
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+}
+
+/// Everything a node may touch, bundled.
+pub trait Env: Clone + Send + Sync + 'static {
+    type Clock: Clock;
+    type Net: Net;
+    type Disk: Disk;
+    fn clock(&self) -> &Self::Clock;
+    fn net(&self) -> &Self::Net;
+    fn disk(&self) -> &Self::Disk;
+    /// A new generator derived from the env's seed; each call gives a different stream.
+    fn rng(&self) -> SeededRng;
+    /// Spawns a task owned by this node (in the simulator: killed with the node).
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, fut: F);
+    /// The process's identity as `INFO server` reports it (`process_id`).
+    fn process_id(&self) -> u32;
+    /// Resident set size in bytes, from the OS, where it can be known.
+    fn rss_bytes(&self) -> u64;
+    /// Bytes allocated by the allocator (jemalloc `stats.allocated`) where it can be known.
+    fn allocated_bytes(&self) -> Option<u64>;
+    /// User and system CPU seconds used by the process.
+    fn cpu_usage(&self) -> (f64, f64);
+}
+
+/// Reads a whole file through the `Disk` door.
+pub async fn read_file<D: Disk>(disk: &D, name: &str) -> io::Result<Vec<u8>> {
+    let f = disk.open(name, false).await?;
+    let len = f.len().await? as usize;
+    let mut buf = vec![0u8; len];
+    let mut off = 0;
+    while off < len {
+        let n = f.read_at(&mut buf[off..], off as u64).await?;
+        if n == 0 {
+            buf.truncate(off);
+            break;
+        }
+        off += n;
+    }
+    Ok(buf)
+}
+
+/// Writes all of `buf` at `offset`, looping over short writes.
+pub async fn write_all_at<F: DiskFile>(f: &F, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = f.write_at(buf, offset).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short write of zero bytes"));
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}

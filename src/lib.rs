@@ -1,0 +1,10 @@
+//! redsim: a Redis 7.0-compatible server written on a deterministic environment layer.
+//!
+//! The request path: [`protocol`] (RESP frames) → [`commands`] (the command table) →
+//! [`engine`] (keyspace, types, expiry, memory), driven by [`server`] over an [`env::Env`].
+
+pub mod env;
+
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

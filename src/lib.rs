@@ -4,6 +4,7 @@
 //! [`engine`] (keyspace, types, expiry, memory), driven by [`server`] over an [`env::Env`].
 
 pub mod env;
+pub mod protocol;
 
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]

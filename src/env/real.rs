@@ -19,7 +19,9 @@ pub struct TokioClock {
 
 impl TokioClock {
     pub fn new() -> Self {
-        TokioClock { origin: tokio::time::Instant::now() }
+        TokioClock {
+            origin: tokio::time::Instant::now(),
+        }
     }
 }
 
@@ -86,14 +88,19 @@ pub struct RealDisk {
 
 impl RealDisk {
     pub fn new(dir: impl AsRef<Path>) -> Self {
-        RealDisk { dir: Arc::new(dir.as_ref().to_path_buf()) }
+        RealDisk {
+            dir: Arc::new(dir.as_ref().to_path_buf()),
+        }
     }
     pub fn dir(&self) -> &Path {
         &self.dir
     }
     fn path(&self, name: &str) -> io::Result<PathBuf> {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad file name {name:?}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad file name {name:?}"),
+            ));
         }
         Ok(self.dir.join(name))
     }
@@ -120,7 +127,9 @@ impl DiskFile for RealFile {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => Err(io::Error::other(e.to_string())),
@@ -131,7 +140,11 @@ impl Disk for RealDisk {
     type File = RealFile;
     async fn open(&self, name: &str, create: bool) -> io::Result<RealFile> {
         let p = self.path(name)?;
-        let f = std::fs::OpenOptions::new().read(true).write(true).create(create).open(p)?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .open(p)?;
         Ok(RealFile(Arc::new(f)))
     }
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
@@ -167,7 +180,11 @@ pub struct RealEnv {
 
 impl RealEnv {
     pub fn new(dir: impl AsRef<Path>) -> Self {
-        RealEnv { clock: TokioClock::new(), net: TokioNet, disk: RealDisk::new(dir) }
+        RealEnv {
+            clock: TokioClock::new(),
+            net: TokioNet,
+            disk: RealDisk::new(dir),
+        }
     }
 }
 
@@ -221,8 +238,14 @@ fn getrandom(buf: &mut [u8]) -> io::Result<()> {
 
 /// RSS from /proc/self/statm (pages × page size), 0 where unknown.
 pub fn process_rss_bytes() -> u64 {
-    let Ok(s) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
-    let pages: u64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * page.max(0) as u64

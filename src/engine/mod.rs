@@ -1,0 +1,7 @@
+//! The keyspace and its values: dicts, objects and encodings, databases, expiry and memory.
+//! Nothing here does I/O or reads a clock: time arrives as an argument.
+
+pub mod db;
+pub mod dict;
+pub mod expire;
+pub mod object;

@@ -3,10 +3,13 @@
 //! The request path: [`protocol`] (RESP frames) → [`commands`] (the command table) →
 //! [`engine`] (keyspace, types, expiry, memory), driven by [`server`] over an [`env::Env`].
 
+pub mod commands;
 pub mod engine;
 pub mod env;
 pub mod protocol;
+pub mod server;
+pub mod util;
 
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static GLOBAL: env::alloc::Counting<tikv_jemallocator::Jemalloc> = env::alloc::Counting(tikv_jemallocator::Jemalloc);

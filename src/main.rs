@@ -1,1 +1,139 @@
-fn main() {}
+//! `redsim` — the real server build: `redsim server [redis.conf] [--directive value ...]`.
+
+#[cfg(not(madsim))]
+fn main() {
+    std::process::exit(real::main());
+}
+
+#[cfg(madsim)]
+fn main() {
+    eprintln!("this is the simulator build; the server binary is built without --cfg madsim (use redsim-sim)");
+    std::process::exit(2);
+}
+
+#[cfg(not(madsim))]
+mod real {
+    use redsim::env::real::RealEnv;
+    use redsim::server::driver::{run, RunOpts};
+    use redsim::server::Config;
+
+    const USAGE: &str = "Usage: redsim server [/path/to/redis.conf] [options] [-]\n       redsim --version\n\n\
+Examples:\n       redsim server (run the server with default config)\n       redsim server /etc/redis/6379.conf\n       \
+redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel verbose\n";
+
+    pub fn main() -> i32 {
+        let args: Vec<String> = std::env::args().collect();
+        match args.get(1).map(String::as_str) {
+            Some("--version") | Some("-v") => {
+                println!("redsim v={} (Redis 7.0.15 compatible)", env!("CARGO_PKG_VERSION"));
+                0
+            }
+            Some("--help") | Some("-h") | Some("help") => {
+                print!("{USAGE}");
+                0
+            }
+            Some("server") => server(&args[0], &args[2..]),
+            None => server(&args[0], &[]),
+            Some(a) if a.starts_with("--") || !a.starts_with('-') => server(&args[0], &args[1..]),
+            Some(other) => {
+                eprintln!("unknown command '{other}'\n\n{USAGE}");
+                2
+            }
+        }
+    }
+
+    /// redis-server's argument rules: an optional config file first, then `--name value...`
+    /// directives (a directive's values run until the next `--`).
+    fn parse_args(args: &[String]) -> Result<(Option<String>, Vec<(String, Vec<String>)>), String> {
+        let mut rest = args;
+        let mut file = None;
+        if let Some(first) = rest.first() {
+            if !first.starts_with("--") {
+                file = Some(first.clone());
+                rest = &rest[1..];
+            }
+        }
+        let mut directives: Vec<(String, Vec<String>)> = Vec::new();
+        for a in rest {
+            if let Some(name) = a.strip_prefix("--") {
+                if name.is_empty() {
+                    return Err("empty directive name".into());
+                }
+                directives.push((name.to_string(), Vec::new()));
+            } else {
+                match directives.last_mut() {
+                    Some((_, vals)) => vals.push(a.clone()),
+                    None => return Err(format!("unexpected argument '{a}'")),
+                }
+            }
+        }
+        Ok((file, directives))
+    }
+
+    fn server(exe: &str, args: &[String]) -> i32 {
+        let (file, directives) = match parse_args(args) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("*** FATAL CONFIG FILE ERROR (redsim {}) ***\n{e}\n\n{USAGE}", env!("CARGO_PKG_VERSION"));
+                return 1;
+            }
+        };
+        let mut config = Config::default();
+        config.set_startup("bind", "127.0.0.1 -::1").expect("valid default");
+        if let Some(path) = &file {
+            let text = match redsim::env::real::read_config_file(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("Fatal error, can't open config file '{path}': {e}");
+                    return 1;
+                }
+            };
+            if let Err(e) = config.load_text(&text) {
+                eprintln!("\n*** FATAL CONFIG FILE ERROR (redsim {}) ***\nReading the configuration file, at {e}", env!("CARGO_PKG_VERSION"));
+                return 1;
+            }
+        }
+        for (name, vals) in &directives {
+            // An empty `--save ""` arrives as one empty value; a bare `--save` as none.
+            let vals = if vals.is_empty() { vec![String::new()] } else { vals.clone() };
+            if let Err(e) = config.apply_directive(name, &vals) {
+                eprintln!(
+                    "\n*** FATAL CONFIG FILE ERROR (redsim {}) ***\n>>> '{name} {}'\n{e}",
+                    env!("CARGO_PKG_VERSION"),
+                    vals.join(" ")
+                );
+                return 1;
+            }
+        }
+        if config.get("daemonize") == Some("yes") {
+            eprintln!("daemonize yes is not supported: run redsim under a supervisor instead");
+            return 1;
+        }
+        let dir = config.get("dir").unwrap_or("").to_string();
+        let dir = if dir.is_empty() { ".".to_string() } else { dir };
+        if let Err(e) = redsim::env::real::enter_dir(&dir) {
+            eprintln!("Can't chdir to '{dir}': {e}");
+            return 1;
+        }
+        let logfile = config.get("logfile").filter(|l| !l.is_empty()).map(std::path::PathBuf::from);
+        let threads: usize = config.get("io-threads").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let pidfile = config.get("pidfile").unwrap_or("").to_string();
+        let rt = redsim::env::real::runtime(threads);
+        let env = RealEnv::new(".", logfile);
+        if !pidfile.is_empty() {
+            let _ = redsim::env::real::write_pidfile(&pidfile);
+        }
+        let opts = RunOpts { executable: exe.to_string(), config_file: file.clone().unwrap_or_default() };
+        let result = rt.block_on(run(env, config, opts));
+        if !pidfile.is_empty() {
+            let _ = redsim::env::real::remove_file(&pidfile);
+        }
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("redsim: {e}");
+                1
+            }
+        }
+    }
+}

@@ -4,4 +4,5 @@
 pub mod db;
 pub mod dict;
 pub mod expire;
+pub mod ldouble;
 pub mod object;

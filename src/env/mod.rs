@@ -15,6 +15,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub mod alloc;
 pub mod real;
 
 /// Time as node code sees it. Read once per turn: `let now_ms = env.clock().now_ms();`.
@@ -25,6 +26,10 @@ pub trait Clock: Clone + Send + Sync + 'static {
     fn now_us(&self) -> u64;
     /// Wall-clock milliseconds since the Unix epoch. May jump (NTP, faults). Expiry uses it.
     fn unix_ms(&self) -> u64;
+    /// Wall-clock microseconds since the Unix epoch (TIME, INFO `server_time_usec`).
+    fn unix_us(&self) -> u64 {
+        self.unix_ms() * 1000
+    }
     /// Sleeps for `ms` milliseconds of monotonic time.
     fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()> + Send;
 }
@@ -125,8 +130,13 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn process_id(&self) -> u32;
     /// Resident set size in bytes, from the OS, where it can be known.
     fn rss_bytes(&self) -> u64;
-    /// Bytes allocated by the allocator (jemalloc `stats.allocated`) where it can be known.
-    fn allocated_bytes(&self) -> Option<u64>;
+    /// Bytes allocated, counted as Redis's zmalloc counts them (see `alloc`).
+    fn used_memory(&self) -> u64;
+    /// jemalloc's (allocated, active, resident) bytes where jemalloc is the allocator.
+    fn allocator_stats(&self) -> Option<(u64, u64, u64)>;
+    /// Writes one finished log line (already in Redis's format) to the log: stdout, the
+    /// logfile, or the simulator's trace.
+    fn log_line(&self, line: &str);
     /// User and system CPU seconds used by the process.
     fn cpu_usage(&self) -> (f64, f64);
 }

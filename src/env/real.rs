@@ -44,6 +44,12 @@ impl Clock for TokioClock {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
     }
+    fn unix_us(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0)
+    }
     fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(std::time::Duration::from_millis(ms))
     }
@@ -176,15 +182,13 @@ pub struct RealEnv {
     clock: TokioClock,
     net: TokioNet,
     disk: RealDisk,
+    /// Where log lines go: a file path, or stdout when `None` (Redis's `logfile ""`).
+    logfile: Arc<Option<PathBuf>>,
 }
 
 impl RealEnv {
-    pub fn new(dir: impl AsRef<Path>) -> Self {
-        RealEnv {
-            clock: TokioClock::new(),
-            net: TokioNet,
-            disk: RealDisk::new(dir),
-        }
+    pub fn new(dir: impl AsRef<Path>, logfile: Option<PathBuf>) -> Self {
+        RealEnv { clock: TokioClock::new(), net: TokioNet, disk: RealDisk::new(dir), logfile: Arc::new(logfile) }
     }
 }
 
@@ -218,8 +222,26 @@ impl Env for RealEnv {
     fn rss_bytes(&self) -> u64 {
         process_rss_bytes()
     }
-    fn allocated_bytes(&self) -> Option<u64> {
-        jemalloc_allocated()
+    fn used_memory(&self) -> u64 {
+        super::alloc::used_memory() as u64
+    }
+    fn allocator_stats(&self) -> Option<(u64, u64, u64)> {
+        super::alloc::allocator_stats()
+    }
+    fn log_line(&self, line: &str) {
+        use std::io::Write;
+        match &*self.logfile {
+            Some(path) => {
+                if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
     }
     fn cpu_usage(&self) -> (f64, f64) {
         process_cpu_usage()
@@ -261,14 +283,39 @@ pub fn process_cpu_usage() -> (f64, f64) {
     (tv(ru.ru_utime), tv(ru.ru_stime))
 }
 
-#[cfg(not(target_env = "msvc"))]
-pub fn jemalloc_allocated() -> Option<u64> {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    epoch::advance().ok()?;
-    stats::allocated::read().ok().map(|v| v as u64)
+
+/// The process's edge, used by `main` only: files outside the data directory.
+pub fn read_config_file(path: &str) -> io::Result<String> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path)
 }
 
-#[cfg(target_env = "msvc")]
-pub fn jemalloc_allocated() -> Option<u64> {
-    None
+pub fn enter_dir(dir: &str) -> io::Result<()> {
+    std::env::set_current_dir(dir)
+}
+
+pub fn write_pidfile(path: &str) -> io::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+}
+
+pub fn remove_file(path: &str) -> io::Result<()> {
+    std::fs::remove_file(path)
+}
+
+/// The tokio runtime of the real server: one thread, as Redis, unless `io-threads` asks for
+/// more (then socket reads and writes run in parallel; commands still run one at a time).
+#[cfg(not(madsim))]
+pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    let mut b = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    b.enable_all().build().expect("tokio runtime")
 }

@@ -1,0 +1,405 @@
+//! The command table and the path of a request through it (Redis's `processCommand` and
+//! `call`): lookup, arity, auth, memory, then the handler. Arity, flags and key positions come
+//! from Redis's own metadata (`meta`, generated); this module only binds names to handlers.
+
+pub mod keyspace;
+pub mod meta;
+pub mod server_cmds;
+pub mod string;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::engine::object::{RObj, Str, Value};
+use crate::protocol::ReplyBuf;
+use crate::server::{Client, Server};
+use meta::{flag, CommandMeta};
+
+/// A command handler: reads `args` (argv, name included), writes its reply to the client's
+/// buffer, or returns an error whose text becomes the reply.
+pub type Handler = fn(&mut Ctx, &[Bytes]) -> CmdResult;
+pub type CmdResult = Result<(), CmdError>;
+
+/// Errors a command replies with. Redis's text for each lives here and nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdError {
+    Syntax,
+    NotInteger,
+    NotFloat,
+    WrongType,
+    NoSuchKey,
+    OutOfRange,
+    Overflow,
+    DbIndex,
+    InvalidExpire(&'static str),
+    /// Any other error; the text includes its code (`ERR ...`).
+    Other(String),
+}
+
+impl CmdError {
+    pub fn text(&self) -> Cow<'static, str> {
+        match self {
+            CmdError::Syntax => "ERR syntax error".into(),
+            CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
+            CmdError::NotFloat => "ERR value is not a valid float".into(),
+            CmdError::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
+            CmdError::NoSuchKey => "ERR no such key".into(),
+            CmdError::OutOfRange => "ERR index out of range".into(),
+            CmdError::Overflow => "ERR increment or decrement would overflow".into(),
+            CmdError::DbIndex => "ERR DB index is out of range".into(),
+            CmdError::InvalidExpire(cmd) => format!("ERR invalid expire time in '{cmd}' command").into(),
+            CmdError::Other(s) => s.clone().into(),
+        }
+    }
+
+    pub fn err(text: impl Into<String>) -> Self {
+        CmdError::Other(format!("ERR {}", text.into()))
+    }
+}
+
+/// One bound command: the metadata plus the handler (none for a container like CONFIG).
+pub struct Command {
+    pub meta: &'static CommandMeta,
+    pub handler: Option<Handler>,
+    /// Subcommands by lowercase name → index in the table.
+    pub subcommands: HashMap<Box<[u8]>, usize>,
+    pub index: usize,
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        self.meta.name
+    }
+    pub fn has(&self, f: u64) -> bool {
+        self.meta.flags & f != 0
+    }
+}
+
+pub struct CommandTable {
+    pub cmds: Vec<Command>,
+    top: HashMap<Box<[u8]>, usize>,
+}
+
+impl CommandTable {
+    pub fn len(&self) -> usize {
+        self.cmds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
+    }
+
+    /// A top-level command by name, case-insensitively.
+    pub fn lookup(&self, name: &[u8]) -> Option<&Command> {
+        if name.len() > 32 {
+            return None;
+        }
+        let mut lower = [0u8; 32];
+        let lower = &mut lower[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        self.top.get(&*lower).map(|&i| &self.cmds[i])
+    }
+
+    pub fn sub(&self, cmd: &Command, name: &[u8]) -> Option<&Command> {
+        cmd.subcommands.get(&*name.to_ascii_lowercase()).map(|&i| &self.cmds[i])
+    }
+
+    /// Top-level commands in name order (COMMAND, COMMAND LIST).
+    pub fn top_level(&self) -> impl Iterator<Item = &Command> {
+        let mut v: Vec<&Command> = self.cmds.iter().filter(|c| c.meta.container.is_none()).collect();
+        v.sort_by_key(|c| c.meta.name);
+        v.into_iter()
+    }
+
+    /// A command by full name ("get", "config|get").
+    pub fn by_fullname(&self, fullname: &[u8]) -> Option<&Command> {
+        let lower = fullname.to_ascii_lowercase();
+        let mut parts = lower.splitn(2, |&b| b == b'|');
+        let top = self.lookup(parts.next()?)?;
+        match parts.next() {
+            None => Some(top),
+            Some(sub) => self.sub(top, sub),
+        }
+    }
+}
+
+fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
+    [string::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS].into_iter().flatten()
+}
+
+/// The process-wide table, built once from the metadata and the handler lists.
+pub fn table() -> &'static CommandTable {
+    static TABLE: OnceLock<CommandTable> = OnceLock::new();
+    TABLE.get_or_init(build_table)
+}
+
+fn build_table() -> CommandTable {
+    let mut t = CommandTable { cmds: Vec::new(), top: HashMap::new() };
+    let bound: HashMap<&str, Handler> = handlers().map(|(n, h)| (*n, *h)).collect();
+    for m in meta::COMMANDS.iter().filter(|m| m.in_server()) {
+        let subs: Vec<&'static CommandMeta> = m.subcommands.iter().filter(|s| bound.contains_key(s.name)).collect();
+        let handler = bound.get(m.name).copied();
+        if handler.is_none() && subs.is_empty() {
+            continue;
+        }
+        let idx = t.cmds.len();
+        t.cmds.push(Command { meta: m, handler, subcommands: HashMap::new(), index: idx });
+        t.top.insert(m.name.as_bytes().into(), idx);
+        for s in subs {
+            let sidx = t.cmds.len();
+            t.cmds.push(Command { meta: s, handler: bound.get(s.name).copied(), subcommands: HashMap::new(), index: sidx });
+            t.cmds[idx].subcommands.insert(s.sub_name().as_bytes().into(), sidx);
+        }
+    }
+    for (name, _) in handlers() {
+        debug_assert!(t.by_fullname(name.as_bytes()).is_some(), "handler for unknown command {name}");
+    }
+    t
+}
+
+/// Everything a handler may touch while it runs: the server and the calling client.
+pub struct Ctx<'a> {
+    pub srv: &'a mut Server,
+    pub client: &'a mut Client,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn out(&mut self) -> &mut ReplyBuf {
+        &mut self.client.out
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.srv.now.unix_ms
+    }
+
+    pub fn db_index(&self) -> usize {
+        self.client.db
+    }
+
+    /// Replies with an error and counts it (INFO errorstats).
+    pub fn error(&mut self, text: &str) {
+        self.srv.count_error(text);
+        self.client.out.error(text);
+    }
+
+    /// Deletes `key` if it is logically expired (on a master), propagating the DEL. Returns
+    /// true when the key is (logically) gone.
+    pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        let db = self.client.db;
+        let master = self.srv.is_master();
+        match self.srv.dbs[db].expire_if_needed(key, self.srv.now.unix_ms, master) {
+            crate::engine::db::ExpireState::Live => false,
+            crate::engine::db::ExpireState::Expired { deleted } => {
+                if deleted {
+                    self.srv.stats.expiredkeys += 1;
+                    self.srv.propagate_del(db, key);
+                }
+                true
+            }
+        }
+    }
+
+    /// Redis's `lookupKeyRead`: expires, counts hits/misses, touches LRU/LFU.
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&RObj> {
+        self.lookup_read_out(key).0
+    }
+
+    /// `lookup_read` plus the reply buffer, for handlers that reply from the object.
+    pub fn lookup_read_out(&mut self, key: &[u8]) -> (Option<&RObj>, &mut ReplyBuf) {
+        let found = !self.expire_if_needed(key) && self.srv.dbs[self.client.db].contains(key);
+        if found {
+            self.srv.stats.keyspace_hits += 1;
+            self.srv.touch_obj(self.client.db, key);
+        } else {
+            self.srv.stats.keyspace_misses += 1;
+        }
+        (if found { self.srv.dbs[self.client.db].get(key) } else { None }, &mut self.client.out)
+    }
+
+    /// Redis's `lookupKeyWrite`: expires and touches, no hit/miss stats.
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut RObj> {
+        if self.expire_if_needed(key) {
+            return None;
+        }
+        self.srv.touch_obj(self.client.db, key);
+        self.srv.dbs[self.client.db].get_mut(key)
+    }
+
+    /// Existence without touching LRU or stats (Redis's LOOKUP_NOTOUCH lookups).
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        !self.expire_if_needed(key) && self.srv.dbs[self.client.db].contains(key)
+    }
+
+    /// A new object's LRU/LFU field.
+    pub fn new_lru(&self) -> u32 {
+        self.srv.new_obj_lru()
+    }
+
+    /// A string object as SET stores it.
+    pub fn new_string(&self, v: &[u8]) -> RObj {
+        RObj::string(v, self.new_lru(), crate::server::evict::can_share_integers(self.srv))
+    }
+
+    pub fn new_int(&self, n: i64) -> RObj {
+        RObj::from_int(n, self.new_lru(), crate::server::evict::can_share_integers(self.srv))
+    }
+
+    /// Counts `n` changes (Redis's `server.dirty`); a command that changed something is
+    /// propagated.
+    pub fn dirty(&mut self, n: u64) {
+        self.srv.dirty += n;
+    }
+
+    pub fn propagate(&mut self, argv: Vec<Bytes>) {
+        self.srv.propagate(self.client.db, argv);
+    }
+
+    /// Propagates this command in a rewritten form (e.g. SET EX as SET PXAT) instead of
+    /// as it was sent.
+    pub fn propagate_as(&mut self, argv: Vec<Bytes>) {
+        self.srv.cmd_rewritten = true;
+        self.propagate(argv);
+    }
+}
+
+/// The string inside an object, or WRONGTYPE.
+pub fn as_str(o: &RObj) -> Result<&Str, CmdError> {
+    match &o.val {
+        Value::Str(s) => Ok(s),
+        #[allow(unreachable_patterns)]
+        _ => Err(CmdError::WrongType),
+    }
+}
+
+pub fn as_str_mut(o: &mut RObj) -> Result<&mut Str, CmdError> {
+    match &mut o.val {
+        Value::Str(s) => Ok(s),
+        #[allow(unreachable_patterns)]
+        _ => Err(CmdError::WrongType),
+    }
+}
+
+/// Parses an integer argument, or "value is not an integer or out of range".
+pub fn int_arg(b: &[u8]) -> Result<i64, CmdError> {
+    crate::util::arg_i64(b).ok_or(CmdError::NotInteger)
+}
+
+fn eq_ic(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+/// `'%.128s'` of each argument after the first, until 128 bytes (Redis's unknown command text).
+fn args_preview(args: &[Bytes]) -> String {
+    let mut s = String::new();
+    for a in args {
+        if s.len() >= 128 {
+            break;
+        }
+        let room = 128 - s.len();
+        let a = &a[..a.len().min(room)];
+        s.push('\'');
+        s.push_str(&String::from_utf8_lossy(a));
+        s.push_str("' ");
+    }
+    s
+}
+
+/// Redis's `processCommand`, then `call`.
+pub fn process_command(ctx: &mut Ctx, argv: Vec<Bytes>) {
+    ctx.client.last_interaction_ms = ctx.srv.now.mono_ms;
+    if eq_ic(&argv[0], "quit") {
+        ctx.client.out.ok();
+        ctx.client.close_after_reply = true;
+        return;
+    }
+    let table = ctx.srv.table;
+    let Some(top) = table.lookup(&argv[0]) else {
+        let name = String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)]).into_owned();
+        let text = format!("ERR unknown command '{name}', with args beginning with: {}", args_preview(&argv[1..]));
+        ctx.error(&text);
+        return;
+    };
+    let cmd = if !top.subcommands.is_empty() && argv.len() >= 2 {
+        match table.sub(top, &argv[1]) {
+            Some(sub) => sub,
+            None => {
+                let sub = String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)]).into_owned();
+                let up = String::from_utf8_lossy(&argv[0]).to_uppercase();
+                ctx.error(&format!("ERR unknown subcommand '{sub}'. Try {up} HELP."));
+                return;
+            }
+        }
+    } else {
+        top
+    };
+    let arity = cmd.meta.arity;
+    let argc = argv.len() as i32;
+    if (arity > 0 && arity != argc) || argc < -arity || cmd.handler.is_none() {
+        reject(ctx, cmd, &format!("ERR wrong number of arguments for '{}' command", cmd.name()));
+        return;
+    }
+    if let Some(err) = check_gates(ctx, cmd) {
+        reject(ctx, cmd, &err);
+        return;
+    }
+    call(ctx, cmd, &argv);
+}
+
+/// The checks between lookup and call that can refuse a command.
+fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
+    if cmd.has(flag::PROTECTED) {
+        let setting = ctx.srv.config.get("enable-debug-command").unwrap_or("no");
+        let local = ctx.client.addr.starts_with("127.") || ctx.client.addr.starts_with("[::1]");
+        if setting == "no" || (setting == "local" && !local) {
+            let name = cmd.meta.name.to_uppercase();
+            return Some(format!(
+                "ERR {name} command not allowed. If the enable-debug-command option is set to \"local\", you can run it \
+                 from a local connection, otherwise you need to set this option in the configuration file, and then \
+                 restart the server."
+            ));
+        }
+    }
+    if !ctx.client.authenticated && !cmd.has(flag::NO_AUTH) {
+        return Some("NOAUTH Authentication required.".into());
+    }
+    if ctx.srv.config.hot.maxmemory > 0 {
+        let ok = ctx.srv.perform_evictions();
+        if !ok && cmd.has(flag::DENYOOM) {
+            return Some("OOM command not allowed when used memory > 'maxmemory'.".into());
+        }
+    }
+    None
+}
+
+fn reject(ctx: &mut Ctx, cmd: &Command, text: &str) {
+    ctx.srv.cmd_stats[cmd.index].rejected_calls += 1;
+    ctx.error(text);
+}
+
+fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
+    let handler = cmd.handler.expect("checked by process_command");
+    let dirty_before = ctx.srv.dirty;
+    ctx.srv.cmd_rewritten = false;
+    let start_us = ctx.srv.sys.mono_us();
+    ctx.client.last_cmd = cmd.meta.name;
+    ctx.client.tot_cmds += 1;
+    let result = handler(ctx, argv);
+    if let Err(e) = result {
+        ctx.srv.cmd_stats[cmd.index].failed_calls += 1;
+        ctx.error(&e.text());
+    }
+    let dur = ctx.srv.sys.mono_us().saturating_sub(start_us);
+    let st = &mut ctx.srv.cmd_stats[cmd.index];
+    st.calls += 1;
+    st.usec += dur;
+    ctx.srv.stats.numcommands += 1;
+    // A command that changed the dataset reaches the AOF and replicas as it was sent, unless
+    // the handler already propagated a rewritten form (e.g. SET EX as SET PXAT).
+    if ctx.srv.dirty > dirty_before && !ctx.srv.cmd_rewritten && ctx.srv.propagate_enabled {
+        ctx.propagate(argv.to_vec());
+    }
+}

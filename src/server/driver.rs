@@ -1,0 +1,349 @@
+//! The driver: the only part of the server that awaits. It accepts connections, reads query
+//! bytes, hands complete requests to the sans-IO `Server` under one lock (one logical thread,
+//! as Redis), writes the replies, and runs `cron` every `1000/hz` ms. Generic over `Env`, so
+//! the same code serves real sockets and the simulator's.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use super::log::Level;
+use super::{Config, Flow, Now, Server, SysInfo};
+use crate::env::{Clock, Env, Listener, Net};
+use crate::protocol::parser::{Limits, ParseError, RequestParser};
+
+/// Initial size of a client's query buffer (Redis's `PROTO_IOBUF_LEN`).
+const PROTO_IOBUF_LEN: usize = 16 * 1024;
+
+/// The node's state shared by its tasks.
+pub struct Shared {
+    server: Mutex<Server>,
+    wakers: Mutex<BTreeMap<u64, Arc<Notify>>>,
+    shutdown: Notify,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Server> {
+        // A panic inside a command is caught before it can poison the lock (see `process`).
+        self.server.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct EnvSys<E: Env>(E);
+
+impl<E: Env> SysInfo for EnvSys<E> {
+    fn used_memory(&self) -> u64 {
+        self.0.used_memory()
+    }
+    fn rss_bytes(&self) -> u64 {
+        self.0.rss_bytes()
+    }
+    fn allocator_stats(&self) -> Option<(u64, u64, u64)> {
+        self.0.allocator_stats()
+    }
+    fn cpu_usage(&self) -> (f64, f64) {
+        self.0.cpu_usage()
+    }
+    fn process_id(&self) -> u32 {
+        self.0.process_id()
+    }
+    fn mono_us(&self) -> u64 {
+        self.0.clock().now_us()
+    }
+}
+
+pub fn now<C: Clock>(c: &C) -> Now {
+    Now { unix_ms: c.unix_ms(), unix_us: c.unix_us(), mono_ms: c.now_ms() }
+}
+
+/// Options that are not config directives.
+#[derive(Debug, Clone, Default)]
+pub struct RunOpts {
+    pub executable: String,
+    pub config_file: String,
+}
+
+/// A started node: its address and its shared state (for the simulator and tests).
+pub struct Node {
+    pub shared: Arc<Shared>,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Binds, builds the server, logs the startup lines and spawns the accept loops and cron.
+pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<Node> {
+    let pid = env.process_id();
+    let clock = env.clock().clone();
+    let t = now(&clock);
+    let startup = |role: char, level: Level, msg: &str| {
+        env.log_line(&super::log::format_line(pid, role, t.unix_ms, level, msg));
+    };
+    startup('C', Level::Warning, "oO0OoO0OoO0Oo redsim is starting oO0OoO0OoO0Oo");
+    startup(
+        'C',
+        Level::Warning,
+        &format!("Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={pid}, just started (redsim {})", env!("CARGO_PKG_VERSION")),
+    );
+    if opts.config_file.is_empty() {
+        startup(
+            'C',
+            Level::Warning,
+            "Warning: no config file specified, using the default config. In order to specify a config file use \
+             redsim server /path/to/redis.conf",
+        );
+    } else {
+        startup('C', Level::Warning, "Configuration loaded");
+    }
+    let port = config.hot.port;
+    let mut listeners = Vec::new();
+    let binds: Vec<String> = config.get("bind").unwrap_or("").split_whitespace().map(String::from).collect();
+    for b in &binds {
+        let (optional, host) = match b.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, b.as_str()),
+        };
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
+        let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, port),
+            Err(_) => return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("Invalid bind address '{host}'"))),
+        };
+        match env.net().bind(addr).await {
+            Ok(l) => listeners.push(l),
+            Err(e) if optional => {
+                startup('M', Level::Warning, &format!("Warning: Could not create server TCP listening socket {b}:{port}: {e}"));
+            }
+            Err(e) => {
+                startup('M', Level::Warning, &format!("Warning: Could not create server TCP listening socket {host}:{port}: {e}"));
+                return Err(e);
+            }
+        }
+    }
+    let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let mut server = Server::new(config, env.rng(), Box::new(EnvSys(env.clone())), t);
+    server.listening_port = addrs.first().map(|a| a.port()).unwrap_or(port);
+    server.executable = opts.executable;
+    server.config_file = opts.config_file;
+    startup('M', Level::Notice, "monotonic clock: POSIX clock_gettime");
+    startup('M', Level::Notice, &format!("Running mode=standalone, port={}.", server.listening_port));
+    startup('M', Level::Warning, "Server initialized");
+    startup('M', Level::Notice, "Ready to accept connections");
+    let shared = Arc::new(Shared { server: Mutex::new(server), wakers: Mutex::new(BTreeMap::new()), shutdown: Notify::new() });
+    for l in listeners {
+        env.spawn(accept_loop(env.clone(), shared.clone(), l));
+    }
+    env.spawn(cron_loop(env.clone(), shared.clone()));
+    Ok(Node { shared, addrs })
+}
+
+/// Runs a node until a SHUTDOWN command.
+pub async fn run<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<()> {
+    let node = start(env.clone(), config, opts).await?;
+    node.shared.shutdown.notified().await;
+    let mut s = node.shared.lock();
+    s.log(Level::Warning, "User requested shutdown...");
+    s.log(Level::Warning, "redsim is now ready to exit, bye bye...");
+    flush_logs(&env, &mut s);
+    Ok(())
+}
+
+fn flush_logs<E: Env>(env: &E, s: &mut Server) {
+    for line in s.log_lines.drain(..) {
+        env.log_line(&line);
+    }
+}
+
+async fn cron_loop<E: Env>(env: E, shared: Arc<Shared>) {
+    loop {
+        let hz = shared.lock().config.hot.hz.max(1);
+        env.clock().sleep_ms(1000 / hz).await;
+        let mut s = shared.lock();
+        s.set_now(now(env.clock()));
+        s.cron();
+        flush_logs(&env, &mut s);
+        wake(&shared, &mut s);
+    }
+}
+
+fn wake(shared: &Shared, s: &mut Server) {
+    if s.wakeups.is_empty() {
+        return;
+    }
+    let wakers = shared.wakers.lock().unwrap_or_else(|e| e.into_inner());
+    for id in s.wakeups.drain(..) {
+        if let Some(n) = wakers.get(&id) {
+            n.notify_one();
+        }
+    }
+}
+
+async fn accept_loop<E: Env>(env: E, shared: Arc<Shared>, listener: <E::Net as Net>::Listener) {
+    let laddr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    loop {
+        match listener.accept().await {
+            Ok((conn, addr)) => env.spawn(serve_client(env.clone(), shared.clone(), conn, addr.to_string(), laddr.clone())),
+            Err(_) => env.clock().sleep_ms(10).await,
+        }
+    }
+}
+
+const MAXCLIENTS_ERR: &[u8] = b"-ERR max number of clients reached\r\n";
+
+async fn serve_client<E: Env>(env: E, shared: Arc<Shared>, mut conn: <E::Net as Net>::Conn, addr: String, laddr: String) {
+    let admitted = {
+        let mut s = shared.lock();
+        s.set_now(now(env.clock()));
+        if s.clients.len() >= s.config.hot.maxclients {
+            s.stats.rejected_conn += 1;
+            None
+        } else {
+            let limits = Limits {
+                max_bulk_len: s.config.hot.proto_max_bulk_len,
+                query_buffer_limit: s.config.hot.client_query_buffer_limit,
+            };
+            Some((s.add_client(addr, laddr), limits))
+        }
+    };
+    let Some((id, limits)) = admitted else {
+        let _ = conn.write_all(MAXCLIENTS_ERR).await;
+        return;
+    };
+    let notify = Arc::new(Notify::new());
+    shared.wakers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, notify.clone());
+    let mut conn_state = ConnState { parser: RequestParser::new(limits), qbuf: BytesMut::with_capacity(PROTO_IOBUF_LEN), out: Vec::new() };
+    let _ = client_loop(&env, &shared, &mut conn, &notify, id, &mut conn_state).await;
+    shared.wakers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    shared.lock().remove_client(id);
+}
+
+struct ConnState {
+    parser: RequestParser,
+    qbuf: BytesMut,
+    out: Vec<u8>,
+}
+
+async fn client_loop<E: Env>(
+    env: &E,
+    shared: &Shared,
+    conn: &mut <E::Net as Net>::Conn,
+    notify: &Notify,
+    id: u64,
+    st: &mut ConnState,
+) -> io::Result<()> {
+    loop {
+        if st.qbuf.capacity() - st.qbuf.len() < 1024 {
+            st.qbuf.reserve(PROTO_IOBUF_LEN);
+        }
+        let n = tokio::select! {
+            r = conn.read_buf(&mut st.qbuf) => r?,
+            _ = notify.notified() => {
+                if shared.lock().clients.get(&id).is_none_or(|c| c.close_asap) {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        wait_while_paused(env, shared).await;
+        let (flow, pause_until) = process_input(env, shared, id, n, st);
+        if pause_until > env.clock().now_ms() {
+            // DEBUG SLEEP: the reply is sent when the pause ends.
+            env.clock().sleep_ms(pause_until - env.clock().now_ms()).await;
+        }
+        if !st.out.is_empty() {
+            conn.write_all(&st.out).await?;
+            conn.flush().await?;
+            st.out.clear();
+        }
+        if flow == Flow::CloseAfterReply {
+            return Ok(());
+        }
+    }
+}
+
+async fn wait_while_paused<E: Env>(env: &E, shared: &Shared) {
+    loop {
+        let until = shared.lock().paused_until_mono_ms;
+        let now_ms = env.clock().now_ms();
+        if until <= now_ms {
+            return;
+        }
+        env.clock().sleep_ms(until - now_ms).await;
+    }
+}
+
+/// Parses and runs every complete request in the query buffer under one lock; the replies
+/// are swapped into `st.out`.
+fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &mut ConnState) -> (Flow, u64) {
+    let mut s = shared.lock();
+    s.set_now(now(env.clock()));
+    s.stats.net_input_bytes += nread as u64;
+    let mut flow = Flow::Continue;
+    loop {
+        let authed = s.clients.get(&id).is_some_and(|c| c.authenticated);
+        match st.parser.next_request(&mut st.qbuf, authed) {
+            Ok(Some(argv)) => {
+                flow = process_guarded(&mut s, id, argv);
+                if flow == Flow::CloseAfterReply || s.paused_until_mono_ms > s.now.mono_ms {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(ParseError::Protocol(text)) => {
+                s.log(Level::Verbose, &format!("Protocol error ({text}) from client: id={id}"));
+                s.protocol_error(id, &text);
+                flow = Flow::CloseAfterReply;
+                break;
+            }
+            Err(ParseError::QueryBufferLimit) => {
+                s.log(Level::Warning, &format!("Closing client that reached max query buffer length: id={id}"));
+                s.stats.client_qbuf_limit_disconnections += 1;
+                flow = Flow::CloseAfterReply;
+                break;
+            }
+        }
+    }
+    if let Some(c) = s.clients.get_mut(&id) {
+        c.qbuf = st.qbuf.len();
+        c.tot_net_in += nread as u64;
+        std::mem::swap(&mut c.out.buf, &mut st.out);
+        c.tot_net_out += st.out.len() as u64;
+        if c.close_asap {
+            flow = Flow::CloseAfterReply;
+        }
+    }
+    s.stats.net_output_bytes += st.out.len() as u64;
+    if s.shutdown.is_some() {
+        shared.shutdown.notify_one();
+    }
+    let pause = s.paused_until_mono_ms;
+    flush_logs(env, &mut s);
+    wake(shared, &mut s);
+    (flow, pause)
+}
+
+/// Runs one request; a panic in a handler becomes an error reply instead of taking the
+/// server down with a poisoned lock.
+fn process_guarded(s: &mut Server, id: u64, argv: Vec<bytes::Bytes>) -> Flow {
+    let name = String::from_utf8_lossy(&argv[0]).into_owned();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.process(id, argv))) {
+        Ok(flow) => flow,
+        Err(_) => {
+            s.log(Level::Warning, &format!("internal error while running '{name}'"));
+            s.stats.unexpected_error_replies += 1;
+            if let Some(c) = s.clients.get_mut(&id) {
+                c.out.error("ERR internal error");
+            }
+            Flow::Continue
+        }
+    }
+}

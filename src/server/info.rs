@@ -1,0 +1,296 @@
+//! INFO: the sections and field names of Redis 7.0, filled from the node's state. Fields that
+//! describe features redsim does not have yet report what an idle Redis reports for them.
+
+use std::fmt::Write;
+
+use super::Server;
+
+/// Redis's `bytesToHuman`.
+pub fn bytes_to_human(n: u64) -> String {
+    let d = n as f64;
+    const K: f64 = 1024.0;
+    if n < 1024 {
+        format!("{n}B")
+    } else if d < K * K {
+        format!("{:.2}K", d / K)
+    } else if d < K * K * K {
+        format!("{:.2}M", d / (K * K))
+    } else if d < K * K * K * K {
+        format!("{:.2}G", d / (K * K * K))
+    } else if d < K * K * K * K * K {
+        format!("{:.2}T", d / (K * K * K * K))
+    } else {
+        format!("{:.2}P", d / (K * K * K * K * K))
+    }
+}
+
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "latencystats",
+    "cluster",
+    "keyspace",
+];
+
+/// The sections INFO's arguments select, in Redis's order.
+pub fn select_sections(args: &[&str]) -> Vec<&'static str> {
+    let lower: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
+    if lower.is_empty() || lower.iter().any(|a| a == "default") && lower.len() == 1 {
+        return DEFAULT_SECTIONS.to_vec();
+    }
+    let all = lower.iter().any(|a| a == "all" || a == "everything");
+    ALL_SECTIONS
+        .iter()
+        .copied()
+        .filter(|s| {
+            all || lower.iter().any(|a| a == s)
+                || (lower.iter().any(|a| a == "default") && DEFAULT_SECTIONS.contains(s))
+        })
+        .collect()
+}
+
+impl Server {
+    pub fn info(&self, sections: &[&str]) -> String {
+        let mut out = String::new();
+        for (i, s) in sections.iter().enumerate() {
+            if i > 0 {
+                out.push_str("\r\n");
+            }
+            let title = match *s {
+                "cpu" => "CPU".to_string(),
+                other => {
+                    let mut t = other.to_string();
+                    t[..1].make_ascii_uppercase();
+                    t
+                }
+            };
+            let _ = write!(out, "# {title}\r\n");
+            let mut body = String::new();
+            match *s {
+                "server" => self.info_server(&mut body),
+                "clients" => self.info_clients(&mut body),
+                "memory" => self.info_memory(&mut body),
+                "persistence" => self.info_persistence(&mut body),
+                "stats" => self.info_stats(&mut body),
+                "replication" => self.info_replication(&mut body),
+                "cpu" => self.info_cpu(&mut body),
+                "commandstats" => self.info_commandstats(&mut body),
+                "errorstats" => self.info_errorstats(&mut body),
+                "cluster" => body.push_str("cluster_enabled:0\n"),
+                "keyspace" => self.info_keyspace(&mut body),
+                _ => {}
+            }
+            for line in body.lines() {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        out
+    }
+
+    fn info_server(&self, o: &mut String) {
+        let uptime = self.now.mono_ms.saturating_sub(self.start.mono_ms) / 1000;
+        let _ = write!(
+            o,
+            "redis_version:7.0.15\nredis_git_sha1:00000000\nredis_git_dirty:0\nredis_build_id:0\n\
+             redis_mode:standalone\nos:{} {}\narch_bits:64\nmonotonic_clock:POSIX clock_gettime\n\
+             multiplexing_api:epoll\natomicvar_api:c11-builtin\ngcc_version:0.0.0\nprocess_id:{}\n\
+             process_supervised:no\nrun_id:{}\ntcp_port:{}\nserver_time_usec:{}\nuptime_in_seconds:{}\n\
+             uptime_in_days:{}\nhz:{}\nconfigured_hz:{}\nlru_clock:{}\nexecutable:{}\nconfig_file:{}\n\
+             io_threads_active:0\n",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            self.sys.process_id(),
+            self.run_id,
+            self.listening_port,
+            self.now.unix_us,
+            uptime,
+            uptime / 86400,
+            self.config.hot.hz,
+            self.config.hot.hz,
+            self.lru_clock(),
+            self.executable,
+            self.config_file,
+        );
+    }
+
+    fn info_clients(&self, o: &mut String) {
+        let _ = write!(
+            o,
+            "connected_clients:{}\ncluster_connections:0\nmaxclients:{}\nclient_recent_max_input_buffer:0\n\
+             client_recent_max_output_buffer:0\nblocked_clients:0\ntracking_clients:0\nclients_in_timeout_table:0\n",
+            self.clients.len() + 1,
+            self.config.hot.maxclients
+        );
+    }
+
+    fn info_memory(&self, o: &mut String) {
+        let used = self.sys.used_memory();
+        let rss = self.sys.rss_bytes();
+        let peak = self.stats.peak_memory.max(used);
+        let (alloc, active, resident) = self.sys.allocator_stats().unwrap_or((used, used, rss));
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let maxmemory = self.config.hot.maxmemory;
+        let _ = write!(
+            o,
+            "used_memory:{used}\nused_memory_human:{}\nused_memory_rss:{rss}\nused_memory_rss_human:{}\n\
+             used_memory_peak:{peak}\nused_memory_peak_human:{}\nused_memory_peak_perc:{:.2}%\n\
+             allocator_allocated:{alloc}\nallocator_active:{active}\nallocator_resident:{resident}\n\
+             maxmemory:{maxmemory}\nmaxmemory_human:{}\nmaxmemory_policy:{}\n\
+             allocator_frag_ratio:{:.2}\nallocator_frag_bytes:{}\nallocator_rss_ratio:{:.2}\nallocator_rss_bytes:{}\n\
+             mem_fragmentation_ratio:{:.2}\nmem_fragmentation_bytes:{}\nmem_not_counted_for_evict:0\n\
+             mem_replication_backlog:0\nmem_total_replication_buffers:0\nmem_clients_slaves:0\nmem_clients_normal:0\n\
+             mem_cluster_links:0\nmem_aof_buffer:0\nmem_allocator:jemalloc-5.3.0\nactive_defrag_running:0\n\
+             lazyfree_pending_objects:0\nlazyfreed_objects:0\n",
+            bytes_to_human(used),
+            bytes_to_human(rss),
+            bytes_to_human(peak),
+            ratio(used, peak) * 100.0,
+            bytes_to_human(maxmemory),
+            self.config.get("maxmemory-policy").unwrap_or("noeviction"),
+            ratio(active, alloc),
+            active as i64 - alloc as i64,
+            ratio(resident, active),
+            resident as i64 - active as i64,
+            ratio(rss, used),
+            rss as i64 - used as i64,
+        );
+    }
+
+    fn info_persistence(&self, o: &mut String) {
+        let _ = write!(
+            o,
+            "loading:0\nasync_loading:0\ncurrent_cow_peak:0\ncurrent_cow_size:0\ncurrent_cow_size_age:0\n\
+             current_fork_perc:0.00\ncurrent_save_keys_processed:0\ncurrent_save_keys_total:0\n\
+             rdb_changes_since_last_save:{}\nrdb_bgsave_in_progress:0\nrdb_last_save_time:{}\n\
+             rdb_last_bgsave_status:ok\nrdb_last_bgsave_time_sec:-1\nrdb_current_bgsave_time_sec:-1\nrdb_saves:0\n\
+             rdb_last_cow_size:0\nrdb_last_load_keys_expired:0\nrdb_last_load_keys_loaded:0\naof_enabled:{}\n\
+             aof_rewrite_in_progress:0\naof_rewrite_scheduled:0\naof_last_rewrite_time_sec:-1\n\
+             aof_current_rewrite_time_sec:-1\naof_last_bgrewrite_status:ok\naof_rewrites:0\n\
+             aof_rewrites_consecutive_failures:0\naof_last_write_status:ok\naof_last_cow_size:0\n\
+             module_fork_in_progress:0\nmodule_fork_last_cow_size:0\n",
+            self.dirty,
+            self.lastsave_unix_secs,
+            u8::from(self.config.hot.appendonly),
+        );
+    }
+
+    fn info_stats(&self, o: &mut String) {
+        let s = &self.stats;
+        let _ = write!(
+            o,
+            "total_connections_received:{}\ntotal_commands_processed:{}\ninstantaneous_ops_per_sec:{}\n\
+             total_net_input_bytes:{}\ntotal_net_output_bytes:{}\ntotal_net_repl_input_bytes:0\n\
+             total_net_repl_output_bytes:0\ninstantaneous_input_kbps:{:.2}\ninstantaneous_output_kbps:{:.2}\n\
+             instantaneous_input_repl_kbps:0.00\ninstantaneous_output_repl_kbps:0.00\nrejected_connections:{}\n\
+             sync_full:0\nsync_partial_ok:0\nsync_partial_err:0\nexpired_keys:{}\nexpired_stale_perc:{:.2}\n\
+             expired_time_cap_reached_count:{}\nexpire_cycle_cpu_milliseconds:0\nevicted_keys:{}\n\
+             evicted_clients:{}\ntotal_eviction_exceeded_time:0\ncurrent_eviction_exceeded_time:0\n\
+             keyspace_hits:{}\nkeyspace_misses:{}\npubsub_channels:0\npubsub_patterns:0\npubsubshard_channels:0\n\
+             latest_fork_usec:0\ntotal_forks:0\nmigrate_cached_sockets:0\nslave_expires_tracked_keys:0\n\
+             active_defrag_hits:0\nactive_defrag_misses:0\nactive_defrag_key_hits:0\nactive_defrag_key_misses:0\n\
+             total_active_defrag_time:0\ncurrent_active_defrag_time:0\ntracking_total_keys:0\n\
+             tracking_total_items:0\ntracking_total_prefixes:0\nunexpected_error_replies:{}\n\
+             total_error_replies:{}\ndump_payload_sanitizations:0\ntotal_reads_processed:{}\n\
+             total_writes_processed:{}\nio_threaded_reads_processed:0\nio_threaded_writes_processed:0\n\
+             reply_buffer_shrinks:0\nreply_buffer_expands:0\n",
+            s.numconnections,
+            s.numcommands,
+            s.instantaneous.0 as u64,
+            s.net_input_bytes,
+            s.net_output_bytes,
+            s.instantaneous.1,
+            s.instantaneous.2,
+            s.rejected_conn,
+            s.expiredkeys,
+            self.active_expire.stale_perc * 100.0,
+            self.active_expire.time_cap_reached_count,
+            s.evictedkeys,
+            s.evicted_clients,
+            s.keyspace_hits,
+            s.keyspace_misses,
+            s.unexpected_error_replies,
+            s.total_error_replies,
+            s.numcommands,
+            s.numcommands,
+        );
+    }
+
+    fn info_replication(&self, o: &mut String) {
+        let _ = write!(
+            o,
+            "role:master\nconnected_slaves:0\nmaster_failover_state:no-failover\nmaster_replid:{}\n\
+             master_replid2:0000000000000000000000000000000000000000\nmaster_repl_offset:0\nsecond_repl_offset:-1\n\
+             repl_backlog_active:0\nrepl_backlog_size:{}\nrepl_backlog_first_byte_offset:0\nrepl_backlog_histlen:0\n",
+            self.run_id,
+            self.config.get("repl-backlog-size").unwrap_or("1048576"),
+        );
+    }
+
+    fn info_cpu(&self, o: &mut String) {
+        let (user, sys) = self.sys.cpu_usage();
+        let _ = write!(
+            o,
+            "used_cpu_sys:{sys:.6}\nused_cpu_user:{user:.6}\nused_cpu_sys_children:0.000000\n\
+             used_cpu_user_children:0.000000\nused_cpu_sys_main_thread:{sys:.6}\nused_cpu_user_main_thread:{user:.6}\n"
+        );
+    }
+
+    fn info_commandstats(&self, o: &mut String) {
+        for cmd in &self.table.cmds {
+            let st = &self.cmd_stats[cmd.index];
+            if st.calls == 0 && st.rejected_calls == 0 && st.failed_calls == 0 {
+                continue;
+            }
+            let per = if st.calls > 0 { st.usec as f64 / st.calls as f64 } else { 0.0 };
+            let _ = writeln!(
+                o,
+                "cmdstat_{}:calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}",
+                cmd.meta.name, st.calls, st.usec, st.rejected_calls, st.failed_calls
+            );
+        }
+    }
+
+    fn info_errorstats(&self, o: &mut String) {
+        for (code, n) in &self.stats.errors {
+            let _ = writeln!(o, "errorstat_{code}:count={n}");
+        }
+    }
+
+    fn info_keyspace(&self, o: &mut String) {
+        for db in &self.dbs {
+            if db.len() > 0 {
+                let _ = writeln!(o, "db{}:keys={},expires={},avg_ttl={}", db.id, db.len(), db.expires.len(), db.avg_ttl_ms);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes() {
+        assert_eq!(bytes_to_human(1000), "1000B");
+        assert_eq!(bytes_to_human(1013416), "989.66K");
+        assert_eq!(bytes_to_human(6893568), "6.57M");
+    }
+
+    #[test]
+    fn section_selection() {
+        assert_eq!(select_sections(&[]), DEFAULT_SECTIONS);
+        assert_eq!(select_sections(&["memory", "SERVER"]), vec!["server", "memory"]);
+        assert!(select_sections(&["all"]).contains(&"commandstats"));
+    }
+}

@@ -1,0 +1,315 @@
+//! The node: all state of one redsim server (databases, clients, stats, config) and the
+//! sans-IO entry points the driver calls: `process` a request for a client, `cron` once per
+//! `1000/hz` ms (Redis's `serverCron`). Time arrives through `set_now`, read once per turn.
+
+pub mod client;
+pub mod config;
+pub mod driver;
+pub mod evict;
+pub mod info;
+pub mod log;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::commands::{CommandTable, Ctx};
+use crate::engine::db::Db;
+use crate::engine::expire::{ActiveExpire, ExpireEffort};
+use crate::env::{Rng, SeededRng};
+pub use client::Client;
+pub use config::Config;
+
+/// The clocks, read once per turn by the driver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Now {
+    /// Wall clock, Unix ms: expiry, LASTSAVE, TIME.
+    pub unix_ms: u64,
+    /// Wall clock, Unix µs (TIME's second field).
+    pub unix_us: u64,
+    /// Monotonic ms: uptime, idle times, timeouts.
+    pub mono_ms: u64,
+}
+
+/// Facts about the process that only the env can know.
+pub trait SysInfo: Send + 'static {
+    fn used_memory(&self) -> u64;
+    fn rss_bytes(&self) -> u64;
+    fn allocator_stats(&self) -> Option<(u64, u64, u64)>;
+    fn cpu_usage(&self) -> (f64, f64);
+    fn process_id(&self) -> u32;
+    /// Monotonic µs, for time budgets inside a turn (expire cycle, command duration).
+    fn mono_us(&self) -> u64;
+}
+
+/// Counters behind INFO stats.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub numcommands: u64,
+    pub numconnections: u64,
+    pub rejected_conn: u64,
+    pub expiredkeys: u64,
+    pub evictedkeys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub total_error_replies: u64,
+    pub unexpected_error_replies: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub client_qbuf_limit_disconnections: u64,
+    pub evicted_clients: u64,
+    /// (mono_ms, commands, net in, net out) at the last instantaneous sample.
+    pub last_sample: (u64, u64, u64, u64),
+    /// Recent per-second rates: ops, input kbps, output kbps.
+    pub instantaneous: (f64, f64, f64),
+    pub peak_memory: u64,
+}
+
+/// Per-command counters (INFO commandstats).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+/// What the driver must do after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Write what is buffered, then close (QUIT, protocol errors, CLIENT KILL of self).
+    CloseAfterReply,
+}
+
+/// A request for the process as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shutdown {
+    Requested { save: Option<bool> },
+}
+
+/// A write command as it reaches the AOF and replicas: absolute times, the db it ran in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Propagated {
+    pub db: usize,
+    pub argv: Vec<Bytes>,
+}
+
+pub struct Server {
+    pub config: Config,
+    pub dbs: Vec<Db>,
+    pub clients: BTreeMap<u64, Client>,
+    pub table: &'static CommandTable,
+    pub cmd_stats: Vec<CmdStat>,
+    pub stats: Stats,
+    pub rng: SeededRng,
+    pub sys: Box<dyn SysInfo>,
+    pub now: Now,
+    pub start: Now,
+    pub run_id: String,
+    pub next_client_id: u64,
+    pub active_expire: ActiveExpire,
+    /// Changes since the last successful save (Redis's `server.dirty`).
+    pub dirty: u64,
+    pub lastsave_unix_secs: u64,
+    /// All clients wait until this monotonic time (DEBUG SLEEP, CLIENT PAUSE).
+    pub paused_until_mono_ms: u64,
+    pub shutdown: Option<Shutdown>,
+    /// Commands to propagate, when something consumes them (AOF, replicas, the simulator).
+    pub propagate_enabled: bool,
+    pub propagated: Vec<Propagated>,
+    /// The running command propagated itself in a rewritten form.
+    pub cmd_rewritten: bool,
+    /// Clients whose driver must wake up (killed, unblocked).
+    pub wakeups: Vec<u64>,
+    pub log_lines: Vec<String>,
+    pub cron_loops: u64,
+    pub listening_port: u16,
+    pub executable: String,
+    pub config_file: String,
+}
+
+impl Server {
+    pub fn new(config: Config, mut rng: SeededRng, sys: Box<dyn SysInfo>, now: Now) -> Self {
+        let seed = rng.next_u64();
+        let dbs = (0..config.hot.databases).map(|i| Db::new(i, seed)).collect();
+        let mut id = [0u8; 20];
+        rng.fill(&mut id);
+        let run_id = id.iter().map(|b| format!("{b:02x}")).collect();
+        let table = crate::commands::table();
+        Server {
+            cmd_stats: vec![CmdStat::default(); table.len()],
+            listening_port: config.hot.port,
+            config,
+            dbs,
+            clients: BTreeMap::new(),
+            table,
+            stats: Stats::default(),
+            rng,
+            sys,
+            now,
+            start: now,
+            run_id,
+            next_client_id: 1,
+            active_expire: ActiveExpire::default(),
+            dirty: 0,
+            lastsave_unix_secs: now.unix_ms / 1000,
+            paused_until_mono_ms: 0,
+            shutdown: None,
+            propagate_enabled: false,
+            propagated: Vec::new(),
+            cmd_rewritten: false,
+            wakeups: Vec::new(),
+            log_lines: Vec::new(),
+            cron_loops: 0,
+            executable: String::new(),
+            config_file: String::new(),
+        }
+    }
+
+    pub fn set_now(&mut self, now: Now) {
+        self.now = now;
+    }
+
+    /// Redis's LRU clock: seconds, 24 bits.
+    pub fn lru_clock(&self) -> u32 {
+        ((self.now.unix_ms / 1000) & crate::server::evict::LRU_CLOCK_MAX as u64) as u32
+    }
+
+    pub fn add_client(&mut self, addr: String, laddr: String) -> u64 {
+        let id = self.next_client_id;
+        self.next_client_id += 1;
+        self.stats.numconnections += 1;
+        let c = Client::new(id, addr, laddr, self.now.mono_ms, self.config.hot.requirepass.is_none());
+        self.clients.insert(id, c);
+        id
+    }
+
+    pub fn remove_client(&mut self, id: u64) {
+        self.clients.remove(&id);
+    }
+
+    /// Runs one request for client `id`; the reply goes to the client's output buffer.
+    pub fn process(&mut self, id: u64, argv: Vec<Bytes>) -> Flow {
+        let Some(mut client) = self.clients.remove(&id) else { return Flow::CloseAfterReply };
+        {
+            let mut ctx = Ctx { srv: self, client: &mut client };
+            crate::commands::process_command(&mut ctx, argv);
+        }
+        let flow = if client.close_after_reply { Flow::CloseAfterReply } else { Flow::Continue };
+        self.clients.insert(id, client);
+        flow
+    }
+
+    /// Replies with a protocol error and marks the client to close (Redis's
+    /// `setProtocolError`).
+    pub fn protocol_error(&mut self, id: u64, text: &str) {
+        self.count_error(text);
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.out.error(&format!("ERR {text}"));
+            c.close_after_reply = true;
+        }
+    }
+
+    /// Counts an error reply under its code (INFO errorstats).
+    pub fn count_error(&mut self, text: &str) {
+        self.stats.total_error_replies += 1;
+        let code = text.split(' ').next().unwrap_or("ERR");
+        let code = if text.starts_with("Protocol error") { "ERR" } else { code };
+        *self.stats.errors.entry(code.to_string()).or_default() += 1;
+    }
+
+    /// Redis's `serverCron`: active expiry, stats sampling, client timeouts.
+    pub fn cron(&mut self) {
+        self.cron_loops += 1;
+        self.active_expire_cycle();
+        self.sample_stats();
+        self.close_timedout_clients();
+        let used = self.sys.used_memory();
+        self.stats.peak_memory = self.stats.peak_memory.max(used);
+    }
+
+    fn active_expire_cycle(&mut self) {
+        let effort = ExpireEffort::new(self.config.hot.active_expire_effort);
+        let now_ms = self.now.unix_ms;
+        let hz = self.config.hot.hz;
+        let mut expired: Vec<(usize, Box<[u8]>)> = Vec::new();
+        let sys = &self.sys;
+        self.active_expire.cycle(&mut self.dbs, effort, hz, now_ms, &|| sys.mono_us(), &mut |db, key| {
+            expired.push((db, key.into()));
+        });
+        for (db, key) in expired {
+            self.stats.expiredkeys += 1;
+            self.propagate_del(db, &key);
+        }
+    }
+
+    fn sample_stats(&mut self) {
+        let (t0, c0, i0, o0) = self.stats.last_sample;
+        let t = self.now.mono_ms;
+        if t < t0 + 100 {
+            return;
+        }
+        let dt = (t - t0) as f64 / 1000.0;
+        let s = &mut self.stats;
+        s.instantaneous = (
+            (s.numcommands - c0) as f64 / dt,
+            (s.net_input_bytes - i0) as f64 / dt / 1024.0,
+            (s.net_output_bytes - o0) as f64 / dt / 1024.0,
+        );
+        s.last_sample = (t, s.numcommands, s.net_input_bytes, s.net_output_bytes);
+    }
+
+    fn close_timedout_clients(&mut self) {
+        let timeout_ms = self.config.hot.timeout_secs * 1000;
+        if timeout_ms == 0 {
+            return;
+        }
+        let now = self.now.mono_ms;
+        let ids: Vec<u64> = self
+            .clients
+            .values()
+            .filter(|c| now.saturating_sub(c.last_interaction_ms) > timeout_ms)
+            .map(|c| c.id)
+            .collect();
+        for id in ids {
+            self.log(log::Level::Verbose, "Closing idle client");
+            self.kill_client(id);
+        }
+    }
+
+    /// Marks a client to be closed by its driver as soon as possible.
+    pub fn kill_client(&mut self, id: u64) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.close_asap = true;
+            self.wakeups.push(id);
+        }
+    }
+
+    /// Queues a write for the AOF and replicas.
+    pub fn propagate(&mut self, db: usize, argv: Vec<Bytes>) {
+        if self.propagate_enabled {
+            self.propagated.push(Propagated { db, argv });
+        }
+    }
+
+    /// A key deleted by expiry reaches replicas and the AOF as DEL (Redis's
+    /// `propagateDeletion`), so replicas never expire keys themselves.
+    pub fn propagate_del(&mut self, db: usize, key: &[u8]) {
+        let cmd: &'static [u8] = if self.config.get("lazyfree-lazy-expire") == Some("yes") { b"UNLINK" } else { b"DEL" };
+        self.propagate(db, vec![Bytes::from_static(cmd), Bytes::copy_from_slice(key)]);
+    }
+
+    pub fn log(&mut self, level: log::Level, msg: &str) {
+        if (level as u8) < self.config.hot.loglevel {
+            return;
+        }
+        let line = log::format_line(self.sys.process_id(), 'M', self.now.unix_ms, level, msg);
+        self.log_lines.push(line);
+    }
+
+    pub fn is_master(&self) -> bool {
+        true
+    }
+}

@@ -1,1 +1,2 @@
+pub mod docs;
 pub mod meta;

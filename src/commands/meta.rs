@@ -9674,7 +9674,7 @@ pub static COMMANDS: &[CommandMeta] = &[
                     Arg {
                         name: "empty_string",
                         kind: ArgType::PureToken,
-                        token: Some("\"\""),
+                        token: Some(""),
                         ..Arg::NONE
                     },
                 ],

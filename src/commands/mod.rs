@@ -2,6 +2,7 @@
 //! `call`): lookup, arity, auth, memory, then the handler. Arity, flags and key positions come
 //! from Redis's own metadata (`meta`, generated); this module only binds names to handlers.
 
+pub mod docs;
 pub mod keyspace;
 pub mod meta;
 pub mod server_cmds;

@@ -353,7 +353,7 @@ fn with_sorted_entries(frame: &[u8], mut entries: Vec<Vec<u8>>) -> Vec<u8> {
     out
 }
 
-/// Both servers of one case file and a connection to each; `sides[0]` is the reference.
+/// Both servers of one case file and a connection to each; index 0 is the reference.
 struct Pair {
     servers: [Server; 2],
     conns: [Conn; 2],
@@ -395,8 +395,12 @@ impl Pair {
         }
     }
 
-    fn out_of_step(&self) -> bool {
-        self.conns.iter().any(Conn::is_closed)
+    /// After a closed connection, or a mismatch with unread bytes on one side only (an
+    /// extra reply), later replies would be paired with the wrong commands. Unread bytes
+    /// alone prove nothing: pipelined replies may arrive in one segment or several.
+    fn out_of_step(&self, mismatched: bool) -> bool {
+        let [a, b] = &self.conns;
+        a.is_closed() || b.is_closed() || mismatched && a.has_buffered() != b.has_buffered()
     }
 }
 
@@ -456,28 +460,8 @@ pub fn run_case_file(path: &Path, candidate: Flavor, show: bool) -> FileOutcome 
 
     let mut timeouts = 0;
     for step in &steps {
-        let raw_input = match &step.action {
-            Action::Sleep(ms) => {
-                thread::sleep(Duration::from_millis(*ms));
-                continue;
-            }
-            Action::NewConn => {
-                pair.reconnect();
-                continue;
-            }
-            Action::Send(bytes) => {
-                pair.send(bytes);
-                continue;
-            }
-            Action::Command(args) => {
-                pair.send(&encode_command(args));
-                false
-            }
-            Action::Raw(bytes) => {
-                pair.send(bytes);
-                true
-            }
-            Action::Read => true,
+        let Some(raw_input) = send_step(&mut pair, &step.action) else {
+            continue;
         };
         let mut observed = pair.read();
         if may_close(&step.action, raw_input, &observed) {
@@ -485,17 +469,13 @@ pub fn run_case_file(path: &Path, candidate: Flavor, show: bool) -> FileOutcome 
         }
         outcome.compared += 1;
         if show {
-            println!(
-                "{name}:{} {} -> {}",
-                step.line_no,
-                step.text,
-                observed[0].describe()
-            );
+            let reply = observed[0].describe();
+            println!("{name}:{} {} -> {reply}", step.line_no, step.text);
         }
-        if !observations_match(&observed[0], &observed[1], step.compare) {
-            outcome
-                .mismatches
-                .push(report(&name, step, names, &observed));
+        let mismatched = !observations_match(&observed[0], &observed[1], step.compare);
+        if mismatched {
+            let mismatch = report(&name, step, names, &observed);
+            outcome.mismatches.push(mismatch);
         }
         timeouts += observed
             .iter()
@@ -508,11 +488,30 @@ pub fn run_case_file(path: &Path, candidate: Flavor, show: bool) -> FileOutcome 
             ));
             break;
         }
-        if pair.out_of_step() {
+        if pair.out_of_step(mismatched) {
             pair.reconnect();
         }
     }
     outcome
+}
+
+/// Performs a step's input; `Some(raw_input)` when a reply is to be read for it.
+fn send_step(pair: &mut Pair, action: &Action) -> Option<bool> {
+    match action {
+        Action::Sleep(ms) => thread::sleep(Duration::from_millis(*ms)),
+        Action::NewConn => pair.reconnect(),
+        Action::Send(bytes) => pair.send(bytes),
+        Action::Command(args) => {
+            pair.send(&encode_command(args));
+            return Some(false);
+        }
+        Action::Raw(bytes) => {
+            pair.send(bytes);
+            return Some(true);
+        }
+        Action::Read => return Some(true),
+    }
+    None
 }
 
 /// Redis closes a connection after a protocol error (which raw input provokes) and QUIT.

@@ -199,6 +199,11 @@ impl Conn {
         self.closed
     }
 
+    /// Bytes already received beyond the replies read so far.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// A failed write means the peer is gone; the next read reports `Closed`.
     pub fn send(&mut self, bytes: &[u8]) {
         if self.closed {

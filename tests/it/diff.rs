@@ -8,7 +8,7 @@
 //! connection, on a fresh connection.
 //!
 //! ```text
-//! SET k "a b\x00\n" 'it''s'   a command, split as redis-cli splits it: double quotes take
+//! SET k "a b\x00\n" 'it\'s'  a command, split as redis-cli splits it: double quotes take
 //!                             \xHH \n \r \t \b \a \\ \" escapes, single quotes take \'
 //! @sleep 120                  sleep 120 ms before the next step (for expiry)
 //! @raw PING\r\n               send these bytes as they are (escapes as in double quotes,
@@ -33,6 +33,9 @@
 //! times out or goes out of step, both connections are replaced before the next step, so
 //! one failure does not hide the rest: every mismatch is reported with file:line, the
 //! command and both replies, and the test fails at the end with the count.
+//!
+//! Run: `cargo test --test it -- --nocapture` prints, per file and in total,
+//! "diff: N commands compared, M mismatches".
 //!
 //! Environment:
 //! - `REDSIM_DIFF_ONLY_REDIS=1`: compare redis with a second redis instead of redsim. This

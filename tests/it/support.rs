@@ -1,0 +1,190 @@
+//! Server processes for the integration tests: a real `redis-server` and redsim, each on
+//! its own loopback port and in its own temporary directory, stopped by PID on drop.
+//!
+//! Several engineers run tests on one machine at once, so ports come from a band chosen by
+//! this process's id, each port is checked free by binding it first, and a server that
+//! still loses the race ("Address already in use") is started again on the next port.
+
+use std::fs::{self, File};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const REDIS_SERVER_BIN: &str = "/usr/bin/redis-server";
+/// Below Linux's ephemeral range (32768..), so client sockets never take our ports.
+const PORT_BAND_FIRST: u32 = 10_000;
+const PORT_BAND_LEN: u32 = 100; // ports per test process
+const PORT_BAND_COUNT: u32 = 220; // bands between 10000 and 32000
+const START_ATTEMPTS_MAX: u32 = 20;
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+static NEXT_PORT_INDEX: AtomicU32 = AtomicU32::new(0);
+static NEXT_DIR_INDEX: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Redis,
+    Redsim,
+}
+
+impl Flavor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Redis => "redis",
+            Flavor::Redsim => "redsim",
+        }
+    }
+
+    fn command(self, port: u16, dir: &std::path::Path) -> Command {
+        let mut cmd = match self {
+            Flavor::Redis => Command::new(REDIS_SERVER_BIN),
+            Flavor::Redsim => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_redsim"));
+                cmd.arg("server");
+                cmd
+            }
+        };
+        cmd.arg("--port").arg(port.to_string());
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        if self == Flavor::Redis {
+            cmd.args(["--daemonize", "no"]);
+        }
+        cmd.arg("--dir").arg(dir);
+        cmd
+    }
+}
+
+/// A running server; dropping it kills the process and removes its directory.
+pub struct Server {
+    pub flavor: Flavor,
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+enum StartError {
+    PortTaken,
+}
+
+impl Server {
+    pub fn start(flavor: Flavor) -> Server {
+        for _ in 0..START_ATTEMPTS_MAX {
+            let port = free_port();
+            match Server::start_on(flavor, port) {
+                Ok(server) => return server,
+                Err(StartError::PortTaken) => continue,
+            }
+        }
+        panic!(
+            "{}: no free port after {START_ATTEMPTS_MAX} attempts",
+            flavor.name()
+        );
+    }
+
+    fn start_on(flavor: Flavor, port: u16) -> Result<Server, StartError> {
+        let dir = temp_dir(flavor);
+        let log = File::create(dir.join("server.log")).expect("create server log");
+        let child = flavor
+            .command(port, &dir)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: spawn failed: {e}", flavor.name()));
+        let mut server = Server {
+            flavor,
+            port,
+            child,
+            dir,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), StartError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = self.log();
+                if log.contains("Address already in use") {
+                    return Err(StartError::PortTaken);
+                }
+                panic!(
+                    "{} exited ({status}) before accepting connections; command: {}; its output:\n{log}",
+                    self.flavor.name(),
+                    self.command_line()
+                );
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not accept connections within {} s; command: {}; its output:\n{}",
+                    self.flavor.name(),
+                    READY_TIMEOUT.as_secs(),
+                    self.command_line(),
+                    self.log()
+                );
+            }
+            thread::sleep(READY_POLL_INTERVAL);
+        }
+    }
+
+    fn command_line(&self) -> String {
+        let cmd = self.flavor.command(self.port, &self.dir);
+        let mut line = cmd.get_program().to_string_lossy().into_owned();
+        for arg in cmd.get_args() {
+            match arg.to_string_lossy() {
+                a if a.is_empty() => line.push_str(" \"\""),
+                a => {
+                    line.push(' ');
+                    line.push_str(&a);
+                }
+            }
+        }
+        line
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    let band = std::process::id() % PORT_BAND_COUNT;
+    for _ in 0..PORT_BAND_LEN {
+        let index = NEXT_PORT_INDEX.fetch_add(1, Ordering::Relaxed) % PORT_BAND_LEN;
+        let port = PORT_BAND_FIRST + band * PORT_BAND_LEN + index;
+        let port = u16::try_from(port).expect("port band stays below 65536");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("every port of band {band} is taken");
+}
+
+fn temp_dir(flavor: Flavor) -> PathBuf {
+    let index = NEXT_DIR_INDEX.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "redsim-it-{}-{}-{index}",
+        std::process::id(),
+        flavor.name()
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create server dir");
+    dir
+}

@@ -7,6 +7,8 @@
 //! TCP, [`sim_disk::SimDisk`], skewed clocks). `clippy.toml` enforces the door: the disallowed
 //! methods and types are allowed only inside this module.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;

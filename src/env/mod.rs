@@ -16,7 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub mod real;
-
+pub mod sim_disk;
+pub mod skew;
 
 /// Time as node code sees it. Read once per turn: `let now_ms = env.clock().now_ms();`.
 pub trait Clock: Clone + Send + Sync + 'static {

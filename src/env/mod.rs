@@ -19,6 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub mod alloc;
 pub mod real;
+pub mod sim_disk;
+pub mod skew;
 
 /// Time as node code sees it. Read once per turn: `let now_ms = env.clock().now_ms();`.
 pub trait Clock: Clone + Send + Sync + 'static {

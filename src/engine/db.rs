@@ -85,13 +85,13 @@ impl Db {
                     self.expires.remove(key);
                 }
             }
-            None => self.dict.insert_new(key.into(), obj),
+            None => self.dict.insert_new(key, obj),
         }
     }
 
     /// Adds a key that is known to be absent.
     pub fn add(&mut self, key: &[u8], obj: RObj) {
-        self.dict.insert_new(key.into(), obj);
+        self.dict.insert_new(key, obj);
     }
 
     pub fn delete(&mut self, key: &[u8]) -> Option<RObj> {
@@ -104,7 +104,7 @@ impl Db {
         debug_assert!(self.dict.contains_key(key), "expire set on a missing key");
         match self.expires.get_mut(key) {
             Some(w) => *w = when_ms,
-            None => self.expires.insert_new(key.into(), when_ms),
+            None => self.expires.insert_new(key, when_ms),
         }
     }
 

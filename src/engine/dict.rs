@@ -8,6 +8,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use super::sds::SmallBytes;
 use crate::env::Rng;
 
 /// Smallest bucket array (Redis's `DICT_HT_INITIAL_SIZE`).
@@ -16,7 +17,7 @@ const DICT_HT_INITIAL_SIZE: usize = 4;
 const HASHTABLE_MIN_FILL_PERCENT: usize = 10;
 
 struct Node<V> {
-    key: Box<[u8]>,
+    key: SmallBytes,
     val: V,
     next: Option<Box<Node<V>>>,
 }
@@ -109,7 +110,8 @@ impl<V> Dict<V> {
     }
 
     /// Inserts or replaces; returns the old value.
-    pub fn insert(&mut self, key: Box<[u8]>, val: V) -> Option<V> {
+    pub fn insert(&mut self, key: impl Into<SmallBytes>, val: V) -> Option<V> {
+        let key = key.into();
         if let Some(slot) = self.get_mut(&key) {
             return Some(std::mem::replace(slot, val));
         }
@@ -118,7 +120,8 @@ impl<V> Dict<V> {
     }
 
     /// Inserts a key known to be absent (saves the lookup). Debug builds check.
-    pub fn insert_new(&mut self, key: Box<[u8]>, val: V) {
+    pub fn insert_new(&mut self, key: impl Into<SmallBytes>, val: V) {
+        let key: SmallBytes = key.into();
         debug_assert!(!self.contains_key(&key));
         self.expand_if_needed();
         let idx = self.index(&key);
@@ -142,7 +145,7 @@ impl<V> Dict<V> {
                     self.used -= 1;
                     let Node { key, val, .. } = *node;
                     self.shrink_if_needed();
-                    return Some((key, val));
+                    return Some((key.as_bytes().into(), val));
                 }
                 Some(n) => link = &mut n.next,
             }

@@ -6,3 +6,4 @@ pub mod dict;
 pub mod expire;
 pub mod ldouble;
 pub mod object;
+pub mod sds;

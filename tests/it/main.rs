@@ -3,8 +3,15 @@
 //! - `diff`: case files under `tests/cases/`, replayed against real redis and redsim,
 //!   reply bytes compared (see the format at the top of `diff.rs`).
 //! - `resp`: the RESP2/RESP3 reply reader those comparisons rest on.
+//! - `robustness`: junk input never takes the server down.
 //! - `support`: server processes on free loopback ports.
+//! - `tools`: redis-cli --pipe and redis-benchmark against redsim.
+
+// Tests drive real processes and sockets: the env-layer door does not apply here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod diff;
 mod resp;
+mod robustness;
 mod support;
+mod tools;

@@ -45,6 +45,11 @@ impl<V> Dict<V> {
         self.used == 0
     }
 
+    /// Bytes of one entry's node: key pointer, value and chain link (MEMORY USAGE/STATS).
+    pub fn entry_bytes() -> usize {
+        std::mem::size_of::<Node<V>>()
+    }
+
     /// Number of buckets (Redis's `dictSlots`).
     pub fn buckets(&self) -> usize {
         self.table.len()

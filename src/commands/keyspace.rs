@@ -105,7 +105,7 @@ fn c_int_arg(b: &[u8]) -> Result<i32, CmdError> {
     })
 }
 
-/// A db index argument as MOVE and COPY take it.
+/// A db index argument as SELECT, MOVE and COPY take it.
 fn db_arg(ctx: &Ctx, b: &[u8]) -> Result<usize, CmdError> {
     let id = c_int_arg(b)?;
     usize::try_from(id)
@@ -180,12 +180,7 @@ fn flushall(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let id = c_int_arg(&a[1])?;
-    let id = usize::try_from(id)
-        .ok()
-        .filter(|&i| i < ctx.srv.dbs.len())
-        .ok_or(CmdError::DbIndex)?;
-    ctx.client.db = id;
+    ctx.client.db = db_arg(ctx, &a[1])?;
     ctx.out().ok();
     Ok(())
 }

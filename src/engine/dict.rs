@@ -191,7 +191,7 @@ impl<V> Dict<V> {
 
     fn resize(&mut self, size: usize) {
         debug_assert!(size.is_power_of_two());
-        let old = std::mem::replace(&mut self.table, Vec::new());
+        let old = std::mem::take(&mut self.table);
         self.table.resize_with(size, || None);
         let mask = size - 1;
         for mut slot in old {

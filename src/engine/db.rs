@@ -121,6 +121,14 @@ impl Db {
         n
     }
 
+    /// SWAPDB: the data and its expiry bookkeeping trade places; each db keeps its id.
+    pub fn swap_contents(&mut self, other: &mut Db) {
+        std::mem::swap(&mut self.dict, &mut other.dict);
+        std::mem::swap(&mut self.expires, &mut other.expires);
+        std::mem::swap(&mut self.expires_cursor, &mut other.expires_cursor);
+        std::mem::swap(&mut self.avg_ttl_ms, &mut other.avg_ttl_ms);
+    }
+
     pub fn random_key(&self, rng: &mut impl Rng) -> Option<&[u8]> {
         self.dict.random(rng).map(|(k, _)| k)
     }

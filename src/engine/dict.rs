@@ -46,6 +46,11 @@ impl<V> Dict<V> {
         self.used == 0
     }
 
+    /// Bytes of one entry's node: key pointer, value and chain link (MEMORY USAGE/STATS).
+    pub fn entry_bytes() -> usize {
+        std::mem::size_of::<Node<V>>()
+    }
+
     /// Number of buckets (Redis's `dictSlots`).
     pub fn buckets(&self) -> usize {
         self.table.len()
@@ -189,7 +194,7 @@ impl<V> Dict<V> {
 
     fn resize(&mut self, size: usize) {
         debug_assert!(size.is_power_of_two());
-        let old = std::mem::replace(&mut self.table, Vec::new());
+        let old = std::mem::take(&mut self.table);
         self.table.resize_with(size, || None);
         let mask = size - 1;
         for mut slot in old {

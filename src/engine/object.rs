@@ -82,6 +82,16 @@ impl Str {
         }
     }
 
+    /// Heap bytes behind the string at the allocator's size classes (MEMORY USAGE). Raw
+    /// strings count their spare capacity: it is held memory.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Str::Int(_) => 0,
+            Str::Emb(b) => alloc_bytes(b.len()),
+            Str::Raw(v) => alloc_bytes(std::mem::size_of::<Vec<u8>>()) + alloc_bytes(v.capacity()),
+        }
+    }
+
     pub fn encoding(&self) -> &'static str {
         match self {
             Str::Int(_) => "int",
@@ -107,6 +117,23 @@ impl Value {
         match self {
             Value::Str(s) => s.encoding(),
         }
+    }
+
+    /// Heap bytes the value owns outside its object (MEMORY USAGE).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Value::Str(s) => s.heap_bytes(),
+        }
+    }
+}
+
+/// What an allocation of `n` bytes costs: nothing for an empty one (Rust does not allocate),
+/// else jemalloc's size class.
+pub fn alloc_bytes(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        crate::env::alloc::size_class(n)
     }
 }
 

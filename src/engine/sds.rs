@@ -41,10 +41,16 @@ impl SmallBytes {
 
     /// Bytes allocated outside the value itself (for MEMORY USAGE).
     pub fn heap_bytes(&self) -> usize {
-        match self {
-            SmallBytes::Inline { .. } => 0,
-            SmallBytes::Heap(b) => crate::env::alloc::size_class(b.len()),
-        }
+        heap_bytes_for(self.len())
+    }
+}
+
+/// Heap bytes a `SmallBytes` of `len` bytes allocates.
+pub fn heap_bytes_for(len: usize) -> usize {
+    if len <= INLINE_CAP {
+        0
+    } else {
+        crate::env::alloc::size_class(len)
     }
 }
 

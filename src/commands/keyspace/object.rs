@@ -16,6 +16,7 @@ use super::super::{int_arg, CmdError, CmdResult, Ctx};
 use super::lookup_notouch;
 use crate::engine::dict::Dict;
 use crate::engine::object::{alloc_bytes, RObj};
+use crate::engine::sds::heap_bytes_for;
 use crate::server::evict::{estimate_idle_ms, lfu_decr_and_return};
 
 /// MEMORY DOCTOR does not judge an instance smaller than this (Redis's threshold).
@@ -142,9 +143,9 @@ pub fn memory_help(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 /// Bytes one key costs (see the module comment).
 pub fn key_usage(key: &[u8], obj: &RObj, has_ttl: bool) -> u64 {
     let mut n =
-        alloc_bytes(Dict::<RObj>::entry_bytes()) + alloc_bytes(key.len()) + obj.val.heap_bytes();
+        alloc_bytes(Dict::<RObj>::entry_bytes()) + heap_bytes_for(key.len()) + obj.val.heap_bytes();
     if has_ttl {
-        n += alloc_bytes(Dict::<u64>::entry_bytes()) + alloc_bytes(key.len());
+        n += alloc_bytes(Dict::<u64>::entry_bytes()) + heap_bytes_for(key.len());
     }
     n as u64
 }

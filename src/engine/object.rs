@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use super::sds::SmallBytes;
 use crate::protocol::parser::parse_ll;
 
 /// Integers below this are shared objects (Redis's `OBJ_SHARED_INTEGERS`).
@@ -18,7 +19,8 @@ pub const OBJ_SHARED_REFCOUNT: i64 = i32::MAX as i64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Str {
     Int(i64),
-    Emb(Box<[u8]>),
+    /// Up to 44 bytes; up to 22 of them live inline in the object itself.
+    Emb(SmallBytes),
     /// Raw strings may grow in place (APPEND, SETRANGE), so they keep spare capacity.
     Raw(Box<Vec<u8>>),
 }
@@ -87,7 +89,7 @@ impl Str {
     pub fn heap_bytes(&self) -> usize {
         match self {
             Str::Int(_) => 0,
-            Str::Emb(b) => alloc_bytes(b.len()),
+            Str::Emb(b) => b.heap_bytes(),
             Str::Raw(v) => alloc_bytes(std::mem::size_of::<Vec<u8>>()) + alloc_bytes(v.capacity()),
         }
     }

@@ -360,7 +360,8 @@ fn writes_propagate_as_sent_only_when_they_changed_something() {
 fn memory_usage_counts_key_value_and_ttl_bookkeeping() {
     let mut w = World::new();
     w.run("SET int 12345");
-    w.run(&format!("SET emb {}", "e".repeat(20)));
+    // 30 bytes: embstr, but past the 22 bytes that live inline in the object.
+    w.run(&format!("SET emb {}", "e".repeat(30)));
     w.run(&format!("SET raw {}", "r".repeat(100)));
     let usage = |w: &mut World, k: &str| -> u64 {
         w.run(&format!("MEMORY USAGE {k}"))

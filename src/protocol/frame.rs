@@ -29,7 +29,7 @@ impl Frame {
     /// and the number of bytes it took.
     pub fn parse(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
         let mut pos = 0;
-        match parse_at(buf, &mut pos)? {
+        match parse_at(buf, &mut pos, 0)? {
             Some(f) => Ok(Some((f, pos))),
             None => Ok(None),
         }
@@ -115,7 +115,14 @@ fn text(s: &[u8]) -> String {
     String::from_utf8_lossy(s).into_owned()
 }
 
-fn parse_at(buf: &[u8], pos: &mut usize) -> Result<Option<Frame>, FrameError> {
+/// Deepest nesting accepted; deeper input is an error, not a stack overflow (found by the
+/// `frame_parse` fuzz target).
+const MAX_DEPTH: usize = 512;
+
+fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Frame>, FrameError> {
+    if depth > MAX_DEPTH {
+        return Err(FrameError(format!("reply nested deeper than {MAX_DEPTH} levels")));
+    }
     if *pos >= buf.len() {
         return Ok(None);
     }
@@ -168,7 +175,7 @@ fn parse_at(buf: &[u8], pos: &mut usize) -> Result<Option<Frame>, FrameError> {
             };
             let mut items = Vec::with_capacity(count.min(4096));
             for _ in 0..count {
-                match parse_at(buf, pos)? {
+                match parse_at(buf, pos, depth + 1)? {
                     Some(f) => items.push(f),
                     None => return Ok(None),
                 }
@@ -216,5 +223,12 @@ mod tests {
         assert_eq!(n, out.len());
         assert_eq!(f, g);
         assert_eq!(Frame::parse(&out[..out.len() - 1]).unwrap(), None);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let mut input = b"*1\r\n".repeat(10_000);
+        input.extend_from_slice(b":1\r\n");
+        assert!(Frame::parse(&input).is_err());
     }
 }

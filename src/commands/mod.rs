@@ -211,14 +211,12 @@ impl<'a> Ctx<'a> {
 
     /// `lookup_read` plus the reply buffer, for handlers that reply from the object.
     pub fn lookup_read_out(&mut self, key: &[u8]) -> (Option<&RObj>, &mut ReplyBuf) {
-        let found = !self.expire_if_needed(key) && self.srv.dbs[self.client.db].contains(key);
-        if found {
-            self.srv.stats.keyspace_hits += 1;
-            self.srv.touch_obj(self.client.db, key);
-        } else {
+        if self.expire_if_needed(key) {
             self.srv.stats.keyspace_misses += 1;
+            return (None, &mut self.client.out);
         }
-        (if found { self.srv.dbs[self.client.db].get(key) } else { None }, &mut self.client.out)
+        let obj = self.srv.lookup_touch(self.client.db, key, true);
+        (obj.map(|o| &*o), &mut self.client.out)
     }
 
     /// Redis's `lookupKeyWrite`: expires and touches, no hit/miss stats.
@@ -226,8 +224,7 @@ impl<'a> Ctx<'a> {
         if self.expire_if_needed(key) {
             return None;
         }
-        self.srv.touch_obj(self.client.db, key);
-        self.srv.dbs[self.client.db].get_mut(key)
+        self.srv.lookup_touch(self.client.db, key, false)
     }
 
     /// Existence without touching LRU or stats (Redis's LOOKUP_NOTOUCH lookups).

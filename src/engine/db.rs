@@ -78,14 +78,8 @@ impl Db {
     /// Adds or overwrites `key` (Redis's `setKey` without the signal); `keep_ttl` keeps an
     /// existing expiry, otherwise it is removed.
     pub fn set(&mut self, key: &[u8], obj: RObj, keep_ttl: bool) {
-        match self.dict.get_mut(key) {
-            Some(slot) => {
-                *slot = obj;
-                if !keep_ttl {
-                    self.expires.remove(key);
-                }
-            }
-            None => self.dict.insert_new(key, obj),
+        if self.dict.insert(key, obj).is_some() && !keep_ttl {
+            self.expires.remove(key);
         }
     }
 

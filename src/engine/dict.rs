@@ -114,13 +114,20 @@ impl<V> Dict<V> {
         self.get(key).is_some()
     }
 
-    /// Inserts or replaces; returns the old value.
-    pub fn insert(&mut self, key: impl Into<SmallBytes>, val: V) -> Option<V> {
-        let key = key.into();
-        if let Some(slot) = self.get_mut(&key) {
-            return Some(std::mem::replace(slot, val));
+    /// Inserts or replaces; returns the old value. One hash, one walk of the chain.
+    pub fn insert(&mut self, key: impl Into<SmallBytes> + AsRef<[u8]>, val: V) -> Option<V> {
+        self.expand_if_needed();
+        let idx = self.index(key.as_ref());
+        let mut cur = self.table[idx].as_deref_mut();
+        while let Some(n) = cur {
+            if &*n.key == key.as_ref() {
+                return Some(std::mem::replace(&mut n.val, val));
+            }
+            cur = n.next.as_deref_mut();
         }
-        self.insert_new(key, val);
+        let next = self.table[idx].take();
+        self.table[idx] = Some(Box::new(Node { key: key.into(), val, next }));
+        self.used += 1;
         None
     }
 

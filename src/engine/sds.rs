@@ -104,3 +104,9 @@ mod tests {
         assert_eq!(long.len(), 23);
     }
 }
+
+impl AsRef<[u8]> for SmallBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}

@@ -79,20 +79,34 @@ impl Server {
 
     /// Updates an accessed object's LRU/LFU field (Redis's lookupKey touch).
     pub fn touch_obj(&mut self, db: usize, key: &[u8]) {
+        self.lookup_touch(db, key, false);
+    }
+
+    /// Finds `key` and touches its LRU/LFU field, with one probe of the dict; counts a
+    /// keyspace hit or miss when `count` (read lookups).
+    pub fn lookup_touch(&mut self, db: usize, key: &[u8], count: bool) -> Option<&mut RObj> {
         let policy = self.config.hot.maxmemory_policy;
         let (now, decay, factor) = (self.now.unix_ms, self.config.hot.lfu_decay_time, self.config.hot.lfu_log_factor);
         let clock = self.lru_clock();
-        let Some(o) = self.dbs[db].get_mut(key) else { return };
-        if o.shared {
-            return;
+        let Server { dbs, stats, rng, .. } = self;
+        let found = dbs[db].get_mut(key);
+        if count {
+            match found {
+                Some(_) => stats.keyspace_hits += 1,
+                None => stats.keyspace_misses += 1,
+            }
         }
-        if policy.is_lfu() {
-            let c = lfu_decr_and_return(o.lru, now, decay);
-            let c = lfu_log_incr(c, factor, &mut self.rng);
-            o.lru = (lfu_time_minutes(now) << 8) | u32::from(c);
-        } else {
-            o.lru = clock;
+        let o = found?;
+        if !o.shared {
+            if policy.is_lfu() {
+                let c = lfu_decr_and_return(o.lru, now, decay);
+                let c = lfu_log_incr(c, factor, rng);
+                o.lru = (lfu_time_minutes(now) << 8) | u32::from(c);
+            } else {
+                o.lru = clock;
+            }
         }
+        Some(o)
     }
 
     /// Memory counted against maxmemory (Redis subtracts replication/AOF buffers; none yet).

@@ -2,8 +2,10 @@
 //!
 //! - `diff`: case files under `tests/cases/`, replayed against real redis and redsim,
 //!   reply bytes compared (see the format at the top of `diff.rs`).
+//! - `memory`: maxmemory and the eviction policies.
 //! - `resp`: the RESP2/RESP3 reply reader those comparisons rest on.
 //! - `robustness`: junk input never takes the server down.
+//! - `server_cli`: redis.conf, directives, log format, SHUTDOWN.
 //! - `support`: server processes on free loopback ports.
 //! - `tools`: redis-cli --pipe and redis-benchmark against redsim.
 
@@ -11,7 +13,9 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod diff;
+mod memory;
 mod resp;
 mod robustness;
+mod server_cli;
 mod support;
 mod tools;

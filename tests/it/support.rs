@@ -39,7 +39,9 @@ impl Flavor {
         }
     }
 
-    fn command(self, port: u16, dir: &std::path::Path) -> Command {
+    /// The command line; `extra` may start with a config file path (no leading `--`), which
+    /// goes first, as redis-server wants it.
+    fn command(self, port: u16, dir: &std::path::Path, extra: &[String]) -> Command {
         let mut cmd = match self {
             Flavor::Redis => Command::new(REDIS_SERVER_BIN),
             Flavor::Redsim => {
@@ -48,12 +50,18 @@ impl Flavor {
                 cmd
             }
         };
+        let (conf, extra) = match extra.first() {
+            Some(f) if !f.starts_with("--") => (Some(f), &extra[1..]),
+            _ => (None, extra),
+        };
+        cmd.args(conf);
         cmd.arg("--port").arg(port.to_string());
         cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
         if self == Flavor::Redis {
             cmd.args(["--daemonize", "no"]);
         }
         cmd.arg("--dir").arg(dir);
+        cmd.args(extra);
         cmd
     }
 }
@@ -64,6 +72,7 @@ pub struct Server {
     pub port: u16,
     child: Child,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 enum StartError {
@@ -72,9 +81,15 @@ enum StartError {
 
 impl Server {
     pub fn start(flavor: Flavor) -> Server {
+        Server::start_with(flavor, &[])
+    }
+
+    /// Starts with extra command-line directives after the defaults (`--maxmemory 2mb`...).
+    pub fn start_with(flavor: Flavor, extra: &[&str]) -> Server {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for _ in 0..START_ATTEMPTS_MAX {
             let port = free_port();
-            match Server::start_on(flavor, port) {
+            match Server::start_on(flavor, port, &extra) {
                 Ok(server) => return server,
                 Err(StartError::PortTaken) => continue,
             }
@@ -85,11 +100,11 @@ impl Server {
         );
     }
 
-    fn start_on(flavor: Flavor, port: u16) -> Result<Server, StartError> {
+    fn start_on(flavor: Flavor, port: u16, extra: &[String]) -> Result<Server, StartError> {
         let dir = temp_dir(flavor);
         let log = File::create(dir.join("server.log")).expect("create server log");
         let child = flavor
-            .command(port, &dir)
+            .command(port, &dir, extra)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
@@ -101,6 +116,7 @@ impl Server {
             port,
             child,
             dir,
+            extra: extra.to_vec(),
         };
         server.wait_ready()?;
         Ok(server)
@@ -137,7 +153,7 @@ impl Server {
     }
 
     fn command_line(&self) -> String {
-        let cmd = self.flavor.command(self.port, &self.dir);
+        let cmd = self.flavor.command(self.port, &self.dir, &self.extra);
         let mut line = cmd.get_program().to_string_lossy().into_owned();
         for arg in cmd.get_args() {
             match arg.to_string_lossy() {
@@ -149,6 +165,22 @@ impl Server {
             }
         }
         line
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Waits for the process to exit by itself (after SHUTDOWN); its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(READY_POLL_INTERVAL);
+        }
+        None
     }
 
     pub fn log(&self) -> String {

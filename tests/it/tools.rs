@@ -42,3 +42,25 @@ fn redis_benchmark_string_tests_run_without_errors() {
     }
     assert!(!text.contains("ERR"), "errors in benchmark output:\n{text}");
 }
+
+/// `redis-cli -p port args...`, its stdout.
+pub fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli").arg("-p").arg(port.to_string()).args(args).output().expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Feeds commands (one per line) to `redis-cli -p port`, waiting for all replies.
+pub fn cli_stdin(port: u16, script: &str) -> String {
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    let mut stdin = child.stdin.take().unwrap();
+    let script = script.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(script.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -423,7 +423,7 @@ impl Config {
             }
             let Some(args) = split_args(trimmed.as_bytes()) else {
                 return Err(format!(
-                    "line {}: Unbalanced quotes in configuration line",
+                    "line {}\n>>> '{trimmed}'\nUnbalanced quotes in configuration line",
                     i + 1
                 ));
             };
@@ -511,6 +511,8 @@ fn apply_check(name: &str) -> Result<(), &'static str> {
         "port" => Err("Unable to listen on this port. Check server logs."),
         "bind" => Err("Failed to bind to specified addresses."),
         "tls-port" => Err("Unable to update TLS configuration. Check server logs."),
+        // Redis's chdir error is strerror(errno); the env layer has no chdir.
+        "dir" => Err("Operation not supported"),
         _ => Ok(()),
     }
 }

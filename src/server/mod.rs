@@ -292,7 +292,8 @@ impl Server {
         let ids: Vec<u64> = self
             .clients
             .values()
-            .filter(|c| now.saturating_sub(c.last_interaction_ms) > timeout_ms)
+            // A client waiting for CLIENT PAUSE to end is not idle.
+            .filter(|c| !c.postponed && now.saturating_sub(c.last_interaction_ms) > timeout_ms)
             .map(|c| c.id)
             .collect();
         for id in ids {

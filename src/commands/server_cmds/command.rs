@@ -1,7 +1,8 @@
 //! COMMAND: what this server implements, described as Redis 7.0.15 describes it. The
 //! entries come from Redis's metadata (`docs`), but the list is redsim's bound table, so a
-//! client that routes or plans by COMMAND never sends a command redsim would refuse.
-//! (Redis lists commands in its dict's order; redsim lists them by name.)
+//! client that routes or plans by COMMAND never sends a command redsim would refuse. One
+//! exception: a container's entry (CLIENT, CONFIG) nests all of Redis's subcommands, as the
+//! metadata renders it. (Redis lists commands in its dict's order; redsim lists them by name.)
 
 use bytes::Bytes;
 

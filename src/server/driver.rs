@@ -17,6 +17,9 @@ use super::{Config, Flow, Now, Server, SysInfo};
 use crate::env::{Clock, Env, Listener, Net};
 use crate::protocol::parser::{Limits, ParseError, RequestParser};
 
+/// A client held back by CLIENT PAUSE looks again at least this often, so that a long pause
+/// never needs a timer far in the future.
+const POSTPONED_RECHECK_MS: u64 = 1000;
 /// Initial size of a client's query buffer (Redis's `PROTO_IOBUF_LEN`).
 const PROTO_IOBUF_LEN: usize = 16 * 1024;
 
@@ -310,7 +313,7 @@ async fn wait_postponed<E: Env>(env: &E, shared: &Shared, notify: &Notify, id: u
                 None => return true,
             }
         };
-        let wait_ms = end_ms.saturating_sub(env.clock().now_ms()).max(1);
+        let wait_ms = end_ms.saturating_sub(env.clock().now_ms()).clamp(1, POSTPONED_RECHECK_MS);
         tokio::select! {
             _ = env.clock().sleep_ms(wait_ms) => {}
             _ = notify.notified() => {}

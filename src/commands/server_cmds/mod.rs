@@ -263,7 +263,7 @@ fn debug(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             let secs = atof(&a[2]);
             let ms = (secs * 1000.0).max(0.0) as u64;
             // Redis blocks the whole server; every client waits until the pause ends.
-            ctx.srv.paused_until_mono_ms = ctx.srv.now.mono_ms + ms;
+            ctx.srv.paused_until_mono_ms = ctx.srv.now.mono_ms.saturating_add(ms);
             ctx.out().ok();
         }
         (b"set-active-expire", 3) => {

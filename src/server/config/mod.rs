@@ -223,55 +223,89 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let values = DEFS.iter().map(|d| d.default.to_string()).collect();
-        let mut c = Config {
+        let values: Vec<String> = DEFS.iter().map(|d| d.default.to_string()).collect();
+        let hot = Values(&values).hot();
+        Config {
             values,
             save_from_file: false,
-            hot: placeholder_hot(),
-        };
-        c.refresh();
-        c
+            hot,
+        }
     }
 }
 
-fn placeholder_hot() -> Hot {
-    Hot {
-        port: 6379,
-        databases: 16,
-        maxmemory: 0,
-        maxmemory_policy: MaxmemoryPolicy::NoEviction,
-        maxmemory_samples: 5,
-        maxmemory_eviction_tenacity: 10,
-        lfu_log_factor: 10,
-        lfu_decay_time: 1,
-        hz: 10,
-        active_expire_effort: 1,
-        requirepass: None,
-        proto_max_bulk_len: 0,
-        client_query_buffer_limit: 0,
-        timeout_secs: 0,
-        maxclients: 10000,
-        protected_mode: true,
-        appendonly: false,
-        appendfsync: AppendFsync::EverySec,
-        lazyfree_lazy_eviction: false,
-        lazyfree_lazy_expire: false,
-        lazyfree_lazy_server_del: false,
-        lazyfree_lazy_user_del: false,
-        lazyfree_lazy_user_flush: false,
-        loglevel: 2,
-        notify_keyspace_events: 0,
-        enable_debug_command: ProtectedAction::No,
-        enable_protected_configs: ProtectedAction::No,
-        hash_max_listpack_entries: 512,
-        hash_max_listpack_value: 64,
-        set_max_intset_entries: 512,
-        zset_max_listpack_entries: 128,
-        zset_max_listpack_value: 64,
-        list_max_listpack_size: -2,
-        list_compress_depth: 0,
-        client_output_buffer_limit: [(0, 0, 0); 3],
-        latency_tracking: true,
+/// Read access to the values by name, for building `Hot`.
+struct Values<'a>(&'a [String]);
+
+impl Values<'_> {
+    fn get(&self, name: &str) -> &str {
+        lookup(name).map_or("", |e| self.0[e.def].as_str())
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    fn uint(&self, name: &str) -> u64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.get(name) == "yes"
+    }
+
+    fn enum_value(&self, name: &str, names: &[(&str, u32)]) -> u32 {
+        let v = self.get(name);
+        names.iter().find(|(n, _)| *n == v).map_or(0, |(_, x)| *x)
+    }
+
+    fn hot(&self) -> Hot {
+        Hot {
+            port: self.int("port") as u16,
+            databases: self.int("databases") as usize,
+            maxmemory: self.uint("maxmemory"),
+            maxmemory_policy: MaxmemoryPolicy::parse(self.get("maxmemory-policy")),
+            maxmemory_samples: self.int("maxmemory-samples") as usize,
+            maxmemory_eviction_tenacity: self.uint("maxmemory-eviction-tenacity"),
+            lfu_log_factor: self.uint("lfu-log-factor"),
+            lfu_decay_time: self.uint("lfu-decay-time"),
+            hz: self.uint("hz").clamp(1, 500),
+            active_expire_effort: self.uint("active-expire-effort"),
+            requirepass: Some(self.get("requirepass"))
+                .filter(|p| !p.is_empty())
+                .map(|p| p.as_bytes().to_vec()),
+            proto_max_bulk_len: self.uint("proto-max-bulk-len"),
+            client_query_buffer_limit: self.uint("client-query-buffer-limit") as usize,
+            timeout_secs: self.uint("timeout"),
+            maxclients: self.uint("maxclients") as usize,
+            protected_mode: self.flag("protected-mode"),
+            appendonly: self.flag("appendonly"),
+            appendfsync: match self.enum_value("appendfsync", APPENDFSYNC_NAMES) {
+                1 => AppendFsync::Always,
+                2 => AppendFsync::No,
+                _ => AppendFsync::EverySec,
+            },
+            lazyfree_lazy_eviction: self.flag("lazyfree-lazy-eviction"),
+            lazyfree_lazy_expire: self.flag("lazyfree-lazy-expire"),
+            lazyfree_lazy_server_del: self.flag("lazyfree-lazy-server-del"),
+            lazyfree_lazy_user_del: self.flag("lazyfree-lazy-user-del"),
+            lazyfree_lazy_user_flush: self.flag("lazyfree-lazy-user-flush"),
+            loglevel: self.enum_value("loglevel", LOGLEVEL_NAMES) as u8,
+            notify_keyspace_events: values::keyspace_events_from_str(
+                self.get("notify-keyspace-events"),
+            )
+            .unwrap_or(0),
+            enable_debug_command: ProtectedAction::parse(self.get("enable-debug-command")),
+            enable_protected_configs: ProtectedAction::parse(self.get("enable-protected-configs")),
+            hash_max_listpack_entries: self.uint("hash-max-listpack-entries"),
+            hash_max_listpack_value: self.uint("hash-max-listpack-value"),
+            set_max_intset_entries: self.uint("set-max-intset-entries"),
+            zset_max_listpack_entries: self.uint("zset-max-listpack-entries"),
+            zset_max_listpack_value: self.uint("zset-max-listpack-value"),
+            list_max_listpack_size: self.int("list-max-listpack-size"),
+            list_compress_depth: self.uint("list-compress-depth"),
+            client_output_buffer_limit: obuf_limits(self.get("client-output-buffer-limit")),
+            latency_tracking: self.flag("latency-tracking"),
+        }
     }
 }
 
@@ -279,18 +313,6 @@ impl Config {
     /// A directive's value as CONFIG GET prints it, by name or alias.
     pub fn get(&self, name: &str) -> Option<&str> {
         lookup(name).map(|e| self.values[e.def].as_str())
-    }
-
-    fn int(&self, name: &str) -> i64 {
-        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
-    }
-
-    fn uint(&self, name: &str) -> u64 {
-        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
-    }
-
-    fn flag(&self, name: &str) -> bool {
-        self.get(name) == Some("yes")
     }
 
     /// CONFIG GET: name/value pairs for each argument. A name without glob characters is
@@ -440,66 +462,8 @@ impl Config {
         Ok(())
     }
 
-    fn enum_value(&self, name: &str, names: &[(&str, u32)]) -> u32 {
-        let v = self.get(name).unwrap_or("");
-        names.iter().find(|(n, _)| *n == v).map_or(0, |(_, x)| *x)
-    }
-
     fn refresh(&mut self) {
-        self.hot = Hot {
-            port: self.int("port") as u16,
-            databases: self.int("databases") as usize,
-            maxmemory: self.uint("maxmemory"),
-            maxmemory_policy: MaxmemoryPolicy::parse(self.get("maxmemory-policy").unwrap_or("")),
-            maxmemory_samples: self.int("maxmemory-samples") as usize,
-            maxmemory_eviction_tenacity: self.uint("maxmemory-eviction-tenacity"),
-            lfu_log_factor: self.uint("lfu-log-factor"),
-            lfu_decay_time: self.uint("lfu-decay-time"),
-            hz: self.uint("hz").clamp(1, 500),
-            active_expire_effort: self.uint("active-expire-effort"),
-            requirepass: self
-                .get("requirepass")
-                .filter(|p| !p.is_empty())
-                .map(|p| p.as_bytes().to_vec()),
-            proto_max_bulk_len: self.uint("proto-max-bulk-len"),
-            client_query_buffer_limit: self.uint("client-query-buffer-limit") as usize,
-            timeout_secs: self.uint("timeout"),
-            maxclients: self.uint("maxclients") as usize,
-            protected_mode: self.flag("protected-mode"),
-            appendonly: self.flag("appendonly"),
-            appendfsync: match self.enum_value("appendfsync", APPENDFSYNC_NAMES) {
-                1 => AppendFsync::Always,
-                2 => AppendFsync::No,
-                _ => AppendFsync::EverySec,
-            },
-            lazyfree_lazy_eviction: self.flag("lazyfree-lazy-eviction"),
-            lazyfree_lazy_expire: self.flag("lazyfree-lazy-expire"),
-            lazyfree_lazy_server_del: self.flag("lazyfree-lazy-server-del"),
-            lazyfree_lazy_user_del: self.flag("lazyfree-lazy-user-del"),
-            lazyfree_lazy_user_flush: self.flag("lazyfree-lazy-user-flush"),
-            loglevel: self.enum_value("loglevel", LOGLEVEL_NAMES) as u8,
-            notify_keyspace_events: values::keyspace_events_from_str(
-                self.get("notify-keyspace-events").unwrap_or(""),
-            )
-            .unwrap_or(0),
-            enable_debug_command: ProtectedAction::parse(
-                self.get("enable-debug-command").unwrap_or(""),
-            ),
-            enable_protected_configs: ProtectedAction::parse(
-                self.get("enable-protected-configs").unwrap_or(""),
-            ),
-            hash_max_listpack_entries: self.uint("hash-max-listpack-entries"),
-            hash_max_listpack_value: self.uint("hash-max-listpack-value"),
-            set_max_intset_entries: self.uint("set-max-intset-entries"),
-            zset_max_listpack_entries: self.uint("zset-max-listpack-entries"),
-            zset_max_listpack_value: self.uint("zset-max-listpack-value"),
-            list_max_listpack_size: self.int("list-max-listpack-size"),
-            list_compress_depth: self.uint("list-compress-depth"),
-            client_output_buffer_limit: obuf_limits(
-                self.get("client-output-buffer-limit").unwrap_or(""),
-            ),
-            latency_tracking: self.flag("latency-tracking"),
-        };
+        self.hot = Values(&self.values).hot();
     }
 }
 

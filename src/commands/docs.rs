@@ -68,6 +68,11 @@ fn write_flags(out: &mut ReplyBuf, flags: u64, names: &[(u64, &str)]) {
     }
 }
 
+/// A key's flags as COMMAND GETKEYSANDFLAGS lists them (`addReplyFlagsForKeyArgs`).
+pub fn write_key_flags(out: &mut ReplyBuf, flags: u64) {
+    write_flags(out, flags, KEY_FLAG_NAMES);
+}
+
 /// One entry of COMMAND / COMMAND INFO: the 10-element array. The caller writes the outer
 /// array and, for names it does not know, `out.null()` (Redis's `addReplyNull`).
 pub fn write_command_info(out: &mut ReplyBuf, m: &CommandMeta) {

@@ -191,7 +191,8 @@ impl<'a> Ctx<'a> {
     /// true when the key is (logically) gone.
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
         let db = self.client.db;
-        let master = self.srv.is_master();
+        // While writes are paused a key may be logically expired but is not deleted.
+        let master = self.srv.is_master() && !self.srv.writes_paused();
         match self.srv.dbs[db].expire_if_needed(key, self.srv.now.unix_ms, master) {
             crate::engine::db::ExpireState::Live => false,
             crate::engine::db::ExpireState::Expired { deleted } => {
@@ -394,6 +395,7 @@ fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     let st = &mut ctx.srv.cmd_stats[cmd.index];
     st.calls += 1;
     st.usec += dur;
+    ctx.srv.record_latency(cmd.index, dur);
     ctx.srv.stats.numcommands += 1;
     // A command that changed the dataset reaches the AOF and replicas as it was sent, unless
     // the handler already propagated a rewritten form (e.g. SET EX as SET PXAT).

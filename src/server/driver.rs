@@ -8,7 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -17,6 +17,9 @@ use super::{Config, Flow, Now, Server, SysInfo};
 use crate::env::{Clock, Env, Listener, Net};
 use crate::protocol::parser::{Limits, ParseError, RequestParser};
 
+/// A client held back by CLIENT PAUSE looks again at least this often, so that a long pause
+/// never needs a timer far in the future.
+const POSTPONED_RECHECK_MS: u64 = 1000;
 /// Initial size of a client's query buffer (Redis's `PROTO_IOBUF_LEN`).
 const PROTO_IOBUF_LEN: usize = 16 * 1024;
 
@@ -217,7 +220,12 @@ async fn serve_client<E: Env>(env: E, shared: Arc<Shared>, mut conn: <E::Net as 
     };
     let notify = Arc::new(Notify::new());
     shared.wakers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, notify.clone());
-    let mut conn_state = ConnState { parser: RequestParser::new(limits), qbuf: BytesMut::with_capacity(PROTO_IOBUF_LEN), out: Vec::new() };
+    let mut conn_state = ConnState {
+        parser: RequestParser::new(limits),
+        qbuf: BytesMut::with_capacity(PROTO_IOBUF_LEN),
+        out: Vec::new(),
+        postponed: None,
+    };
     let _ = client_loop(&env, &shared, &mut conn, &notify, id, &mut conn_state).await;
     shared.wakers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     shared.lock().remove_client(id);
@@ -227,6 +235,8 @@ struct ConnState {
     parser: RequestParser,
     qbuf: BytesMut,
     out: Vec<u8>,
+    /// A parsed request that CLIENT PAUSE holds back; it runs before anything else.
+    postponed: Option<Vec<Bytes>>,
 }
 
 async fn client_loop<E: Env>(
@@ -238,22 +248,29 @@ async fn client_loop<E: Env>(
     st: &mut ConnState,
 ) -> io::Result<()> {
     loop {
-        if st.qbuf.capacity() - st.qbuf.len() < 1024 {
-            st.qbuf.reserve(PROTO_IOBUF_LEN);
-        }
-        let n = tokio::select! {
-            r = conn.read_buf(&mut st.qbuf) => r?,
-            _ = notify.notified() => {
-                if shared.lock().clients.get(&id).is_none_or(|c| c.close_asap) {
-                    return Ok(());
-                }
-                continue;
+        let mut n = 0;
+        if let Some(argv) = &st.postponed {
+            if !wait_postponed(env, shared, notify, id, argv).await {
+                return Ok(());
             }
-        };
-        if n == 0 {
-            return Ok(());
+        } else {
+            if st.qbuf.capacity() - st.qbuf.len() < 1024 {
+                st.qbuf.reserve(PROTO_IOBUF_LEN);
+            }
+            n = tokio::select! {
+                r = conn.read_buf(&mut st.qbuf) => r?,
+                _ = notify.notified() => {
+                    if shared.lock().clients.get(&id).is_none_or(|c| c.close_asap) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            wait_while_paused(env, shared).await;
         }
-        wait_while_paused(env, shared).await;
         let (flow, pause_until) = process_input(env, shared, id, n, st);
         if pause_until > env.clock().now_ms() {
             // DEBUG SLEEP: the reply is sent when the pause ends.
@@ -281,17 +298,54 @@ async fn wait_while_paused<E: Env>(env: &E, shared: &Shared) {
     }
 }
 
-/// Parses and runs every complete request in the query buffer under one lock; the replies
-/// are swapped into `st.out`.
+/// Waits until CLIENT PAUSE lets `argv` run: until the pause ends or a wakeup (UNPAUSE, a
+/// kill). False when the client was killed meanwhile.
+async fn wait_postponed<E: Env>(env: &E, shared: &Shared, notify: &Notify, id: u64, argv: &[Bytes]) -> bool {
+    loop {
+        let end_ms = {
+            let mut s = shared.lock();
+            s.set_now(now(env.clock()));
+            if s.clients.get(&id).is_none_or(|c| c.close_asap) {
+                return false;
+            }
+            match s.must_postpone(argv) {
+                Some(end_ms) => end_ms,
+                None => return true,
+            }
+        };
+        let wait_ms = end_ms.saturating_sub(env.clock().now_ms()).clamp(1, POSTPONED_RECHECK_MS);
+        tokio::select! {
+            _ = env.clock().sleep_ms(wait_ms) => {}
+            _ = notify.notified() => {}
+        }
+    }
+}
+
+/// The next request to run: the one CLIENT PAUSE held back, else the next parsed one.
+fn next_request(s: &mut Server, id: u64, st: &mut ConnState) -> Result<Option<Vec<Bytes>>, ParseError> {
+    if let Some(argv) = st.postponed.take() {
+        s.resume(id);
+        return Ok(Some(argv));
+    }
+    let authed = s.clients.get(&id).is_some_and(|c| c.authenticated);
+    st.parser.next_request(&mut st.qbuf, authed)
+}
+
+/// Parses and runs every complete request in the query buffer under one lock, stopping at
+/// one that CLIENT PAUSE holds back; the replies are swapped into `st.out`.
 fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &mut ConnState) -> (Flow, u64) {
     let mut s = shared.lock();
     s.set_now(now(env.clock()));
     s.stats.net_input_bytes += nread as u64;
     let mut flow = Flow::Continue;
     loop {
-        let authed = s.clients.get(&id).is_some_and(|c| c.authenticated);
-        match st.parser.next_request(&mut st.qbuf, authed) {
+        match next_request(&mut s, id, st) {
             Ok(Some(argv)) => {
+                if s.must_postpone(&argv).is_some() {
+                    s.postpone(id);
+                    st.postponed = Some(argv);
+                    break;
+                }
                 flow = process_guarded(&mut s, id, argv);
                 if flow == Flow::CloseAfterReply || s.paused_until_mono_ms > s.now.mono_ms {
                     break;
@@ -333,7 +387,7 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
 
 /// Runs one request; a panic in a handler becomes an error reply instead of taking the
 /// server down with a poisoned lock.
-fn process_guarded(s: &mut Server, id: u64, argv: Vec<bytes::Bytes>) -> Flow {
+fn process_guarded(s: &mut Server, id: u64, argv: Vec<Bytes>) -> Flow {
     let name = String::from_utf8_lossy(&argv[0]).into_owned();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.process(id, argv))) {
         Ok(flow) => flow,

@@ -1,9 +1,77 @@
 //! INFO: the sections and field names of Redis 7.0, filled from the node's state. Fields that
 //! describe features redsim does not have yet report what an idle Redis reports for them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::Server;
+
+/// What an idle Redis reports for Lua and functions, which redsim does not have.
+const IDLE_SCRIPTING_MEMORY: &str = "used_memory_lua:32768\nused_memory_vm_eval:32768\nused_memory_lua_human:32.00K\n\
+     used_memory_scripts_eval:0\nnumber_of_cached_scripts:0\nnumber_of_functions:0\nnumber_of_libraries:0\n\
+     used_memory_vm_functions:33792\nused_memory_vm_total:66560\nused_memory_vm_total_human:65.00K\n\
+     used_memory_functions:200\nused_memory_scripts:200\nused_memory_scripts_human:200B\n";
+
+/// A Redis dict's own memory for `n` entries: the entries and a power-of-two bucket array.
+fn dict_overhead(n: u64) -> u64 {
+    const ENTRY_BYTES: u64 = 24;
+    const BUCKET_BYTES: u64 = 8;
+    if n == 0 {
+        return 0;
+    }
+    n * ENTRY_BYTES + n.next_power_of_two() * BUCKET_BYTES
+}
+
+/// Redis's LATENCY_HISTOGRAM_{MIN,MAX}_VALUE, in ns.
+const LATENCY_MIN_NS: u64 = 1;
+const LATENCY_MAX_NS: u64 = 1_000_000_000;
+
+/// A command's latency histogram as Redis keeps it (hdr_histogram, two significant digits,
+/// in ns). INFO's percentiles are bucket bounds, so counting per bucket is enough.
+#[derive(Debug, Default, Clone)]
+pub struct LatencyHistogram {
+    /// Lowest value of a bucket → count.
+    buckets: BTreeMap<u64, u64>,
+    total: u64,
+}
+
+/// hdr's bucket width at `v`: values below 256 are exact, then each power of two is split
+/// into 128 equal steps.
+fn bucket_width(v: u64) -> u64 {
+    1 << (64 - v.leading_zeros()).saturating_sub(8)
+}
+
+impl LatencyHistogram {
+    pub fn record(&mut self, usec: u64) {
+        let ns = usec
+            .saturating_mul(1000)
+            .clamp(LATENCY_MIN_NS, LATENCY_MAX_NS);
+        *self.buckets.entry(ns - ns % bucket_width(ns)).or_default() += 1;
+        self.total += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// `hdr_value_at_percentile`: the highest value of the bucket where the percentile falls.
+    pub fn value_at_percentile(&self, percentile: f64) -> u64 {
+        let p = percentile.min(100.0);
+        let target = (((p / 100.0) * self.total as f64 + 0.5) as u64).max(1);
+        let mut seen = 0;
+        for (&low, &n) in &self.buckets {
+            seen += n;
+            if seen >= target {
+                return if percentile == 0.0 {
+                    low
+                } else {
+                    low + bucket_width(low) - 1
+                };
+            }
+        }
+        0
+    }
+}
 
 /// Redis's `bytesToHuman`.
 pub fn bytes_to_human(n: u64) -> String {
@@ -24,8 +92,19 @@ pub fn bytes_to_human(n: u64) -> String {
     }
 }
 
-const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
 const ALL_SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -86,6 +165,7 @@ impl Server {
                 "cpu" => self.info_cpu(&mut body),
                 "commandstats" => self.info_commandstats(&mut body),
                 "errorstats" => self.info_errorstats(&mut body),
+                "latencystats" => self.info_latencystats(&mut body),
                 "cluster" => body.push_str("cluster_enabled:0\n"),
                 "keyspace" => self.info_keyspace(&mut body),
                 _ => {}
@@ -128,10 +208,27 @@ impl Server {
         let _ = write!(
             o,
             "connected_clients:{}\ncluster_connections:0\nmaxclients:{}\nclient_recent_max_input_buffer:0\n\
-             client_recent_max_output_buffer:0\nblocked_clients:0\ntracking_clients:0\nclients_in_timeout_table:0\n",
+             client_recent_max_output_buffer:0\nblocked_clients:{}\ntracking_clients:0\nclients_in_timeout_table:0\n",
             self.clients.len() + 1,
-            self.config.hot.maxclients
+            self.config.hot.maxclients,
+            self.client_pause.postponed.len(),
         );
+    }
+
+    /// Redis's `getMemoryOverheadData`, estimated: what the server itself holds (startup
+    /// allocations, client buffers, the databases' hash tables) apart from the data.
+    fn memory_overhead(&self) -> u64 {
+        let clients: u64 = self
+            .clients
+            .values()
+            .map(|c| (c.out.len() + c.qbuf) as u64)
+            .sum();
+        let tables: u64 = self
+            .dbs
+            .iter()
+            .map(|db| dict_overhead(db.len() as u64) + dict_overhead(db.expires.len() as u64))
+            .sum();
+        self.used_memory_startup + clients + tables
     }
 
     fn info_memory(&self, o: &mut String) {
@@ -140,14 +237,20 @@ impl Server {
         let peak = self.stats.peak_memory.max(used);
         let (alloc, active, resident) = self.sys.allocator_stats().unwrap_or((used, used, rss));
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let overhead = self.memory_overhead().min(used);
+        let dataset = used - overhead;
+        let net_usage = used.saturating_sub(self.used_memory_startup).max(1);
         let maxmemory = self.config.hot.maxmemory;
         let _ = write!(
             o,
             "used_memory:{used}\nused_memory_human:{}\nused_memory_rss:{rss}\nused_memory_rss_human:{}\n\
              used_memory_peak:{peak}\nused_memory_peak_human:{}\nused_memory_peak_perc:{:.2}%\n\
-             allocator_allocated:{alloc}\nallocator_active:{active}\nallocator_resident:{resident}\n\
+             used_memory_overhead:{overhead}\nused_memory_startup:{}\nused_memory_dataset:{dataset}\n\
+             used_memory_dataset_perc:{:.2}%\nallocator_allocated:{alloc}\nallocator_active:{active}\n\
+             allocator_resident:{resident}\ntotal_system_memory:0\ntotal_system_memory_human:0B\n{IDLE_SCRIPTING_MEMORY}\
              maxmemory:{maxmemory}\nmaxmemory_human:{}\nmaxmemory_policy:{}\n\
              allocator_frag_ratio:{:.2}\nallocator_frag_bytes:{}\nallocator_rss_ratio:{:.2}\nallocator_rss_bytes:{}\n\
+             rss_overhead_ratio:{:.2}\nrss_overhead_bytes:{}\n\
              mem_fragmentation_ratio:{:.2}\nmem_fragmentation_bytes:{}\nmem_not_counted_for_evict:0\n\
              mem_replication_backlog:0\nmem_total_replication_buffers:0\nmem_clients_slaves:0\nmem_clients_normal:0\n\
              mem_cluster_links:0\nmem_aof_buffer:0\nmem_allocator:jemalloc-5.3.0\nactive_defrag_running:0\n\
@@ -156,12 +259,16 @@ impl Server {
             bytes_to_human(rss),
             bytes_to_human(peak),
             ratio(used, peak) * 100.0,
+            self.used_memory_startup,
+            dataset as f64 * 100.0 / net_usage as f64,
             bytes_to_human(maxmemory),
             self.config.get("maxmemory-policy").unwrap_or("noeviction"),
             ratio(active, alloc),
             active as i64 - alloc as i64,
             ratio(resident, active),
             resident as i64 - active as i64,
+            ratio(rss, resident),
+            rss as i64 - resident as i64,
             ratio(rss, used),
             rss as i64 - used as i64,
         );
@@ -252,11 +359,49 @@ impl Server {
             if st.calls == 0 && st.rejected_calls == 0 && st.failed_calls == 0 {
                 continue;
             }
-            let per = if st.calls > 0 { st.usec as f64 / st.calls as f64 } else { 0.0 };
+            let per = if st.calls > 0 {
+                st.usec as f64 / st.calls as f64
+            } else {
+                0.0
+            };
             let _ = writeln!(
                 o,
                 "cmdstat_{}:calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}",
                 cmd.meta.name, st.calls, st.usec, st.rejected_calls, st.failed_calls
+            );
+        }
+    }
+
+    /// Records a call's duration for INFO latencystats, when `latency-tracking` is on.
+    pub fn record_latency(&mut self, cmd_index: usize, usec: u64) {
+        if self.config.hot.latency_tracking {
+            self.cmd_latency[cmd_index].record(usec);
+        }
+    }
+
+    fn info_latencystats(&self, o: &mut String) {
+        let words = self
+            .config
+            .get("latency-tracking-info-percentiles")
+            .unwrap_or("");
+        let percentiles: Vec<(&str, f64)> = words
+            .split(' ')
+            .filter_map(|w| w.parse().ok().map(|p| (w, p)))
+            .collect();
+        for cmd in &self.table.cmds {
+            let h = &self.cmd_latency[cmd.index];
+            if h.is_empty() {
+                continue;
+            }
+            let values: Vec<String> = percentiles
+                .iter()
+                .map(|(w, p)| format!("p{w}={:.3}", h.value_at_percentile(*p) as f64 / 1000.0))
+                .collect();
+            let _ = writeln!(
+                o,
+                "latency_percentiles_usec_{}:{}",
+                cmd.meta.name,
+                values.join(",")
             );
         }
     }
@@ -269,8 +414,15 @@ impl Server {
 
     fn info_keyspace(&self, o: &mut String) {
         for db in &self.dbs {
-            if db.len() > 0 {
-                let _ = writeln!(o, "db{}:keys={},expires={},avg_ttl={}", db.id, db.len(), db.expires.len(), db.avg_ttl_ms);
+            if !db.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "db{}:keys={},expires={},avg_ttl={}",
+                    db.id,
+                    db.len(),
+                    db.expires.len(),
+                    db.avg_ttl_ms
+                );
             }
         }
     }
@@ -288,9 +440,26 @@ mod tests {
     }
 
     #[test]
+    fn latency_percentiles_are_hdr_bucket_bounds() {
+        let mut h = LatencyHistogram::default();
+        for us in [8, 8, 31] {
+            h.record(us);
+        }
+        // Redis answers p50=8.031,p99=31.103 for such calls.
+        assert_eq!(h.value_at_percentile(50.0), 8031);
+        assert_eq!(h.value_at_percentile(99.0), 31103);
+        assert_eq!(h.value_at_percentile(0.0), 8000);
+        h.record(0);
+        assert_eq!(h.value_at_percentile(0.0), 1);
+    }
+
+    #[test]
     fn section_selection() {
         assert_eq!(select_sections(&[]), DEFAULT_SECTIONS);
-        assert_eq!(select_sections(&["memory", "SERVER"]), vec!["server", "memory"]);
+        assert_eq!(
+            select_sections(&["memory", "SERVER"]),
+            vec!["server", "memory"]
+        );
         assert!(select_sections(&["all"]).contains(&"commandstats"));
     }
 }

@@ -102,6 +102,8 @@ pub struct Server {
     pub clients: BTreeMap<u64, Client>,
     pub table: &'static CommandTable,
     pub cmd_stats: Vec<CmdStat>,
+    /// Per-command latency histograms (INFO latencystats), by command index.
+    pub cmd_latency: Vec<info::LatencyHistogram>,
     pub stats: Stats,
     pub rng: SeededRng,
     pub sys: Box<dyn SysInfo>,
@@ -113,8 +115,12 @@ pub struct Server {
     /// Changes since the last successful save (Redis's `server.dirty`).
     pub dirty: u64,
     pub lastsave_unix_secs: u64,
-    /// All clients wait until this monotonic time (DEBUG SLEEP, CLIENT PAUSE).
+    /// All clients wait until this monotonic time (DEBUG SLEEP).
     pub paused_until_mono_ms: u64,
+    /// CLIENT PAUSE: what waits, until when, and who is waiting.
+    pub client_pause: client::ClientPause,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether cron expires keys nobody touches.
+    pub active_expire_enabled: bool,
     pub shutdown: Option<Shutdown>,
     /// Commands to propagate, when something consumes them (AOF, replicas, the simulator).
     pub propagate_enabled: bool,
@@ -128,6 +134,8 @@ pub struct Server {
     pub listening_port: u16,
     pub executable: String,
     pub config_file: String,
+    /// used_memory when the server had just started (INFO used_memory_startup).
+    pub used_memory_startup: u64,
 }
 
 impl Server {
@@ -140,6 +148,8 @@ impl Server {
         let table = crate::commands::table();
         Server {
             cmd_stats: vec![CmdStat::default(); table.len()],
+            cmd_latency: vec![info::LatencyHistogram::default(); table.len()],
+            used_memory_startup: sys.used_memory(),
             listening_port: config.hot.port,
             config,
             dbs,
@@ -156,6 +166,8 @@ impl Server {
             dirty: 0,
             lastsave_unix_secs: now.unix_ms / 1000,
             paused_until_mono_ms: 0,
+            client_pause: client::ClientPause::default(),
+            active_expire_enabled: true,
             shutdown: None,
             propagate_enabled: false,
             propagated: Vec::new(),
@@ -188,14 +200,21 @@ impl Server {
 
     pub fn remove_client(&mut self, id: u64) {
         self.clients.remove(&id);
+        self.client_pause.postponed.remove(&id);
     }
 
-    /// Runs one request for client `id`; the reply goes to the client's output buffer.
+    /// Runs one request for client `id`; the reply goes to the client's output buffer,
+    /// unless CLIENT REPLY OFF or SKIP silences it.
     pub fn process(&mut self, id: u64, argv: Vec<Bytes>) -> Flow {
         let Some(mut client) = self.clients.remove(&id) else { return Flow::CloseAfterReply };
+        let skip_this = std::mem::take(&mut client.reply_skip_next);
+        let reply_start = client.out.len();
         {
             let mut ctx = Ctx { srv: self, client: &mut client };
             crate::commands::process_command(&mut ctx, argv);
+        }
+        if client.reply_off || skip_this {
+            client.out.buf.truncate(reply_start);
         }
         let flow = if client.close_after_reply { Flow::CloseAfterReply } else { Flow::Continue };
         self.clients.insert(id, client);
@@ -231,6 +250,9 @@ impl Server {
     }
 
     fn active_expire_cycle(&mut self) {
+        if !self.active_expire_enabled || self.writes_paused() {
+            return;
+        }
         let effort = ExpireEffort::new(self.config.hot.active_expire_effort);
         let now_ms = self.now.unix_ms;
         let hz = self.config.hot.hz;
@@ -270,7 +292,8 @@ impl Server {
         let ids: Vec<u64> = self
             .clients
             .values()
-            .filter(|c| now.saturating_sub(c.last_interaction_ms) > timeout_ms)
+            // A client waiting for CLIENT PAUSE to end is not idle.
+            .filter(|c| !c.postponed && now.saturating_sub(c.last_interaction_ms) > timeout_ms)
             .map(|c| c.id)
             .collect();
         for id in ids {

@@ -233,3 +233,107 @@ fn persist(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ctx.out().int(removed as i64);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{run, server, take_propagated, NOW_UNIX_MS};
+    use crate::server::Server;
+
+    fn propagating_with_key() -> Server {
+        let mut srv = server();
+        srv.propagate_enabled = true;
+        run(&mut srv, &["SET", "k", "v"]);
+        take_propagated(&mut srv);
+        srv
+    }
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn relative_expire_propagates_as_pexpireat_keeping_its_condition() {
+        let mut srv = propagating_with_key();
+        assert_eq!(run(&mut srv, &["EXPIRE", "k", "100", "NX"]), b":1\r\n");
+        assert_eq!(run(&mut srv, &["PEXPIRE", "k", "500000", "gt"]), b":1\r\n");
+        assert_eq!(run(&mut srv, &["EXPIREAT", "k", "4102444800"]), b":1\r\n");
+        let in_100s = (NOW_UNIX_MS + 100_000).to_string();
+        let in_500s = (NOW_UNIX_MS + 500_000).to_string();
+        assert_eq!(
+            take_propagated(&mut srv),
+            [
+                words(&["PEXPIREAT", "k", &in_100s, "NX"]),
+                words(&["PEXPIREAT", "k", &in_500s, "gt"]),
+                words(&["PEXPIREAT", "k", "4102444800000"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn pexpireat_and_persist_propagate_as_sent() {
+        let mut srv = propagating_with_key();
+        run(&mut srv, &["PEXPIREAT", "k", "4102444800123"]);
+        run(&mut srv, &["PERSIST", "k"]);
+        run(&mut srv, &["PERSIST", "k"]);
+        assert_eq!(
+            take_propagated(&mut srv),
+            [
+                words(&["PEXPIREAT", "k", "4102444800123"]),
+                words(&["PERSIST", "k"])
+            ]
+        );
+    }
+
+    #[test]
+    fn expire_in_the_past_deletes_and_propagates_del() {
+        let mut srv = propagating_with_key();
+        assert_eq!(run(&mut srv, &["EXPIRE", "k", "-1"]), b":1\r\n");
+        assert_eq!(run(&mut srv, &["EXISTS", "k"]), b":0\r\n");
+        assert_eq!(take_propagated(&mut srv), [words(&["DEL", "k"])]);
+    }
+
+    #[test]
+    fn expire_refused_by_its_condition_changes_and_propagates_nothing() {
+        let mut srv = propagating_with_key();
+        assert_eq!(run(&mut srv, &["EXPIRE", "k", "100", "XX"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["EXPIRE", "k", "100", "GT"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["EXPIRE", "missing", "100"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["TTL", "k"]), b":-1\r\n");
+        assert!(take_propagated(&mut srv).is_empty());
+    }
+
+    #[test]
+    fn lt_on_a_key_without_ttl_sets_one() {
+        let mut srv = propagating_with_key();
+        assert_eq!(run(&mut srv, &["EXPIRE", "k", "100", "LT"]), b":1\r\n");
+        assert_eq!(run(&mut srv, &["EXPIRE", "k", "200", "LT"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["TTL", "k"]), b":100\r\n");
+    }
+
+    #[test]
+    fn expire_overflow_names_the_command() {
+        let mut srv = propagating_with_key();
+        assert_eq!(
+            run(&mut srv, &["EXPIRE", "k", "9223372036854775807"]),
+            b"-ERR invalid expire time in 'expire' command\r\n"
+        );
+        assert_eq!(
+            run(&mut srv, &["PEXPIRE", "k", "9223372036854775807"]),
+            b"-ERR invalid expire time in 'pexpire' command\r\n"
+        );
+    }
+
+    #[test]
+    fn ttl_rounds_seconds_and_expiretime_is_absolute() {
+        let mut srv = propagating_with_key();
+        run(&mut srv, &["PEXPIRE", "k", "1499"]);
+        assert_eq!(run(&mut srv, &["TTL", "k"]), b":1\r\n");
+        assert_eq!(run(&mut srv, &["PTTL", "k"]), b":1499\r\n");
+        let at_ms = NOW_UNIX_MS + 1499;
+        let pexpiretime = format!(":{at_ms}\r\n");
+        assert_eq!(run(&mut srv, &["PEXPIRETIME", "k"]), pexpiretime.as_bytes());
+        let expiretime = format!(":{}\r\n", (at_ms + 500) / 1000);
+        assert_eq!(run(&mut srv, &["EXPIRETIME", "k"]), expiretime.as_bytes());
+        assert_eq!(run(&mut srv, &["TTL", "missing"]), b":-2\r\n");
+    }
+}

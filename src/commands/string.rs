@@ -746,3 +746,169 @@ fn lcs(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{advance, run, server, take_propagated, NOW_UNIX_MS};
+    use crate::server::Server;
+
+    fn propagating() -> Server {
+        let mut srv = server();
+        srv.propagate_enabled = true;
+        srv
+    }
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn set_ex_propagates_as_set_pxat_absolute() {
+        let mut srv = propagating();
+        run(&mut srv, &["SET", "k", "v", "EX", "10"]);
+        run(&mut srv, &["PSETEX", "p", "250", "v"]);
+        let in_10s = (NOW_UNIX_MS + 10_000).to_string();
+        let in_250ms = (NOW_UNIX_MS + 250).to_string();
+        assert_eq!(
+            take_propagated(&mut srv),
+            [
+                words(&["SET", "k", "v", "PXAT", &in_10s]),
+                words(&["SET", "p", "v", "PXAT", &in_250ms]),
+            ]
+        );
+    }
+
+    #[test]
+    fn set_get_propagates_without_its_get_options() {
+        let mut srv = propagating();
+        run(&mut srv, &["SET", "k", "v", "GET", "KEEPTTL", "get"]);
+        assert_eq!(
+            take_propagated(&mut srv),
+            [words(&["SET", "k", "v", "KEEPTTL"])]
+        );
+    }
+
+    #[test]
+    fn set_nx_that_sets_nothing_propagates_nothing() {
+        let mut srv = propagating();
+        run(&mut srv, &["SET", "k", "v"]);
+        take_propagated(&mut srv);
+        assert_eq!(
+            run(&mut srv, &["SET", "k", "w", "NX", "EX", "10"]),
+            b"$-1\r\n"
+        );
+        assert_eq!(run(&mut srv, &["MSETNX", "k", "1", "j", "2"]), b":0\r\n");
+        assert!(take_propagated(&mut srv).is_empty());
+    }
+
+    #[test]
+    fn getex_relative_expiry_propagates_as_pexpireat() {
+        let mut srv = propagating();
+        run(&mut srv, &["SET", "k", "v"]);
+        take_propagated(&mut srv);
+        assert_eq!(run(&mut srv, &["GETEX", "k", "EX", "100"]), b"$1\r\nv\r\n");
+        run(&mut srv, &["GETEX", "k", "PXAT", "4102444800123"]);
+        let in_100s = (NOW_UNIX_MS + 100_000).to_string();
+        assert_eq!(
+            take_propagated(&mut srv),
+            [
+                words(&["PEXPIREAT", "k", &in_100s]),
+                words(&["PEXPIREAT", "k", "4102444800123"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn getex_persist_propagates_only_when_a_ttl_goes() {
+        let mut srv = propagating();
+        run(&mut srv, &["SET", "k", "v", "EX", "100"]);
+        take_propagated(&mut srv);
+        run(&mut srv, &["GETEX", "k", "PERSIST"]);
+        run(&mut srv, &["GETEX", "k", "PERSIST"]);
+        run(&mut srv, &["GETEX", "k"]);
+        assert_eq!(take_propagated(&mut srv), [words(&["PERSIST", "k"])]);
+    }
+
+    #[test]
+    fn getex_time_in_the_past_deletes_and_propagates_del() {
+        let mut srv = propagating();
+        run(&mut srv, &["SET", "k", "v"]);
+        take_propagated(&mut srv);
+        assert_eq!(run(&mut srv, &["GETEX", "k", "EXAT", "1"]), b"$1\r\nv\r\n");
+        assert_eq!(run(&mut srv, &["EXISTS", "k"]), b":0\r\n");
+        assert_eq!(take_propagated(&mut srv), [words(&["DEL", "k"])]);
+    }
+
+    #[test]
+    fn getset_and_getdel_propagate_as_set_and_del() {
+        let mut srv = propagating();
+        run(&mut srv, &["GETSET", "k", "v"]);
+        run(&mut srv, &["GETDEL", "k"]);
+        run(&mut srv, &["GETDEL", "k"]);
+        assert_eq!(
+            take_propagated(&mut srv),
+            [words(&["SET", "k", "v"]), words(&["DEL", "k"])]
+        );
+    }
+
+    #[test]
+    fn incrbyfloat_propagates_its_result_keeping_the_ttl() {
+        let mut srv = propagating();
+        run(&mut srv, &["INCRBYFLOAT", "f", "10.5"]);
+        run(&mut srv, &["INCRBYFLOAT", "f", "0.1"]);
+        assert_eq!(
+            take_propagated(&mut srv),
+            [
+                words(&["SET", "f", "10.5", "KEEPTTL"]),
+                words(&["SET", "f", "10.6", "KEEPTTL"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn lazy_expiry_on_read_propagates_del_first() {
+        let mut srv = propagating();
+        run(&mut srv, &["SET", "k", "v", "PX", "100"]);
+        take_propagated(&mut srv);
+        advance(&mut srv, 101);
+        assert_eq!(run(&mut srv, &["APPEND", "k", "w"]), b":1\r\n");
+        assert_eq!(
+            take_propagated(&mut srv),
+            [words(&["DEL", "k"]), words(&["APPEND", "k", "w"])]
+        );
+    }
+
+    #[test]
+    fn append_and_setrange_leave_a_raw_string() {
+        let mut srv = server();
+        run(&mut srv, &["SET", "n", "12"]);
+        assert_eq!(run(&mut srv, &["APPEND", "n", "3"]), b":3\r\n");
+        assert_eq!(run(&mut srv, &["SETRANGE", "s", "2", "ab"]), b":4\r\n");
+        for key in ["n", "s"] {
+            let obj = srv.dbs[0].get(key.as_bytes()).expect("stored");
+            assert_eq!(obj.val.encoding(), "raw");
+        }
+        assert_eq!(run(&mut srv, &["GET", "s"]), b"$4\r\n\x00\x00ab\r\n");
+    }
+
+    #[test]
+    fn getrange_clamps_as_redis() {
+        use super::clamp_range;
+        assert_eq!(clamp_range(0, -1, 11), Some((0, 10)));
+        assert_eq!(clamp_range(-5, -1, 11), Some((6, 10)));
+        assert_eq!(clamp_range(-1, -5, 11), None);
+        assert_eq!(clamp_range(5, 2, 11), None);
+        assert_eq!(clamp_range(i64::MIN, 2, 11), Some((0, 2)));
+        assert_eq!(clamp_range(0, i64::MAX, 11), Some((0, 10)));
+        assert_eq!(clamp_range(0, -1, 0), None);
+    }
+
+    #[test]
+    fn lcs_ranges_come_last_first_as_redis() {
+        use super::{lcs_walk, LcsTable};
+        let (a, b) = (b"ohmytext".as_slice(), b"mynewtext".as_slice());
+        let (result, ranges) = lcs_walk(a, b, &LcsTable::build(a, b));
+        assert_eq!(result, b"mytext");
+        assert_eq!(ranges, [((4, 7), (5, 8)), ((2, 3), (0, 1))]);
+    }
+}

@@ -97,14 +97,6 @@ impl ExpireCmd {
     }
 }
 
-/// The command that deletes a key for expiry, as replicas see it.
-fn expire_del_cmd(ctx: &Ctx) -> Bytes {
-    match ctx.srv.config.get("lazyfree-lazy-expire") {
-        Some("yes") => Bytes::from_static(b"UNLINK"),
-        _ => Bytes::from_static(b"DEL"),
-    }
-}
-
 /// Redis's `expireGenericCommand`.
 fn expire_generic(ctx: &mut Ctx, a: &[Bytes], cmd: ExpireCmd) -> CmdResult {
     let key = &a[1];
@@ -125,7 +117,7 @@ fn expire_generic(ctx: &mut Ctx, a: &[Bytes], cmd: ExpireCmd) -> CmdResult {
     // Redis's `checkAlreadyExpired`: a replica keeps the key and waits for the master's DEL.
     if when_ms <= ctx.now_ms() as i64 && ctx.srv.is_master() {
         ctx.srv.dbs[db].delete(key);
-        let del = expire_del_cmd(ctx);
+        let del = super::string::del_cmd(ctx, "lazyfree-lazy-expire");
         ctx.propagate_as(vec![del, key.clone()]);
         return Ok(());
     }

@@ -155,15 +155,34 @@ fn expire_at_ms(ctx: &Ctx, e: ExpireArg, cmd: &'static str) -> Result<u64, CmdEr
     Ok(ms as u64)
 }
 
+/// What a SET-family command replies when it sets the key or does not (with GET, the old
+/// value is the reply instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SetReply {
+    /// SET, SETEX, PSETEX: OK, or null when NX/XX stopped it.
+    OkOrNull,
+    /// SETNX: 1 or 0.
+    OneOrZero,
+}
+
+impl SetReply {
+    fn send(self, out: &mut ReplyBuf, did_set: bool) {
+        match (self, did_set) {
+            (SetReply::OkOrNull, true) => out.ok(),
+            (SetReply::OkOrNull, false) => out.null(),
+            (SetReply::OneOrZero, set) => out.int(set as i64),
+        }
+    }
+}
+
 /// Stores `val` at `key` with SET's semantics and propagation (Redis's `setGenericCommand`).
-/// `replies` are SETNX's integers instead of OK / null.
 fn set_generic(
     ctx: &mut Ctx,
     a: &[Bytes],
     (key, val): (&Bytes, &Bytes),
     o: &ExtOpts,
     cmd: &'static str,
-    replies: Option<(i64, i64)>,
+    reply: SetReply,
 ) -> CmdResult {
     let expire_ms = match o.expire {
         Some(e) => Some(expire_at_ms(ctx, e, cmd)?),
@@ -178,30 +197,41 @@ fn set_generic(
         }
     }
     let found = ctx.lookup_write(key).is_some();
-    if (o.nx && found) || (o.xx && !found) {
-        match (o.get, replies) {
-            (true, _) => {}
-            (false, Some((_, abort))) => ctx.out().int(abort),
-            (false, None) => ctx.out().null(),
+    let did_set = !((o.nx && found) || (o.xx && !found));
+    if did_set {
+        let obj = ctx.new_string(val);
+        let db = ctx.db_index();
+        ctx.srv.dbs[db].set(key, obj, o.keepttl);
+        if let Some(when) = expire_ms {
+            ctx.srv.dbs[db].set_expire(key, when);
         }
-        return Ok(());
+        ctx.dirty(1);
+        propagate_set(ctx, a, (key, val), o, expire_ms);
     }
-    let obj = ctx.new_string(val);
-    let db = ctx.db_index();
-    ctx.srv.dbs[db].set(key, obj, o.keepttl);
-    ctx.dirty(1);
+    if !o.get {
+        reply.send(ctx.out(), did_set);
+    }
+    Ok(())
+}
+
+/// A relative expiry reaches replicas as `SET k v PXAT <abs>`; GET is dropped because
+/// replicas send no replies. Anything else goes as sent.
+fn propagate_set(
+    ctx: &mut Ctx,
+    a: &[Bytes],
+    (key, val): (&Bytes, &Bytes),
+    o: &ExtOpts,
+    expire_ms: Option<u64>,
+) {
     if let Some(when) = expire_ms {
-        ctx.srv.dbs[db].set_expire(key, when);
-        let pxat = Bytes::from(when.to_string());
         ctx.propagate_as(vec![
             Bytes::from_static(b"SET"),
             key.clone(),
             val.clone(),
             Bytes::from_static(b"PXAT"),
-            pxat,
+            Bytes::from(when.to_string()),
         ]);
     } else if o.get {
-        // Replicas need no reply: the command goes on without its GET options.
         let argv = a
             .iter()
             .enumerate()
@@ -210,17 +240,11 @@ fn set_generic(
             .collect();
         ctx.propagate_as(argv);
     }
-    match (o.get, replies) {
-        (true, _) => {}
-        (false, Some((ok, _))) => ctx.out().int(ok),
-        (false, None) => ctx.out().ok(),
-    }
-    Ok(())
 }
 
 fn set(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let o = parse_ext_opts(a, ExtCmd::Set)?;
-    set_generic(ctx, a, (&a[1], &a[2]), &o, "set", None)
+    set_generic(ctx, a, (&a[1], &a[2]), &o, "set", SetReply::OkOrNull)
 }
 
 fn setnx(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
@@ -228,7 +252,7 @@ fn setnx(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         nx: true,
         ..ExtOpts::default()
     };
-    set_generic(ctx, a, (&a[1], &a[2]), &o, "setnx", Some((1, 0)))
+    set_generic(ctx, a, (&a[1], &a[2]), &o, "setnx", SetReply::OneOrZero)
 }
 
 fn setex_generic(ctx: &mut Ctx, a: &[Bytes], unit: Unit, cmd: &'static str) -> CmdResult {
@@ -241,7 +265,7 @@ fn setex_generic(ctx: &mut Ctx, a: &[Bytes], unit: Unit, cmd: &'static str) -> C
         expire: Some(expire),
         ..ExtOpts::default()
     };
-    set_generic(ctx, a, (&a[1], &a[3]), &o, cmd, None)
+    set_generic(ctx, a, (&a[1], &a[3]), &o, cmd, SetReply::OkOrNull)
 }
 
 fn setex(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
@@ -252,7 +276,7 @@ fn psetex(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     setex_generic(ctx, a, Unit::Millis, "psetex")
 }
 
-/// GETSET reaches replicas as SET: same effect, one command fewer to support there.
+/// GETSET's reply is for its caller only: replicas get the write as a plain SET.
 fn getset(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     reply_get(ctx, &a[1])?;
     let obj = ctx.new_string(&a[2]);
@@ -263,9 +287,10 @@ fn getset(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// The command that deletes a key for a user, as replicas see it.
-fn user_del_cmd(ctx: &Ctx, config: &str) -> Bytes {
-    match ctx.srv.config.get(config) {
+/// How replicas see a deletion: UNLINK when the `lazyfree-lazy-*` switch for this kind of
+/// deletion is on (Redis frees the value in the background then), DEL otherwise.
+pub(super) fn del_cmd(ctx: &Ctx, lazyfree_config: &str) -> Bytes {
+    match ctx.srv.config.get(lazyfree_config) {
         Some("yes") => Bytes::from_static(b"UNLINK"),
         _ => Bytes::from_static(b"DEL"),
     }
@@ -278,7 +303,7 @@ fn getdel(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = ctx.db_index();
     ctx.srv.dbs[db].delete(&a[1]);
     ctx.dirty(1);
-    let del = user_del_cmd(ctx, "lazyfree-lazy-user-del");
+    let del = del_cmd(ctx, "lazyfree-lazy-user-del");
     ctx.propagate_as(vec![del, a[1].clone()]);
     Ok(())
 }
@@ -303,13 +328,20 @@ fn getex(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         },
         None => None,
     };
+    getex_apply(ctx, key, expire_ms, o.persist);
+    Ok(())
+}
+
+/// GETEX's write, once the value is replied: `expire_ms` is (deadline, given as absolute).
+fn getex_apply(ctx: &mut Ctx, key: &Bytes, expire_ms: Option<(u64, bool)>, persist: bool) {
     let db = ctx.db_index();
     let now_ms = ctx.now_ms();
     match expire_ms {
+        // Only EXAT/PXAT can be in the past; a replica keeps the key for the master's DEL.
         Some((ms, true)) if ms <= now_ms && ctx.srv.is_master() => {
             ctx.srv.dbs[db].delete(key);
             ctx.dirty(1);
-            let del = user_del_cmd(ctx, "lazyfree-lazy-expire");
+            let del = del_cmd(ctx, "lazyfree-lazy-expire");
             ctx.propagate_as(vec![del, key.clone()]);
         }
         Some((ms, _)) => {
@@ -318,13 +350,12 @@ fn getex(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             let when = Bytes::from(ms.to_string());
             ctx.propagate_as(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), when]);
         }
-        None if o.persist && ctx.srv.dbs[db].remove_expire(key) => {
+        None if persist && ctx.srv.dbs[db].remove_expire(key) => {
             ctx.dirty(1);
             ctx.propagate_as(vec![Bytes::from_static(b"PERSIST"), key.clone()]);
         }
         None => {}
     }
-    Ok(())
 }
 
 fn mget(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {

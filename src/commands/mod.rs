@@ -3,10 +3,13 @@
 //! from Redis's own metadata (`meta`, generated); this module only binds names to handlers.
 
 pub mod docs;
+pub mod expire;
 pub mod keyspace;
 pub mod meta;
 pub mod server_cmds;
 pub mod string;
+#[cfg(test)]
+pub mod testing;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -129,7 +132,14 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS].into_iter().flatten()
+    [
+        string::COMMANDS,
+        expire::COMMANDS,
+        keyspace::COMMANDS,
+        server_cmds::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

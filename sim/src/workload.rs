@@ -25,6 +25,9 @@ use crate::trace::Trace;
 /// A reply larger than this is a protocol bug, not a workload.
 const MAX_REPLY_BYTES: usize = 64 << 20;
 
+/// Append ids are `client * this + seq`; no client appends this many times in one run.
+const APPEND_IDS_PER_CLIENT: u64 = 1_000_000;
+
 /// What one client does, fixed before the run.
 #[derive(Clone, Debug)]
 pub struct ClientPlan {
@@ -257,7 +260,8 @@ fn draw_call(plan: &ClientPlan, kind: OpKind, seq: u64, rng: &mut SeededRng) -> 
         OpKind::Incr => (Call::Incr { key: ctr.clone() }, vec![b("INCR"), b(&ctr)]),
         OpKind::GetCounter => (Call::GetCounter { key: ctr.clone() }, vec![b("GET"), b(&ctr)]),
         OpKind::Append => {
-            let id = (u64::from(plan.client) << 32) | seq;
+            // Readable in traces: client 2's 17th append is 2000017.
+            let id = u64::from(plan.client) * APPEND_IDS_PER_CLIENT + seq;
             (Call::Append { id }, vec![b("APPEND"), b(&id.to_string())])
         }
         OpKind::Read => (Call::Read, vec![b("READ")]),

@@ -370,12 +370,15 @@ pub fn fmt_us(us: u64) -> String {
 /// One line naming an operation for a finding.
 pub fn describe(op: &Op) -> String {
     let sent = op.sent_us.map(fmt_us).unwrap_or_else(|| "-".into());
+    let outcome = match &op.outcome {
+        crate::history::Outcome::Ok(Value::Ids(ids)) => format!("Ok({} ids)", ids.len()),
+        o => format!("{o:?}"),
+    };
     format!(
-        "op #{} (client {}, {:?} → {:?}, invoked {}, sent {}, completed {})",
+        "op #{} (client {}, {:?} → {outcome}, invoked {}, sent {}, completed {})",
         op.id,
         op.client,
         op.call,
-        op.outcome,
         fmt_us(op.invoke_us),
         sent,
         fmt_us(op.complete_us)

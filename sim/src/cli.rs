@@ -2,7 +2,7 @@
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -163,6 +163,7 @@ fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_d
     let failing = AtomicUsize::new(0);
     let report_paths = Mutex::new(std::collections::BTreeMap::new());
     let path_text = path.display().to_string();
+    let tty = std::io::stderr().is_terminal();
     let on_done = |r: &SeedResult, out: &RunOutcome| {
         if !r.passed {
             failing.fetch_add(1, Ordering::Relaxed);
@@ -171,15 +172,23 @@ fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_d
             }
         }
         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        eprint!(
-            "\r  {n}/{total} seeds, {} failing, {:.0}s wall",
+        // A terminal gets one line rewritten in place; a log gets a line per tenth.
+        let line = format!(
+            "  {n}/{total} seeds, {} failing, {:.0}s wall",
             failing.load(Ordering::Relaxed),
             started.elapsed().as_secs_f64()
         );
-        let _ = std::io::stderr().flush();
+        if tty {
+            eprint!("\r{line}");
+            let _ = std::io::stderr().flush();
+        } else if n as u64 % total.div_ceil(10) == 0 {
+            eprintln!("{line}");
+        }
     };
     let results = sweep(&s, range, jobs, &opts, &on_done);
-    eprintln!();
+    if tty {
+        eprintln!();
+    }
     let wall = started.elapsed().as_secs_f64();
     let sim: f64 = results.values().map(|r| r.sim_secs).sum();
     let failed: Vec<&SeedResult> = results.values().filter(|r| !r.passed).collect();

@@ -25,7 +25,10 @@ const EXIT_BAD_INPUT: i32 = 2;
 const PRINTED_FINDINGS: usize = 5;
 
 #[derive(Parser)]
-#[command(name = "redsim-sim", about = "Deterministic simulation of redsim under faults")]
+#[command(
+    name = "redsim-sim",
+    about = "Deterministic simulation of redsim under faults"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -90,14 +93,27 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_PASS };
+            return if e.use_stderr() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_PASS
+            };
         }
     };
     let result = match cli.cmd {
-        Cmd::Run { scenario, seed, bug, reports_dir } => cmd_run(&scenario, seed, bug.as_deref(), &reports_dir),
-        Cmd::Sweep { scenario, seeds, jobs, bug, reports_dir } => {
-            cmd_sweep(&scenario, &seeds, jobs, bug.as_deref(), &reports_dir)
-        }
+        Cmd::Run {
+            scenario,
+            seed,
+            bug,
+            reports_dir,
+        } => cmd_run(&scenario, seed, bug.as_deref(), &reports_dir),
+        Cmd::Sweep {
+            scenario,
+            seeds,
+            jobs,
+            bug,
+            reports_dir,
+        } => cmd_sweep(&scenario, &seeds, jobs, bug.as_deref(), &reports_dir),
         Cmd::Replay { report } => cmd_replay(&report),
     };
     match result {
@@ -113,10 +129,15 @@ fn load(path: &Path, bug: Option<&str>) -> Result<(Scenario, WorldOptions), Stri
     let s = Scenario::load(path).map_err(|e| e.to_string())?;
     let bug = match bug {
         None => None,
-        Some(b) => Some(Bug::parse(b).ok_or_else(|| format!("--bug {b:?}: known bugs: skip-fsync"))?),
+        Some(b) => {
+            Some(Bug::parse(b).ok_or_else(|| format!("--bug {b:?}: known bugs: skip-fsync"))?)
+        }
     };
     if bug.is_some() && s.topology.service != Service::Toylog {
-        return Err(format!("--bug skip-fsync plants a bug in the toy log; scenario {} runs {:?}", s.name, s.topology.service));
+        return Err(format!(
+            "--bug skip-fsync plants a bug in the toy log; scenario {} runs {:?}",
+            s.name, s.topology.service
+        ));
     }
     Ok((s, WorldOptions { bug }))
 }
@@ -129,7 +150,10 @@ fn print_findings(out: &RunOutcome) {
         println!("  [{}] {}", f.checker, f.message);
     }
     if out.verdict.findings.len() > PRINTED_FINDINGS {
-        println!("  … {} more in the report", out.verdict.findings.len() - PRINTED_FINDINGS);
+        println!(
+            "  … {} more in the report",
+            out.verdict.findings.len() - PRINTED_FINDINGS
+        );
     }
     for i in &out.verdict.inconclusive {
         println!("  inconclusive: {i}");
@@ -138,7 +162,11 @@ fn print_findings(out: &RunOutcome) {
 
 fn cmd_run(path: &Path, seed: u64, bug: Option<&str>, reports_dir: &Path) -> Result<i32, String> {
     let (s, opts) = load(path, bug)?;
-    println!("scenario {} seed {seed}{}", s.name, bug.map(|b| format!(" bug {b}")).unwrap_or_default());
+    println!(
+        "scenario {} seed {seed}{}",
+        s.name,
+        bug.map(|b| format!(" bug {b}")).unwrap_or_default()
+    );
     for c in faults::plan(&s, seed).choices {
         println!("  seed chose: {c}");
     }
@@ -147,17 +175,27 @@ fn cmd_run(path: &Path, seed: u64, bug: Option<&str>, reports_dir: &Path) -> Res
     println!("verdict: {}", if out.passed() { "PASS" } else { "FAIL" });
     print_findings(&out);
     println!("trace hash: {}", hash_hex(out.trace_hash()));
-    let json = report::write(&out, &s, Some(&path.display().to_string()), reports_dir).map_err(|e| format!("writing the report: {e}"))?;
+    let json = report::write(&out, &s, Some(&path.display().to_string()), reports_dir)
+        .map_err(|e| format!("writing the report: {e}"))?;
     println!("report: {}", json.display());
     println!("replay: {}", report::replay_command(&json));
     Ok(if out.passed() { EXIT_PASS } else { EXIT_FAIL })
 }
 
-fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_dir: &Path) -> Result<i32, String> {
+fn cmd_sweep(
+    path: &Path,
+    seeds: &str,
+    jobs: usize,
+    bug: Option<&str>,
+    reports_dir: &Path,
+) -> Result<i32, String> {
     let (s, opts) = load(path, bug)?;
     let range = parse_seeds(seeds)?;
     let total = range.end - range.start;
-    println!("sweep {} seeds {}..{} on {jobs} threads", s.name, range.start, range.end);
+    println!(
+        "sweep {} seeds {}..{} on {jobs} threads",
+        s.name, range.start, range.end
+    );
     let started = Instant::now();
     let done = AtomicUsize::new(0);
     let failing = AtomicUsize::new(0);
@@ -168,7 +206,10 @@ fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_d
         if !r.passed {
             failing.fetch_add(1, Ordering::Relaxed);
             if let Ok(p) = report::write(out, &s, Some(&path_text), reports_dir) {
-                report_paths.lock().unwrap_or_else(|e| e.into_inner()).insert(r.seed, p);
+                report_paths
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(r.seed, p);
             }
         }
         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -181,7 +222,7 @@ fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_d
         if tty {
             eprint!("\r{line}");
             let _ = std::io::stderr().flush();
-        } else if n as u64 % total.div_ceil(10) == 0 {
+        } else if (n as u64).is_multiple_of(total.div_ceil(10)) {
             eprintln!("{line}");
         }
     };
@@ -201,31 +242,56 @@ fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_d
     );
     let paths = report_paths.into_inner().unwrap_or_else(|e| e.into_inner());
     for r in &failed {
-        println!("  seed {}: {}", r.seed, r.first_finding.as_deref().unwrap_or("failed"));
+        println!(
+            "  seed {}: {}",
+            r.seed,
+            r.first_finding.as_deref().unwrap_or("failed")
+        );
         if let Some(p) = paths.get(&r.seed) {
             println!("    {}", report::replay_command(p));
         }
     }
-    Ok(if failed.is_empty() { EXIT_PASS } else { EXIT_FAIL })
+    Ok(if failed.is_empty() {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    })
 }
 
 fn cmd_replay(path: &Path) -> Result<i32, String> {
     let r = report::read(path)?;
     let bug = match r.bug.as_deref() {
         None => None,
-        Some(b) => Some(Bug::parse(b).ok_or_else(|| format!("{}: unknown bug {b:?}", path.display()))?),
+        Some(b) => {
+            Some(Bug::parse(b).ok_or_else(|| format!("{}: unknown bug {b:?}", path.display()))?)
+        }
     };
-    println!("replay {} seed {}{}", r.scenario.name, r.seed, r.bug.as_deref().map(|b| format!(" bug {b}")).unwrap_or_default());
+    println!(
+        "replay {} seed {}{}",
+        r.scenario.name,
+        r.seed,
+        r.bug
+            .as_deref()
+            .map(|b| format!(" bug {b}"))
+            .unwrap_or_default()
+    );
     let out = run_seed(&r.scenario, r.seed, &WorldOptions { bug });
     println!("{}", out.summary_line());
-    println!("verdict: {} (recorded: {})", if out.passed() { "PASS" } else { "FAIL" }, if r.passed { "PASS" } else { "FAIL" });
+    println!(
+        "verdict: {} (recorded: {})",
+        if out.passed() { "PASS" } else { "FAIL" },
+        if r.passed { "PASS" } else { "FAIL" }
+    );
     print_findings(&out);
     let hash = hash_hex(out.trace_hash());
     if hash == r.trace_hash {
         println!("trace hash: {hash}, identical to the report's");
         Ok(EXIT_PASS)
     } else {
-        println!("trace hash: {hash}, the report has {}: the run is NOT reproducible", r.trace_hash);
+        println!(
+            "trace hash: {hash}, the report has {}: the run is NOT reproducible",
+            r.trace_hash
+        );
         Ok(EXIT_FAIL)
     }
 }

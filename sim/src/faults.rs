@@ -65,19 +65,18 @@ pub struct PlannedFault {
 
 impl PlannedFault {
     pub fn describe(&self) -> String {
-        let mut s = format!(
-            "{} {} at {}ms",
-            self.kind.name(),
-            self.target,
-            self.at_ms
-        );
+        let mut s = format!("{} {} at {}ms", self.kind.name(), self.target, self.at_ms);
         if self.duration_ms > 0 {
             s += &format!(" for {}ms", self.duration_ms);
         }
         match self.kind {
-            FaultKind::ClockJump | FaultKind::ClockOffset => s += &format!(" delta={}ms", self.delta_ms),
+            FaultKind::ClockJump | FaultKind::ClockOffset => {
+                s += &format!(" delta={}ms", self.delta_ms)
+            }
             FaultKind::ClockDrift => s += &format!(" ppm={}", self.ppm),
-            FaultKind::Latency => s += &format!(" latency={}..{}ms", self.latency_ms[0], self.latency_ms[1]),
+            FaultKind::Latency => {
+                s += &format!(" latency={}..{}ms", self.latency_ms[0], self.latency_ms[1])
+            }
             FaultKind::PowerFail => s += &format!(" mode={}", self.mode.name()),
             FaultKind::Split => {
                 let g: Vec<String> = self.group.iter().map(|m| m.to_string()).collect();
@@ -92,7 +91,10 @@ impl PlannedFault {
 /// A generator for one purpose, derived from the run's seed: adding draws for one purpose
 /// never shifts another's.
 pub fn rng_for(seed: u64, purpose: &str) -> SeededRng {
-    let h = fnv1a64(fnv1a64(0xcbf2_9ce4_8422_2325, &seed.to_le_bytes()), purpose.as_bytes());
+    let h = fnv1a64(
+        fnv1a64(0xcbf2_9ce4_8422_2325, &seed.to_le_bytes()),
+        purpose.as_bytes(),
+    );
     SeededRng::from_seed(h)
 }
 
@@ -120,7 +122,8 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
     let mut rng = rng_for(seed, "faults");
     let mut p = Plan::default();
     for (i, f) in s.faults.schedule.iter().enumerate() {
-        p.faults.push(resolve(s, f, format!("schedule[{i}]"), &mut rng));
+        p.faults
+            .push(resolve(s, f, format!("schedule[{i}]"), &mut rng));
     }
     if let Some(sw) = &s.faults.swarm {
         let mut kinds = sw.kinds.clone();
@@ -137,7 +140,8 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
                 continue;
             }
             let per_min = 1 + rng.below(u64::from(sw.max_per_min));
-            p.choices.push(format!("swarm: {} on, {per_min}/min", kind.name()));
+            p.choices
+                .push(format!("swarm: {} on, {per_min}/min", kind.name()));
             // Uniform gaps with the rate's mean: a Poisson process's mean without floats.
             let mean_gap_ms = (60_000 / per_min).max(1);
             let mut t = rng.below(2 * mean_gap_ms);
@@ -184,8 +188,14 @@ fn random_group(s: &Scenario, rng: &mut SeededRng) -> Vec<Machine> {
 
 fn resolve(s: &Scenario, f: &ScheduledFault, source: String, rng: &mut SeededRng) -> PlannedFault {
     let target = pick_target(s, Target::parse(&f.target).unwrap_or(Target::None), rng);
-    let mode = f.mode.unwrap_or_else(|| PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize]);
-    let group = if f.fault == FaultKind::Split { random_group(s, rng) } else { Vec::new() };
+    let mode = f
+        .mode
+        .unwrap_or_else(|| PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize]);
+    let group = if f.fault == FaultKind::Split {
+        random_group(s, rng)
+    } else {
+        Vec::new()
+    };
     PlannedFault {
         at_ms: f.at_ms,
         kind: f.fault,
@@ -201,8 +211,16 @@ fn resolve(s: &Scenario, f: &ScheduledFault, source: String, rng: &mut SeededRng
 }
 
 fn swarm_fault(s: &Scenario, kind: FaultKind, at_ms: u64, rng: &mut SeededRng) -> PlannedFault {
-    let sw = s.faults.swarm.as_ref().expect("swarm faults come from a swarm");
-    let any = if kind.needs_node() || rng.below(2) == 0 { Target::AnyNode } else { Target::AnyClient };
+    let sw = s
+        .faults
+        .swarm
+        .as_ref()
+        .expect("swarm faults come from a swarm");
+    let any = if kind.needs_node() || rng.below(2) == 0 {
+        Target::AnyNode
+    } else {
+        Target::AnyClient
+    };
     let target = match kind {
         FaultKind::Split | FaultKind::Latency => Target::None,
         _ => pick_target(s, any, rng),
@@ -221,7 +239,9 @@ fn swarm_fault(s: &Scenario, kind: FaultKind, at_ms: u64, rng: &mut SeededRng) -
     };
     match kind {
         FaultKind::Split => f.group = random_group(s, rng),
-        FaultKind::PowerFail => f.mode = PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize],
+        FaultKind::PowerFail => {
+            f.mode = PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize]
+        }
         FaultKind::ClockJump => {
             f.delta_ms = signed(rng, sw.clock_step_ms);
             if rng.below(2) == 0 {

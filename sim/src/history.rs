@@ -9,12 +9,26 @@ use crate::scenario::OpKind;
 /// An operation's request, with the arguments the checkers need.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Call {
-    Get { key: String },
-    Set { key: String, value: String, ttl_ms: Option<u64> },
-    Del { key: String },
-    Incr { key: String },
-    GetCounter { key: String },
-    Append { id: u64 },
+    Get {
+        key: String,
+    },
+    Set {
+        key: String,
+        value: String,
+        ttl_ms: Option<u64>,
+    },
+    Del {
+        key: String,
+    },
+    Incr {
+        key: String,
+    },
+    GetCounter {
+        key: String,
+    },
+    Append {
+        id: u64,
+    },
     Read,
 }
 

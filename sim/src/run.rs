@@ -79,7 +79,13 @@ impl RunOutcome {
 
 /// The world inside a runtime that already runs: plans from the seed, writes the header and
 /// runs to the end. Shared by `run_seed` and determinism tests.
-pub async fn simulate(s: Scenario, seed: u64, opts: WorldOptions, trace: Trace, history: Arc<Mutex<History>>) -> Vec<String> {
+pub async fn simulate(
+    s: Scenario,
+    seed: u64,
+    opts: WorldOptions,
+    trace: Trace,
+    history: Arc<Mutex<History>>,
+) -> Vec<String> {
     let plan = faults::plan(&s, seed);
     trace.push(format!("redsim-sim: scenario {} seed {seed}", s.name));
     if let Some(bug) = opts.bug {
@@ -109,7 +115,13 @@ pub fn run_seed(s: &Scenario, seed: u64, opts: &WorldOptions) -> RunOutcome {
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     rt.set_time_limit(Duration::from_millis(s.duration_ms + s.settle_ms) + TIME_LIMIT_SLACK);
     let result = catch_unwind(AssertUnwindSafe(|| {
-        rt.block_on(simulate(s.clone(), seed, opts.clone(), trace.clone(), history.clone()))
+        rt.block_on(simulate(
+            s.clone(),
+            seed,
+            opts.clone(),
+            trace.clone(),
+            history.clone(),
+        ))
     }));
     // Tear the runtime down before reading shared state: node tasks hold clones.
     drop(rt);
@@ -169,19 +181,26 @@ pub fn sweep(
                     return;
                 }
                 let out = run_seed(s, seed, opts);
-                let r = SeedResult {
-                    seed,
-                    passed: out.passed(),
-                    trace_hash: out.trace_hash(),
-                    sim_secs: out.sim_secs(),
-                    first_finding: out
-                        .panic
-                        .clone()
-                        .map(|p| format!("panic: {p}"))
-                        .or_else(|| out.verdict.findings.first().map(|f| format!("{}: {}", f.checker, f.message))),
-                };
+                let r =
+                    SeedResult {
+                        seed,
+                        passed: out.passed(),
+                        trace_hash: out.trace_hash(),
+                        sim_secs: out.sim_secs(),
+                        first_finding: out.panic.clone().map(|p| format!("panic: {p}")).or_else(
+                            || {
+                                out.verdict
+                                    .findings
+                                    .first()
+                                    .map(|f| format!("{}: {}", f.checker, f.message))
+                            },
+                        ),
+                    };
                 on_done(&r, &out);
-                results.lock().unwrap_or_else(|e| e.into_inner()).insert(seed, r);
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(seed, r);
             });
         }
     });

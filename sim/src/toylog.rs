@@ -204,7 +204,12 @@ async fn handle(frame: Frame, log: &tokio::sync::Mutex<Log>) -> Frame {
         }
         [cmd] if cmd.eq_ignore_ascii_case(b"READ") => {
             let log = log.lock().await;
-            Frame::Array(log.ids.iter().map(|&id| Frame::Integer(id as i64)).collect())
+            Frame::Array(
+                log.ids
+                    .iter()
+                    .map(|&id| Frame::Integer(id as i64))
+                    .collect(),
+            )
         }
         _ => Frame::Error("ERR unknown command".into()),
     }

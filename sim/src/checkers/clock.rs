@@ -49,7 +49,11 @@ impl ClockTimeline {
         // Each change inside the interval ends one segment (its left limit is a candidate
         // maximum) and starts another (its value is a candidate minimum).
         let mut prev: Option<&ClockChange> = self.changes.iter().rev().find(|c| c.at_us <= a_us);
-        for c in self.changes.iter().filter(|c| c.at_us > a_us && c.at_us <= b_us) {
+        for c in self
+            .changes
+            .iter()
+            .filter(|c| c.at_us > a_us && c.at_us <= b_us)
+        {
             let left_limit = c.at_us as i64 + Self::err_in_segment(prev, c.at_us);
             let start = c.at_us as i64 + c.error_us;
             hi_seen = hi_seen.max(left_limit);

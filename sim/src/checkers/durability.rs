@@ -22,13 +22,17 @@ pub fn check(history: &History) -> Vec<Finding> {
     }
     acked.sort_unstable();
     let mut findings = Vec::new();
+    // One finding per lost append, at the first read that misses it: later reads only repeat it.
+    let mut reported: BTreeSet<u64> = BTreeSet::new();
     for read in &history.ops {
-        let (Call::Read, Some(Value::Ids(ids)), Some(read_sent)) = (&read.call, read.value(), read.sent_us) else {
+        let (Call::Read, Some(Value::Ids(ids)), Some(read_sent)) =
+            (&read.call, read.value(), read.sent_us)
+        else {
             continue;
         };
         let present: BTreeSet<u64> = ids.iter().copied().collect();
         for &(done, id, op) in acked.iter().take_while(|a| a.0 < read_sent) {
-            if !present.contains(&id) {
+            if !present.contains(&id) && reported.insert(id) {
                 findings.push(Finding {
                     checker: "durability".into(),
                     message: format!(

@@ -29,7 +29,10 @@ pub const DEFAULT_STEP_BUDGET: u64 = 2_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
-    Set { val: u32, ttl_us: Option<i64> },
+    Set {
+        val: u32,
+        ttl_us: Option<i64>,
+    },
     Get(Option<u32>),
     /// DEL's reply: whether it deleted something; `None` when unknown.
     Del(Option<bool>),
@@ -111,7 +114,10 @@ impl Model<'_> {
 enum Search {
     Linearizable,
     /// Stuck: no order explains the op at this index (the furthest the search got).
-    Violation { blocker: usize, depth: usize },
+    Violation {
+        blocker: usize,
+        depth: usize,
+    },
     OutOfBudget,
 }
 
@@ -148,7 +154,9 @@ impl Events {
             }
         }
         let prev = (0..=n).map(|i| i.wrapping_sub(1)).collect();
-        let next = (0..=n).map(|i| if i == n { usize::MAX } else { i + 1 }).collect();
+        let next = (0..=n)
+            .map(|i| if i == n { usize::MAX } else { i + 1 })
+            .collect();
         Events { ev, prev, next }
     }
 
@@ -260,7 +268,9 @@ pub fn check(history: &History, budget: u64) -> (Vec<Finding>, RegisterStats) {
         };
         match search(&model, budget) {
             Search::Linearizable => {}
-            Search::OutOfBudget => stats.inconclusive_keys.push(format!("node {node} key {key}")),
+            Search::OutOfBudget => stats
+                .inconclusive_keys
+                .push(format!("node {node} key {key}")),
             Search::Violation { blocker, depth } => {
                 let what = match rops[blocker].origin {
                     Some(i) => describe(&history.ops[i]),
@@ -307,7 +317,10 @@ fn key_ops(history: &History, node: u32, ops: &[&Op]) -> Result<Vec<ROp>, Findin
                 None => {
                     return Err(Finding {
                         checker: "register".into(),
-                        message: format!("node {node}: {} returned a value no SET wrote", describe(op)),
+                        message: format!(
+                            "node {node}: {} returned a value no SET wrote",
+                            describe(op)
+                        ),
                         ops: vec![op.id],
                     })
                 }
@@ -425,7 +438,13 @@ mod tests {
         fn set(&mut self, v: &str, t: (u64, u64)) -> &mut Self {
             self.set_ttl(v, None, t, Outcome::Ok(Value::Ok))
         }
-        fn set_ttl(&mut self, v: &str, ttl_ms: Option<u64>, t: (u64, u64), o: Outcome) -> &mut Self {
+        fn set_ttl(
+            &mut self,
+            v: &str,
+            ttl_ms: Option<u64>,
+            t: (u64, u64),
+            o: Outcome,
+        ) -> &mut Self {
             let call = Call::Set {
                 key: "r0".into(),
                 value: v.into(),
@@ -445,7 +464,11 @@ mod tests {
     #[test]
     fn sequential_reads_of_the_last_write_pass() {
         let mut h = H::new();
-        h.get(None, (0, 1)).set("a", (2, 3)).get(Some("a"), (4, 5)).set("b", (6, 7)).get(Some("b"), (8, 9));
+        h.get(None, (0, 1))
+            .set("a", (2, 3))
+            .get(Some("a"), (4, 5))
+            .set("b", (6, 7))
+            .get(Some("b"), (8, 9));
         assert!(h.verdict().is_empty());
     }
 
@@ -461,10 +484,16 @@ mod tests {
     #[test]
     fn concurrent_write_may_be_seen_either_way() {
         let mut h = H::new();
-        h.set("a", (0, 1)).set("b", (2, 10)).get(Some("a"), (3, 4)).get(Some("b"), (5, 6));
+        h.set("a", (0, 1))
+            .set("b", (2, 10))
+            .get(Some("a"), (3, 4))
+            .get(Some("b"), (5, 6));
         assert!(h.verdict().is_empty());
         let mut h = H::new();
-        h.set("a", (0, 1)).set("b", (2, 10)).get(Some("b"), (3, 4)).get(Some("a"), (5, 6));
+        h.set("a", (0, 1))
+            .set("b", (2, 10))
+            .get(Some("b"), (3, 4))
+            .get(Some("a"), (5, 6));
         assert_eq!(h.verdict().len(), 1, "b was seen, a cannot come back");
     }
 
@@ -472,7 +501,10 @@ mod tests {
     fn unknown_write_may_land_late_or_never() {
         let mut h = H::new();
         let unknown = Outcome::Unknown("timeout".into());
-        h.set("a", (0, 1)).set_ttl("b", None, (2, 3), unknown).get(Some("a"), (4, 5)).get(Some("b"), (50, 51));
+        h.set("a", (0, 1))
+            .set_ttl("b", None, (2, 3), unknown)
+            .get(Some("a"), (4, 5))
+            .get(Some("b"), (50, 51));
         assert!(h.verdict().is_empty());
     }
 
@@ -487,12 +519,20 @@ mod tests {
         h.set("a", (0, 1));
         h.h.kills_us[0].push(10);
         h.get(Some("a"), (20, 21));
-        assert_eq!(h.verdict().len(), 1, "a restarted node without persistence is empty");
+        assert_eq!(
+            h.verdict().len(),
+            1,
+            "a restarted node without persistence is empty"
+        );
         let mut h = H::new();
         h.set_ttl("a", None, (0, 1), Outcome::Unknown("eof".into()));
         h.h.kills_us[0].push(10);
         h.get(Some("a"), (20, 21));
-        assert_eq!(h.verdict().len(), 1, "an unknown write before a kill cannot land after it");
+        assert_eq!(
+            h.verdict().len(),
+            1,
+            "an unknown write before a kill cannot land after it"
+        );
     }
 
     #[test]
@@ -507,13 +547,17 @@ mod tests {
     fn expired_value_must_not_be_read_but_may_vanish() {
         let ms = 1_000;
         let mut h = H::new();
-        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok)).get(Some("a"), (50 * ms, 51 * ms)).get(None, (150 * ms, 151 * ms));
+        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok))
+            .get(Some("a"), (50 * ms, 51 * ms))
+            .get(None, (150 * ms, 151 * ms));
         assert!(h.verdict().is_empty());
         let mut h = H::new();
-        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok)).get(Some("a"), (200 * ms, 201 * ms));
+        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok))
+            .get(Some("a"), (200 * ms, 201 * ms));
         assert_eq!(h.verdict().len(), 1, "read 200 ms after a 100 ms TTL");
         let mut h = H::new();
-        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok)).get(None, (50 * ms, 51 * ms));
+        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok))
+            .get(None, (50 * ms, 51 * ms));
         assert_eq!(h.verdict().len(), 1, "gone after 50 ms of a 100 ms TTL");
     }
 
@@ -522,19 +566,38 @@ mod tests {
         let ms = 1_000;
         // The node's clock jumps 10 s ahead: the key may vanish at once.
         let mut h = H::new();
-        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok)).get(None, (50 * ms, 51 * ms));
-        h.h.clocks[0].push(ClockChange { at_us: 10 * ms, error_us: 10_000 * ms as i64, drift_ppm: 0 });
+        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok))
+            .get(None, (50 * ms, 51 * ms));
+        h.h.clocks[0].push(ClockChange {
+            at_us: 10 * ms,
+            error_us: 10_000 * ms as i64,
+            drift_ppm: 0,
+        });
         assert!(h.verdict().is_empty());
         // The clock stepped back 10 s: a value past its TTL in true time is still live.
         let mut h = H::new();
-        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok)).get(Some("a"), (5_000 * ms, 5_001 * ms));
-        h.h.clocks[0].push(ClockChange { at_us: 10 * ms, error_us: -10_000 * ms as i64, drift_ppm: 0 });
+        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok))
+            .get(Some("a"), (5_000 * ms, 5_001 * ms));
+        h.h.clocks[0].push(ClockChange {
+            at_us: 10 * ms,
+            error_us: -10_000 * ms as i64,
+            drift_ppm: 0,
+        });
         assert!(h.verdict().is_empty());
         // A forward excursion that came back may still have let the expire cycle delete it.
         let mut h = H::new();
-        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok)).get(None, (500 * ms, 501 * ms));
-        h.h.clocks[0].push(ClockChange { at_us: 10 * ms, error_us: 60_000 * ms as i64, drift_ppm: 0 });
-        h.h.clocks[0].push(ClockChange { at_us: 20 * ms, error_us: 0, drift_ppm: 0 });
+        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok))
+            .get(None, (500 * ms, 501 * ms));
+        h.h.clocks[0].push(ClockChange {
+            at_us: 10 * ms,
+            error_us: 60_000 * ms as i64,
+            drift_ppm: 0,
+        });
+        h.h.clocks[0].push(ClockChange {
+            at_us: 20 * ms,
+            error_us: 0,
+            drift_ppm: 0,
+        });
         assert!(h.verdict().is_empty());
     }
 }

@@ -5,7 +5,10 @@
 //! the run's seed, and log lines that go to the run's trace.
 //!
 //! It compiles in both builds (the adapters name only `tokio`, which is madsim's in the
-//! simulator build); only the simulator build has a world to put it in.
+//! simulator build); only the simulator build has a world to put it in. Like redsim's
+//! `src/env`, this is the door itself, so it may name what node code may not.
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod net;
 

@@ -45,7 +45,11 @@ impl SimNet {
     }
 
     fn conn_rng(&self) -> SeededRng {
-        let seed = self.rng.lock().unwrap_or_else(|e| e.into_inner()).next_u64();
+        let seed = self
+            .rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_u64();
         SeededRng::from_seed(seed)
     }
 

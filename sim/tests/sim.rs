@@ -141,8 +141,10 @@ fn standalone_scenarios_pass_on_fixed_seeds() {
 #[test]
 fn checkers_flag_anomalies_planted_in_a_real_history() {
     let s = scenario(CHAOS);
-    let out = run_seed(&s, 3, &healthy());
+    // Seed 1 draws no clock faults, so node time is true time and expiry is sharp.
+    let out = run_seed(&s, 1, &healthy());
     assert_passes(&out, "chaos");
+    assert!(out.history.clocks[0].is_empty());
     let grace_us = 3_000_000;
 
     // A read returns the value of the first write to its key after a later write completed.
@@ -153,6 +155,18 @@ fn checkers_flag_anomalies_planted_in_a_real_history() {
         v.findings
             .iter()
             .any(|f| f.checker == "register" && f.ops.contains(&stale)),
+        "{:#?}",
+        v.findings
+    );
+
+    // A read returns a value whose TTL had run out, with nothing else written meanwhile.
+    let mut h = out.history.clone();
+    let expired = expired_read(&mut h).expect("the run has an expired key read as nil");
+    let v = checkers::run(&s.checkers, &h, grace_us);
+    assert!(
+        v.findings
+            .iter()
+            .any(|f| f.checker == "register" && f.ops.contains(&expired)),
         "{:#?}",
         v.findings
     );
@@ -196,6 +210,54 @@ fn stale_read(h: &mut History) -> Option<usize> {
             let Call::Set { value, .. } = &first.call else {
                 unreachable!()
             };
+            h.ops[get.id].outcome = Outcome::Ok(Value::Str(value.clone()));
+            return Some(get.id);
+        }
+    }
+    None
+}
+
+/// Finds an acknowledged SET PX followed, after its TTL and a margin, by a GET that found the
+/// key gone with no other write to the key meanwhile, and makes the GET return the value.
+fn expired_read(h: &mut History) -> Option<usize> {
+    const MARGIN_US: u64 = 50_000;
+    let ops = h.ops.clone();
+    let writes_key = |o: &redsim_sim::history::Op, key: &str| {
+        matches!(&o.call, Call::Set { key: k, .. } | Call::Del { key: k } if k == key)
+            && o.sent_us.is_some()
+    };
+    for set in &ops {
+        let (
+            Call::Set {
+                key,
+                value,
+                ttl_ms: Some(ttl),
+            },
+            true,
+        ) = (&set.call, set.is_ok())
+        else {
+            continue;
+        };
+        let expired_at = set.complete_us + ttl * 1000 + MARGIN_US;
+        let Some(get) = ops.iter().find(|g| {
+            matches!(&g.call, Call::Get { key: k } if k == key)
+                && g.outcome == Outcome::Ok(Value::Nil)
+                && g.sent_us.is_some_and(|s| s > expired_at)
+        }) else {
+            continue;
+        };
+        let quiet = ops
+            .iter()
+            .filter(|o| o.id != set.id && writes_key(o, key))
+            .all(|o| {
+                let sent = o.sent_us.unwrap_or(0);
+                sent > get.complete_us || (o.is_ok() && o.complete_us < set.sent_us.unwrap_or(0))
+            });
+        if quiet
+            && h.kills_us[0]
+                .iter()
+                .all(|&k| k < set.sent_us.unwrap_or(0) || k > get.complete_us)
+        {
             h.ops[get.id].outcome = Outcome::Ok(Value::Str(value.clone()));
             return Some(get.id);
         }

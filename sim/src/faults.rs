@@ -27,7 +27,7 @@
 
 use redsim::env::{Rng, SeededRng};
 
-use crate::scenario::{FaultKind, PowerMode, Scenario, ScheduledFault, Target};
+use crate::scenario::{FaultKind, OpKind, PowerMode, Scenario, ScheduledFault, Target};
 use crate::trace::fnv1a64;
 
 /// A machine of the world: a server node or a workload client.
@@ -115,12 +115,54 @@ fn signed(rng: &mut SeededRng, range: [u64; 2]) -> i64 {
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub faults: Vec<PlannedFault>,
+    /// Operation weights the clients draw from, in `OpKind` order, zeros left out.
+    pub mix: Vec<(OpKind, u32)>,
     pub choices: Vec<String>,
+}
+
+/// The workload's mix for this seed: the scenario's weights, or with `swarm_mix` a draw below
+/// each.
+fn plan_mix(s: &Scenario, seed: u64) -> Vec<(OpKind, u32)> {
+    let mut rng = rng_for(seed, "workload");
+    let weights: Vec<(OpKind, u32)> = s
+        .workload
+        .ops
+        .iter()
+        .map(|(&k, &w)| (k, w))
+        .filter(|&(_, w)| w > 0)
+        .collect();
+    if !s.workload.swarm_mix {
+        return weights;
+    }
+    let mut drawn: Vec<(OpKind, u32)> = weights
+        .iter()
+        .map(|&(k, w)| (k, rng.below(u64::from(w) + 1) as u32))
+        .collect();
+    if drawn.iter().all(|&(_, w)| w == 0) {
+        let i = rng.below(drawn.len() as u64) as usize;
+        drawn[i].1 = weights[i].1;
+    }
+    drawn.retain(|&(_, w)| w > 0);
+    drawn
+}
+
+pub fn mix_text(mix: &[(OpKind, u32)]) -> String {
+    let parts: Vec<String> = mix
+        .iter()
+        .map(|(k, w)| format!("{}={w}", k.name()))
+        .collect();
+    parts.join(" ")
 }
 
 pub fn plan(s: &Scenario, seed: u64) -> Plan {
     let mut rng = rng_for(seed, "faults");
-    let mut p = Plan::default();
+    let mut p = Plan {
+        mix: plan_mix(s, seed),
+        ..Plan::default()
+    };
+    let swarmed = if s.workload.swarm_mix { " (swarm)" } else { "" };
+    p.choices
+        .push(format!("workload mix{swarmed}: {}", mix_text(&p.mix)));
     for (i, f) in s.faults.schedule.iter().enumerate() {
         p.faults
             .push(resolve(s, f, format!("schedule[{i}]"), &mut rng));

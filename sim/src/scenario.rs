@@ -118,6 +118,10 @@ pub struct Workload {
     /// TTLs of `set_px` (ms) and `set_ex` (rounded up to whole seconds) are drawn from here.
     #[serde(default = "default_ttl_ms")]
     pub ttl_ms: [u64; 2],
+    /// Swarm the mix too: each seed draws every weight from `0..=weight` (at least one stays
+    /// above 0), so that some runs are all writes and others nearly all reads.
+    #[serde(default)]
+    pub swarm_mix: bool,
 }
 
 fn default_ttl_ms() -> [u64; 2] {

@@ -156,8 +156,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         });
     }
     let stop_us = (s.duration_ms + s.settle_ms) * 1000;
-    let mix = mix(&s);
-    rec.trace.push(format!("workload: mix {}", mix_text(&mix)));
+    let mix = cumulative(&plan.mix);
     let mut clients = Vec::new();
     for c in 0..s.workload.clients {
         let node = handle
@@ -205,31 +204,15 @@ fn latency_range(lo_ms: u64, hi_ms: u64) -> std::ops::Range<Duration> {
     Duration::from_millis(lo_ms)..Duration::from_millis(hi_ms) + Duration::from_micros(1)
 }
 
-/// The operation mix: the scenario's weights as cumulative bounds.
-fn mix(s: &Scenario) -> Vec<(OpKind, u64)> {
+/// The mix as cumulative bounds, for drawing.
+fn cumulative(mix: &[(OpKind, u32)]) -> Vec<(OpKind, u64)> {
     let mut acc = 0;
-    s.workload
-        .ops
-        .iter()
-        .filter(|(_, &w)| w > 0)
-        .map(|(&k, &w)| {
+    mix.iter()
+        .map(|&(k, w)| {
             acc += u64::from(w);
             (k, acc)
         })
         .collect()
-}
-
-fn mix_text(mix: &[(OpKind, u64)]) -> String {
-    let mut prev = 0;
-    let parts: Vec<String> = mix
-        .iter()
-        .map(|&(k, acc)| {
-            let w = acc - prev;
-            prev = acc;
-            format!("{}={w}", k.name())
-        })
-        .collect();
-    parts.join(" ")
 }
 
 #[allow(clippy::too_many_arguments)]

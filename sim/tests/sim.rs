@@ -140,8 +140,10 @@ fn standalone_scenarios_pass_on_fixed_seeds() {
 /// a passing run, plant one anomaly, and expect exactly that checker to object.
 #[test]
 fn checkers_flag_anomalies_planted_in_a_real_history() {
-    let s = scenario(CHAOS);
-    // Seed 1 draws no clock faults, so node time is true time and expiry is sharp.
+    let mut s = scenario(CHAOS);
+    // The full mix, so every anomaly below has candidates; seed 1 draws no clock faults, so
+    // node time is true time and expiry is sharp.
+    s.workload.swarm_mix = false;
     let out = run_seed(&s, 1, &healthy());
     assert_passes(&out, "chaos");
     assert!(out.history.clocks[0].is_empty());

@@ -33,7 +33,9 @@ pub struct RunOutcome {
     pub verdict: Verdict,
     /// A node or the harness panicked: a failure even when the checkers passed.
     pub panic: Option<String>,
+    /// Wall time of the whole run, and of the checkers alone.
     pub wall: Duration,
+    pub check_wall: Duration,
 }
 
 impl RunOutcome {
@@ -67,10 +69,11 @@ impl RunOutcome {
         let (ok, fail, unknown) = self.op_counts();
         let wall = self.wall.as_secs_f64().max(1e-9);
         format!(
-            "simulated {:.1}s in {:.3}s wall ({:.0}x): {} ops ({ok} ok, {fail} fail, {unknown} unknown), {} trace lines",
+            "simulated {:.1}s in {:.3}s wall ({:.0}x; checkers {:.3}s): {} ops ({ok} ok, {fail} fail, {unknown} unknown), {} trace lines",
             self.sim_secs(),
             wall,
             self.sim_secs() / wall,
+            self.check_wall.as_secs_f64(),
             self.history.ops.len(),
             self.trace.len()
         )
@@ -135,6 +138,7 @@ pub fn run_seed(s: &Scenario, seed: u64, opts: &WorldOptions) -> RunOutcome {
     };
     let history = history.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let grace_us = (s.net.connect_timeout_ms + 2 * s.net.op_timeout_ms) * 1000;
+    let check_started = Instant::now();
     let verdict = if panic.is_none() {
         checkers::run(&s.checkers, &history, grace_us)
     } else {
@@ -149,6 +153,7 @@ pub fn run_seed(s: &Scenario, seed: u64, opts: &WorldOptions) -> RunOutcome {
         verdict,
         panic,
         wall: started.elapsed(),
+        check_wall: check_started.elapsed(),
     }
 }
 

@@ -137,7 +137,7 @@ pub fn run_seed(s: &Scenario, seed: u64, opts: &WorldOptions) -> RunOutcome {
         }
     };
     let history = history.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let grace_us = (s.net.connect_timeout_ms + 2 * s.net.op_timeout_ms) * 1000;
+    let grace_us = s.liveness_grace_ms() * 1000;
     let check_started = Instant::now();
     let verdict = if panic.is_none() {
         checkers::run(&s.checkers, &history, grace_us)

@@ -419,13 +419,14 @@ impl Scenario {
                 ),
             );
         }
-        let min_settle = self.net.connect_timeout_ms + self.net.op_timeout_ms;
-        if self.settle_ms <= 2 * min_settle || self.settle_ms > MAX_DURATION_MS {
+        // Liveness is judged on operations invoked after the grace; a client must have time
+        // for a few of them.
+        let min_settle = self.liveness_grace_ms() + 2 * self.workload.think_ms[1].max(500);
+        if self.settle_ms < min_settle || self.settle_ms > MAX_DURATION_MS {
             return err(
                 "settle_ms",
                 format!(
-                    "must exceed twice net.connect_timeout_ms + net.op_timeout_ms ({}) so that liveness can be judged (got {})",
-                    2 * min_settle,
+                    "must be at least {min_settle} (the liveness grace, net.connect_timeout_ms + 2 × net.op_timeout_ms, plus two think times) and at most {MAX_DURATION_MS} (got {})",
                     self.settle_ms
                 ),
             );
@@ -647,6 +648,12 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// After the heal, how long before every operation must succeed: an old connection's
+    /// operation times out, then a connect to a node that was down may time out once more.
+    pub fn liveness_grace_ms(&self) -> u64 {
+        self.net.connect_timeout_ms + 2 * self.net.op_timeout_ms
     }
 
     /// Every checker the scenario names, each once.

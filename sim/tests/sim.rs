@@ -66,7 +66,7 @@ fn short_chaos_hash() -> Pin<Box<dyn Future<Output = u64>>> {
     Box::pin(async {
         let mut s = scenario(CHAOS);
         s.duration_ms = 6_000;
-        s.settle_ms = 3_000;
+        s.settle_ms = 4_000;
         s.faults
             .swarm
             .as_mut()
@@ -283,4 +283,24 @@ fn duplicate_incr(h: &mut History) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+#[test]
+fn report_round_trip_replays_the_same_trace_hash() {
+    let s = scenario(TOYLOG);
+    let bug = WorldOptions {
+        bug: Some(Bug::SkipFsync),
+    };
+    let out = run_seed(&s, 7, &bug);
+    let dir = std::env::temp_dir().join(format!("redsim-sim-test-{}", out.trace_hash()));
+    let json = redsim_sim::report::write(&out, &s, None, &dir).expect("report written");
+    let r = redsim_sim::report::read(&json).expect("report read back");
+    assert_eq!(r.scenario, s);
+    assert_eq!(r.bug.as_deref(), Some("skip-fsync"));
+    let again = run_seed(&r.scenario, r.seed, &bug);
+    assert_eq!(
+        redsim_sim::trace::hash_hex(again.trace_hash()),
+        r.trace_hash
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -681,6 +681,19 @@ ops = { get = 1, set = 1 }
 "#;
 
     #[test]
+    fn repository_scenarios_are_valid() {
+        for text in [
+            include_str!("../../scenarios/standalone_chaos.toml"),
+            include_str!("../../scenarios/standalone_counters.toml"),
+            include_str!("../../scenarios/standalone_ttl.toml"),
+            include_str!("../../scenarios/toylog_power.toml"),
+        ] {
+            let s = Scenario::from_toml(text).unwrap();
+            assert!(!s.description.is_empty(), "{} says what it tests", s.name);
+        }
+    }
+
+    #[test]
     fn minimal_scenario_loads_with_defaults() {
         let s = Scenario::from_toml(MINIMAL).unwrap();
         assert_eq!(s.net, NetOptions::default());

@@ -1,0 +1,167 @@
+//! What the clients saw: every operation from invocation to outcome, with simulated times, plus
+//! the fault events the checkers must know about (kills: a node without persistence restarts
+//! empty; clock changes: expiry follows the node's clock, not true time).
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::OpKind;
+
+/// An operation's request, with the arguments the checkers need.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Call {
+    Get {
+        key: String,
+    },
+    Set {
+        key: String,
+        value: String,
+        ttl_ms: Option<u64>,
+    },
+    Del {
+        key: String,
+    },
+    Incr {
+        key: String,
+    },
+    GetCounter {
+        key: String,
+    },
+    Append {
+        id: u64,
+    },
+    Read,
+}
+
+impl Call {
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Call::Get { key }
+            | Call::Set { key, .. }
+            | Call::Del { key }
+            | Call::Incr { key }
+            | Call::GetCounter { key } => Some(key),
+            Call::Append { .. } | Call::Read => None,
+        }
+    }
+}
+
+/// A reply as the checkers read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Value {
+    Nil,
+    Ok,
+    Int(i64),
+    Str(String),
+    Ids(Vec<u64>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The node replied with a value.
+    Ok(Value),
+    /// The operation certainly had no effect: nothing was sent (connect failed) or the node
+    /// replied with an error.
+    Fail(String),
+    /// The request may or may not have taken effect: a timeout or a connection lost after
+    /// sending. Checkers let it happen at any time from sending on, or never.
+    Unknown(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    pub id: usize,
+    pub client: u32,
+    pub node: u32,
+    pub kind: OpKind,
+    pub call: Call,
+    /// Simulated µs since the world started.
+    pub invoke_us: u64,
+    /// When the whole request had been handed to the network; `None` if it never was. An
+    /// operation cannot take effect before this.
+    pub sent_us: Option<u64>,
+    pub complete_us: u64,
+    pub outcome: Outcome,
+}
+
+impl Op {
+    pub fn is_ok(&self) -> bool {
+        matches!(self.outcome, Outcome::Ok(_))
+    }
+    pub fn is_unknown(&self) -> bool {
+        matches!(self.outcome, Outcome::Unknown(_))
+    }
+    pub fn value(&self) -> Option<&Value> {
+        match &self.outcome {
+            Outcome::Ok(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A change of one node's wall-clock error, as the nemesis applied it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockChange {
+    pub at_us: u64,
+    /// The wall clock's error (node time − true time) just after the change, µs.
+    pub error_us: i64,
+    /// How fast the error grows from here on, µs per second of true time.
+    pub drift_ppm: i64,
+}
+
+/// Everything the checkers read.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct History {
+    pub ops: Vec<Op>,
+    /// Per node, the simulated µs at which it was killed (its memory is gone from then on).
+    pub kills_us: Vec<Vec<u64>>,
+    /// Per node, its wall clock's changes in time order.
+    pub clocks: Vec<Vec<ClockChange>>,
+    /// When every fault was healed: the liveness phase starts here.
+    pub healed_us: u64,
+    pub end_us: u64,
+}
+
+impl History {
+    pub fn new(nodes: usize) -> Self {
+        History {
+            kills_us: vec![Vec::new(); nodes],
+            clocks: vec![Vec::new(); nodes],
+            ..History::default()
+        }
+    }
+
+    /// The first kill of `node` at or after `t_us`: an operation sent on a connection to the
+    /// node before then cannot take effect after it.
+    pub fn next_kill_us(&self, node: u32, t_us: u64) -> Option<u64> {
+        self.kills_us[node as usize]
+            .iter()
+            .copied()
+            .find(|&k| k >= t_us)
+    }
+
+    /// How many times `node` was killed before `t_us`: the incarnation serving a request
+    /// sent then.
+    pub fn epoch(&self, node: u32, t_us: u64) -> usize {
+        self.kills_us[node as usize]
+            .iter()
+            .filter(|&&k| k < t_us)
+            .count()
+    }
+
+    /// The window in which `op` could have taken effect: from sending to its reply, or for an
+    /// unknown outcome to the node's next kill (or the end of the run). `None`: it had none.
+    pub fn effect_window(&self, op: &Op) -> Option<(u64, u64)> {
+        let sent = op.sent_us?;
+        match op.outcome {
+            Outcome::Ok(_) => Some((sent, op.complete_us.max(sent))),
+            Outcome::Fail(_) => None,
+            Outcome::Unknown(_) => {
+                let end = match self.next_kill_us(op.node, sent) {
+                    Some(k) => k.saturating_sub(1).max(sent),
+                    None => self.end_us.max(sent),
+                };
+                Some((sent, end))
+            }
+        }
+    }
+}

@@ -1,0 +1,749 @@
+//! Scenario files: what a run simulates (topology, server config, workload, faults, checkers),
+//! as data in `scenarios/*.toml`. Loading rejects unknown fields and checks every value, and
+//! each error names the field, because a typo in a scenario must not silently test nothing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Bounds that keep a run small enough to sweep; a scenario past them is a mistake.
+pub const MAX_NODES: u32 = 8;
+pub const MAX_CLIENTS: u32 = 64;
+pub const MAX_KEYS: u32 = 1_000;
+pub const MAX_DURATION_MS: u64 = 3_600_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub topology: Topology,
+    /// redis.conf directives for every node, `name = "value"`, applied at startup.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    pub workload: Workload,
+    #[serde(default)]
+    pub net: NetOptions,
+    #[serde(default)]
+    pub faults: Faults,
+    /// The safety phase: workload under faults.
+    pub duration_ms: u64,
+    /// The liveness phase: every fault healed, the workload goes on and must succeed.
+    pub settle_ms: u64,
+    pub checkers: Vec<CheckerKind>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    /// The real redsim server (`redsim::server::driver`).
+    #[default]
+    Redsim,
+    /// The toy append-only log in `toylog.rs`, which proves that the loop catches a planted bug.
+    Toylog,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    pub nodes: u32,
+    #[serde(default)]
+    pub service: Service,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// GET of a register key.
+    Get,
+    /// SET of a register key to a value no other op writes.
+    Set,
+    /// SET … PX ttl of a register key.
+    SetPx,
+    /// SET … EX ttl (whole seconds) of a register key.
+    SetEx,
+    /// DEL of a register key.
+    Del,
+    /// INCR of a counter key.
+    Incr,
+    /// GET of a counter key.
+    GetCounter,
+    /// Toy log: append a unique id.
+    Append,
+    /// Toy log: read every id.
+    Read,
+}
+
+impl OpKind {
+    pub fn is_register(self) -> bool {
+        matches!(
+            self,
+            OpKind::Get | OpKind::Set | OpKind::SetPx | OpKind::SetEx | OpKind::Del
+        )
+    }
+    pub fn is_counter(self) -> bool {
+        matches!(self, OpKind::Incr | OpKind::GetCounter)
+    }
+    pub fn is_log(self) -> bool {
+        matches!(self, OpKind::Append | OpKind::Read)
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Get => "get",
+            OpKind::Set => "set",
+            OpKind::SetPx => "set_px",
+            OpKind::SetEx => "set_ex",
+            OpKind::Del => "del",
+            OpKind::Incr => "incr",
+            OpKind::GetCounter => "get_counter",
+            OpKind::Append => "append",
+            OpKind::Read => "read",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub clients: u32,
+    /// Keys per class: registers `r0..`, counters `c0..`.
+    pub keys: u32,
+    /// Relative weights of the operations each client draws.
+    pub ops: BTreeMap<OpKind, u32>,
+    /// A client waits `think_ms[0]..=think_ms[1]` between operations.
+    pub think_ms: [u64; 2],
+    /// TTLs of `set_px` (ms) and `set_ex` (rounded up to whole seconds) are drawn from here.
+    #[serde(default = "default_ttl_ms")]
+    pub ttl_ms: [u64; 2],
+    /// Swarm the mix too: each seed draws every weight from `0..=weight` (at least one stays
+    /// above 0), so that some runs are all writes and others nearly all reads.
+    #[serde(default)]
+    pub swarm_mix: bool,
+}
+
+fn default_ttl_ms() -> [u64; 2] {
+    [100, 5_000]
+}
+
+/// How clients and nodes see the simulated network.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetOptions {
+    /// A connect to a clogged or dead node fails with TimedOut after this long (madsim itself
+    /// refuses at once, which no real network does).
+    pub connect_timeout_ms: u64,
+    /// A client gives up on a reply after this long; the operation's outcome is then unknown.
+    pub op_timeout_ms: u64,
+    /// Chance that a write is cut into two or more pieces sent separately, so that RESP
+    /// parsers see partial frames.
+    pub split_write_probability: f64,
+    /// madsim's per-message latency when no latency fault is active.
+    pub latency_ms: [u64; 2],
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            connect_timeout_ms: 500,
+            op_timeout_ms: 1_000,
+            split_write_probability: 0.1,
+            latency_ms: [1, 5],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    Partition,
+    PartitionIn,
+    PartitionOut,
+    Split,
+    Kill,
+    PowerFail,
+    Pause,
+    ClockJump,
+    ClockOffset,
+    ClockDrift,
+    Latency,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 11] = [
+        FaultKind::Partition,
+        FaultKind::PartitionIn,
+        FaultKind::PartitionOut,
+        FaultKind::Split,
+        FaultKind::Kill,
+        FaultKind::PowerFail,
+        FaultKind::Pause,
+        FaultKind::ClockJump,
+        FaultKind::ClockOffset,
+        FaultKind::ClockDrift,
+        FaultKind::Latency,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::PartitionIn => "partition_in",
+            FaultKind::PartitionOut => "partition_out",
+            FaultKind::Split => "split",
+            FaultKind::Kill => "kill",
+            FaultKind::PowerFail => "power_fail",
+            FaultKind::Pause => "pause",
+            FaultKind::ClockJump => "clock_jump",
+            FaultKind::ClockOffset => "clock_offset",
+            FaultKind::ClockDrift => "clock_drift",
+            FaultKind::Latency => "latency",
+        }
+    }
+
+    /// Faults that act on a node (the others act on links, a machine or the whole network).
+    pub fn needs_node(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Kill
+                | FaultKind::PowerFail
+                | FaultKind::Pause
+                | FaultKind::ClockJump
+                | FaultKind::ClockOffset
+                | FaultKind::ClockDrift
+        )
+    }
+}
+
+/// What a power failure leaves of unsynced writes (`redsim::env::sim_disk::PowerLoss`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerMode {
+    LoseAll,
+    Prefix,
+    PrefixTorn,
+    AnySector,
+    AnySectorTorn,
+}
+
+impl PowerMode {
+    pub const ALL: [PowerMode; 5] = [
+        PowerMode::LoseAll,
+        PowerMode::Prefix,
+        PowerMode::PrefixTorn,
+        PowerMode::AnySector,
+        PowerMode::AnySectorTorn,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            PowerMode::LoseAll => "lose_all",
+            PowerMode::Prefix => "prefix",
+            PowerMode::PrefixTorn => "prefix_torn",
+            PowerMode::AnySector => "any_sector",
+            PowerMode::AnySectorTorn => "any_sector_torn",
+        }
+    }
+}
+
+/// One fault at a fixed time.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledFault {
+    pub at_ms: u64,
+    pub fault: FaultKind,
+    /// `node:N`, `client:N`, `any_node`, `any_client`, or empty for faults without a target.
+    #[serde(default)]
+    pub target: String,
+    /// How long the fault lasts; 0 for a clock jump that NTP never corrects.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// clock_jump: the step; clock_offset: the offset.
+    #[serde(default)]
+    pub delta_ms: i64,
+    /// clock_drift: how fast the wall clock runs, parts per million.
+    #[serde(default)]
+    pub ppm: i64,
+    /// latency: the message latency range while the fault lasts.
+    #[serde(default)]
+    pub latency_ms: Option<[u64; 2]>,
+    /// power_fail: what survives of unsynced writes (default: drawn from the seed).
+    #[serde(default)]
+    pub mode: Option<PowerMode>,
+}
+
+/// Faults drawn from the seed, TigerBeetle's "swarm testing": each seed picks which of `kinds`
+/// are on and how often, so that some runs hammer one fault and others mix them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    pub kinds: Vec<FaultKind>,
+    /// Each enabled kind's rate is drawn from `1..=max_per_min` (per simulated minute).
+    pub max_per_min: u32,
+    pub duration_ms: [u64; 2],
+    /// clock_jump and clock_offset steps are drawn from ±`clock_step_ms`.
+    #[serde(default = "default_clock_step_ms")]
+    pub clock_step_ms: [u64; 2],
+    /// clock_drift rates are drawn from ±`drift_ppm`.
+    #[serde(default = "default_drift_ppm")]
+    pub drift_ppm: [u64; 2],
+}
+
+fn default_clock_step_ms() -> [u64; 2] {
+    [500, 60_000]
+}
+
+fn default_drift_ppm() -> [u64; 2] {
+    [100, 200_000]
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    #[serde(default)]
+    pub schedule: Vec<ScheduledFault>,
+    #[serde(default)]
+    pub swarm: Option<Swarm>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckerKind {
+    /// Per-key linearizability of register keys, expiry included.
+    Register,
+    /// INCR replies consistent with one counter per key, split at restarts.
+    Counter,
+    /// Every client succeeds once the network is healed.
+    Liveness,
+    /// Acknowledged toy-log appends survive every later read.
+    Durability,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError(pub String);
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+fn err<T>(field: &str, msg: impl fmt::Display) -> Result<T, ScenarioError> {
+    Err(ScenarioError(format!("{field}: {msg}")))
+}
+
+/// A parsed target: which machine a fault hits, before or after the seed chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    None,
+    Node(u32),
+    Client(u32),
+    AnyNode,
+    AnyClient,
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Option<Target> {
+        let t = match s {
+            "" => Target::None,
+            "any_node" => Target::AnyNode,
+            "any_client" => Target::AnyClient,
+            _ => match s.split_once(':') {
+                Some(("node", n)) => Target::Node(n.parse().ok()?),
+                Some(("client", n)) => Target::Client(n.parse().ok()?),
+                _ => return None,
+            },
+        };
+        Some(t)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::None => f.write_str("-"),
+            Target::Node(n) => write!(f, "node:{n}"),
+            Target::Client(n) => write!(f, "client:{n}"),
+            Target::AnyNode => f.write_str("any_node"),
+            Target::AnyClient => f.write_str("any_client"),
+        }
+    }
+}
+
+impl Scenario {
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Reads a scenario file: the harness's own input, not node I/O.
+    #[allow(clippy::disallowed_methods)]
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError(format!("{}: {e}", path.display())))?;
+        Scenario::from_toml(&text).map_err(|e| ScenarioError(format!("{}: {e}", path.display())))
+    }
+
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return err(
+                "name",
+                "must be non-empty and use only [A-Za-z0-9_-] (it names the report directory)",
+            );
+        }
+        let n = self.topology.nodes;
+        if !(1..=MAX_NODES).contains(&n) {
+            return err(
+                "topology.nodes",
+                format!("must be in 1..={MAX_NODES} (got {n})"),
+            );
+        }
+        self.validate_config()?;
+        self.validate_workload()?;
+        self.validate_net()?;
+        self.validate_faults()?;
+        if self.duration_ms == 0 || self.duration_ms > MAX_DURATION_MS {
+            return err(
+                "duration_ms",
+                format!(
+                    "must be in 1..={MAX_DURATION_MS} (got {})",
+                    self.duration_ms
+                ),
+            );
+        }
+        // Liveness is judged on operations invoked after the grace; a client must have time
+        // for a few of them.
+        let min_settle = self.liveness_grace_ms() + 2 * self.workload.think_ms[1].max(500);
+        if self.settle_ms < min_settle || self.settle_ms > MAX_DURATION_MS {
+            return err(
+                "settle_ms",
+                format!(
+                    "must be at least {min_settle} (the liveness grace, net.connect_timeout_ms + 2 × net.op_timeout_ms, plus two think times) and at most {MAX_DURATION_MS} (got {})",
+                    self.settle_ms
+                ),
+            );
+        }
+        if self.checkers.is_empty() {
+            return err("checkers", "name at least one checker");
+        }
+        for c in &self.checkers {
+            let fits = matches!(
+                (self.topology.service, c),
+                (_, CheckerKind::Liveness)
+                    | (
+                        Service::Redsim,
+                        CheckerKind::Register | CheckerKind::Counter
+                    )
+                    | (Service::Toylog, CheckerKind::Durability)
+            );
+            if !fits {
+                return err(
+                    "checkers",
+                    format!(
+                        "{c:?} does not apply to service {:?}",
+                        self.topology.service
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_config(&self) -> Result<(), ScenarioError> {
+        let mut config = redsim::server::Config::default();
+        for (name, value) in &self.config {
+            if matches!(name.as_str(), "bind" | "port") {
+                return err(&format!("config.{name}"), "is chosen by the simulator");
+            }
+            if let Err(e) = config.set_startup(name, value) {
+                return err(&format!("config.{name}"), format!("{e:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_workload(&self) -> Result<(), ScenarioError> {
+        let w = &self.workload;
+        if !(1..=MAX_CLIENTS).contains(&w.clients) {
+            return err(
+                "workload.clients",
+                format!("must be in 1..={MAX_CLIENTS} (got {})", w.clients),
+            );
+        }
+        if !(1..=MAX_KEYS).contains(&w.keys) {
+            return err(
+                "workload.keys",
+                format!("must be in 1..={MAX_KEYS} (got {})", w.keys),
+            );
+        }
+        if w.ops.values().all(|&weight| weight == 0) {
+            return err(
+                "workload.ops",
+                "give at least one operation a weight above 0",
+            );
+        }
+        for op in w.ops.keys() {
+            let fits = match self.topology.service {
+                Service::Redsim => !op.is_log(),
+                Service::Toylog => op.is_log(),
+            };
+            if !fits {
+                return err(
+                    &format!("workload.ops.{}", op.name()),
+                    format!("not an operation of service {:?}", self.topology.service),
+                );
+            }
+        }
+        if w.think_ms[0] > w.think_ms[1] || w.think_ms[1] == 0 {
+            return err(
+                "workload.think_ms",
+                "must be [min, max] with min <= max and max > 0",
+            );
+        }
+        if w.ttl_ms[0] == 0 || w.ttl_ms[0] > w.ttl_ms[1] {
+            return err("workload.ttl_ms", "must be [min, max] with 0 < min <= max");
+        }
+        Ok(())
+    }
+
+    fn validate_net(&self) -> Result<(), ScenarioError> {
+        let n = &self.net;
+        if n.connect_timeout_ms == 0 {
+            return err("net.connect_timeout_ms", "must be > 0");
+        }
+        if n.op_timeout_ms == 0 {
+            return err("net.op_timeout_ms", "must be > 0");
+        }
+        if !(0.0..=1.0).contains(&n.split_write_probability) {
+            return err("net.split_write_probability", "must be in 0..=1");
+        }
+        if n.latency_ms[0] > n.latency_ms[1] || n.latency_ms[1] == 0 {
+            return err(
+                "net.latency_ms",
+                "must be [min, max] with min <= max and max > 0",
+            );
+        }
+        Ok(())
+    }
+
+    fn validate_faults(&self) -> Result<(), ScenarioError> {
+        for (i, f) in self.faults.schedule.iter().enumerate() {
+            let field = |name: &str| format!("faults.schedule[{i}].{name}");
+            let Some(target) = Target::parse(&f.target) else {
+                return err(
+                    &field("target"),
+                    format!(
+                        "{:?} is not node:N, client:N, any_node, any_client or empty",
+                        f.target
+                    ),
+                );
+            };
+            match target {
+                Target::Node(n) if n >= self.topology.nodes => {
+                    return err(
+                        &field("target"),
+                        format!(
+                            "node {n} does not exist (topology.nodes = {})",
+                            self.topology.nodes
+                        ),
+                    );
+                }
+                Target::Client(c) if c >= self.workload.clients => {
+                    return err(
+                        &field("target"),
+                        format!(
+                            "client {c} does not exist (workload.clients = {})",
+                            self.workload.clients
+                        ),
+                    );
+                }
+                Target::Client(_) | Target::AnyClient if f.fault.needs_node() => {
+                    return err(
+                        &field("target"),
+                        format!("{} needs a node target", f.fault.name()),
+                    );
+                }
+                Target::None
+                    if f.fault.needs_node()
+                        || matches!(
+                            f.fault,
+                            FaultKind::Partition | FaultKind::PartitionIn | FaultKind::PartitionOut
+                        ) =>
+                {
+                    return err(
+                        &field("target"),
+                        format!("{} needs a target", f.fault.name()),
+                    );
+                }
+                _ => {}
+            }
+            if f.at_ms >= self.duration_ms {
+                return err(
+                    &field("at_ms"),
+                    format!("must be before duration_ms ({})", self.duration_ms),
+                );
+            }
+            let needs_duration = !matches!(f.fault, FaultKind::ClockJump);
+            if needs_duration && f.duration_ms == 0 {
+                return err(
+                    &field("duration_ms"),
+                    format!("{} needs a duration", f.fault.name()),
+                );
+            }
+            match f.fault {
+                FaultKind::ClockJump | FaultKind::ClockOffset if f.delta_ms == 0 => {
+                    return err(
+                        &field("delta_ms"),
+                        format!("{} needs a non-zero delta_ms", f.fault.name()),
+                    );
+                }
+                FaultKind::ClockDrift if f.ppm == 0 || f.ppm.abs() >= 1_000_000 => {
+                    return err(&field("ppm"), "must be non-zero and within ±999999");
+                }
+                FaultKind::Latency => match f.latency_ms {
+                    Some([lo, hi]) if lo <= hi && hi > 0 => {}
+                    _ => {
+                        return err(
+                            &field("latency_ms"),
+                            "latency needs latency_ms = [min, max] with min <= max, max > 0",
+                        )
+                    }
+                },
+                _ => {}
+            }
+        }
+        if let Some(s) = &self.faults.swarm {
+            if s.kinds.is_empty() {
+                return err("faults.swarm.kinds", "name at least one fault kind");
+            }
+            if s.max_per_min == 0 {
+                return err("faults.swarm.max_per_min", "must be > 0");
+            }
+            if s.duration_ms[0] == 0 || s.duration_ms[0] > s.duration_ms[1] {
+                return err(
+                    "faults.swarm.duration_ms",
+                    "must be [min, max] with 0 < min <= max",
+                );
+            }
+            if s.clock_step_ms[0] == 0 || s.clock_step_ms[0] > s.clock_step_ms[1] {
+                return err(
+                    "faults.swarm.clock_step_ms",
+                    "must be [min, max] with 0 < min <= max",
+                );
+            }
+            if s.drift_ppm[0] == 0 || s.drift_ppm[0] > s.drift_ppm[1] || s.drift_ppm[1] >= 1_000_000
+            {
+                return err(
+                    "faults.swarm.drift_ppm",
+                    "must be [min, max] with 0 < min <= max < 1000000",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// After the heal, how long before every operation must succeed: an old connection's
+    /// operation times out, then a connect to a node that was down may time out once more.
+    pub fn liveness_grace_ms(&self) -> u64 {
+        self.net.connect_timeout_ms + 2 * self.net.op_timeout_ms
+    }
+
+    /// Every checker the scenario names, each once.
+    pub fn checker_set(&self) -> std::collections::BTreeSet<CheckerKind> {
+        self.checkers.iter().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+duration_ms = 1000
+settle_ms = 4000
+checkers = ["register"]
+[topology]
+nodes = 1
+[workload]
+clients = 2
+keys = 2
+think_ms = [1, 10]
+ops = { get = 1, set = 1 }
+"#;
+
+    #[test]
+    fn repository_scenarios_are_valid() {
+        for text in [
+            include_str!("../../scenarios/standalone_chaos.toml"),
+            include_str!("../../scenarios/standalone_counters.toml"),
+            include_str!("../../scenarios/standalone_ttl.toml"),
+            include_str!("../../scenarios/toylog_power.toml"),
+        ] {
+            let s = Scenario::from_toml(text).unwrap();
+            assert!(!s.description.is_empty(), "{} says what it tests", s.name);
+        }
+    }
+
+    #[test]
+    fn minimal_scenario_loads_with_defaults() {
+        let s = Scenario::from_toml(MINIMAL).unwrap();
+        assert_eq!(s.net, NetOptions::default());
+        assert_eq!(s.topology.service, Service::Redsim);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e =
+            Scenario::from_toml(&MINIMAL.replace("keys = 2", "keys = 2\nkeyz = 3")).unwrap_err();
+        assert!(e.0.contains("keyz"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            ("clients = 2", "clients = 0", "workload.clients"),
+            ("nodes = 1", "nodes = 9", "topology.nodes"),
+            ("settle_ms = 4000", "settle_ms = 10", "settle_ms"),
+            (
+                "ops = { get = 1, set = 1 }",
+                "ops = { get = 1, append = 1 }",
+                "workload.ops.append",
+            ),
+            (
+                "checkers = [\"register\"]",
+                "checkers = [\"durability\"]",
+                "checkers",
+            ),
+        ];
+        for (from, to, field) in cases {
+            let e = Scenario::from_toml(&MINIMAL.replace(from, to)).unwrap_err();
+            assert!(e.0.starts_with(field), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_config_directive_is_named() {
+        let text = format!("{MINIMAL}[config]\nhz = \"banana\"\n");
+        let e = Scenario::from_toml(&text).unwrap_err();
+        assert!(e.0.starts_with("config.hz"), "{e}");
+    }
+
+    #[test]
+    fn scheduled_fault_target_is_checked() {
+        let text = format!(
+            "{}\n[[faults.schedule]]\nat_ms = 10\nfault = \"kill\"\ntarget = \"node:3\"\nduration_ms = 5\n",
+            MINIMAL.replace("[topology]", "[faults]\n[topology]")
+        );
+        let e = Scenario::from_toml(&text).unwrap_err();
+        assert!(e.0.starts_with("faults.schedule[0].target"), "{e}");
+    }
+}

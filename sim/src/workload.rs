@@ -1,0 +1,344 @@
+//! Workload clients: each draws operations from the scenario's mix, sends them as RESP over the
+//! simulated network, and records what it saw. One operation at a time per client, as a
+//! Jepsen process: after an unknown outcome the connection is dropped and a new one opened, so
+//! a late reply can never be taken for the next operation's.
+//!
+//! Clients belong to the world, not to node code: they use madsim's time directly.
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use redsim::env::real::TokioClock;
+use redsim::env::{Clock, Net, Rng, SeededRng};
+use redsim::protocol::frame::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::env::{SimConn, SimNet};
+use crate::history::{Call, History, Op, Outcome, Value};
+use crate::scenario::OpKind;
+use crate::trace::Trace;
+
+/// A reply larger than this is a protocol bug, not a workload.
+const MAX_REPLY_BYTES: usize = 64 << 20;
+
+/// Append ids are `client * this + seq`; no client appends this many times in one run.
+const APPEND_IDS_PER_CLIENT: u64 = 1_000_000;
+
+/// What one client does, fixed before the run.
+#[derive(Clone, Debug)]
+pub struct ClientPlan {
+    pub client: u32,
+    pub node: u32,
+    pub addr: SocketAddr,
+    /// (kind, cumulative weight) for drawing operations.
+    pub mix: Vec<(OpKind, u64)>,
+    pub keys: u32,
+    pub think_ms: [u64; 2],
+    pub ttl_ms: [u64; 2],
+    pub op_timeout_ms: u64,
+    /// Simulated µs since the world started at which the client stops invoking.
+    pub stop_us: u64,
+}
+
+/// The world's shared record: history plus trace, stamped by the world's clock.
+#[derive(Clone)]
+pub struct Recorder {
+    pub history: Arc<Mutex<History>>,
+    pub trace: Trace,
+    /// True simulated time since the world started; node clocks are skewed copies of it.
+    pub clock: TokioClock,
+}
+
+impl Recorder {
+    pub fn now_us(&self) -> u64 {
+        self.clock.now_us()
+    }
+
+    pub fn event(&self, msg: &str) {
+        self.trace.event(self.now_us(), msg);
+    }
+
+    fn record(&self, mut op: Op) {
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        op.id = h.ops.len();
+        let sent = op
+            .sent_us
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into());
+        self.trace.event(
+            op.complete_us,
+            &format!(
+                "c{} #{} {} → {} (n{}, invoked {}, sent {sent})",
+                op.client,
+                op.id,
+                call_text(&op.call),
+                outcome_text(&op.outcome),
+                op.node,
+                op.invoke_us
+            ),
+        );
+        h.ops.push(op);
+    }
+}
+
+fn call_text(c: &Call) -> String {
+    match c {
+        Call::Get { key } | Call::GetCounter { key } => format!("GET {key}"),
+        Call::Set {
+            key,
+            value,
+            ttl_ms: None,
+        } => format!("SET {key} {value}"),
+        Call::Set {
+            key,
+            value,
+            ttl_ms: Some(t),
+        } => format!("SET {key} {value} PX {t}"),
+        Call::Del { key } => format!("DEL {key}"),
+        Call::Incr { key } => format!("INCR {key}"),
+        Call::Append { id } => format!("APPEND {id}"),
+        Call::Read => "READ".into(),
+    }
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Ok(Value::Nil) => "nil".into(),
+        Outcome::Ok(Value::Ok) => "OK".into(),
+        Outcome::Ok(Value::Int(n)) => n.to_string(),
+        Outcome::Ok(Value::Str(s)) => format!("{s:?}"),
+        Outcome::Ok(Value::Ids(ids)) => format!("{} ids", ids.len()),
+        Outcome::Fail(e) => format!("fail: {e}"),
+        Outcome::Unknown(e) => format!("unknown: {e}"),
+    }
+}
+
+/// One client's connection and the bytes read but not yet parsed.
+struct Session {
+    net: SimNet,
+    addr: SocketAddr,
+    conn: Option<SimConn>,
+    buf: BytesMut,
+    op_timeout: Duration,
+}
+
+/// What became of one request on the wire.
+struct Exchange {
+    sent_us: Option<u64>,
+    outcome: Outcome,
+}
+
+impl Session {
+    fn drop_conn(&mut self) {
+        self.conn = None;
+        self.buf.clear();
+    }
+
+    async fn exchange(&mut self, rec: &Recorder, args: &[Vec<u8>]) -> Exchange {
+        let deadline = tokio::time::Instant::now() + self.op_timeout;
+        if self.conn.is_none() {
+            match self.net.connect(self.addr).await {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    return Exchange {
+                        sent_us: None,
+                        outcome: Outcome::Fail(format!("connect: {e}")),
+                    }
+                }
+            }
+        }
+        let mut req = Vec::new();
+        Frame::Array(args.iter().map(|a| Frame::Bulk(a.clone().into())).collect()).encode(&mut req);
+        let conn = self.conn.as_mut().expect("connected above");
+        // Written piece by piece: if the first piece cannot leave, nothing was sent and the
+        // operation certainly failed; once one left, the outcome is unknown.
+        let mut off = 0;
+        while off < req.len() {
+            match conn.write(&req[off..]).await {
+                Ok(0) | Err(_) if off == 0 => {
+                    self.drop_conn();
+                    return Exchange {
+                        sent_us: None,
+                        outcome: Outcome::Fail("connection reset before sending".into()),
+                    };
+                }
+                Ok(0) | Err(_) => {
+                    self.drop_conn();
+                    return Exchange {
+                        sent_us: Some(rec.now_us()),
+                        outcome: Outcome::Unknown("connection reset while sending".into()),
+                    };
+                }
+                Ok(n) => off += n,
+            }
+        }
+        let _ = conn.flush().await;
+        let sent_us = Some(rec.now_us());
+        let outcome = match self.read_reply(deadline).await {
+            Ok(Frame::Error(e)) => Outcome::Fail(e),
+            Ok(f) => match to_value(&f) {
+                Some(v) => Outcome::Ok(v),
+                None => Outcome::Fail(format!("unexpected reply {f:?}")),
+            },
+            Err(why) => {
+                self.drop_conn();
+                Outcome::Unknown(why)
+            }
+        };
+        Exchange { sent_us, outcome }
+    }
+
+    async fn read_reply(&mut self, deadline: tokio::time::Instant) -> Result<Frame, String> {
+        let conn = self.conn.as_mut().expect("connected");
+        loop {
+            match Frame::parse(&self.buf) {
+                Ok(Some((f, used))) => {
+                    let _ = self.buf.split_to(used);
+                    return Ok(f);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("protocol error: {}", e.0)),
+            }
+            if self.buf.len() > MAX_REPLY_BYTES {
+                return Err("reply too large".into());
+            }
+            self.buf.reserve(4096);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, conn.read_buf(&mut self.buf)).await {
+                Err(_) => return Err("timeout".into()),
+                Ok(Ok(0)) => return Err("connection closed".into()),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("read: {e}")),
+            }
+        }
+    }
+}
+
+fn to_value(f: &Frame) -> Option<Value> {
+    Some(match f {
+        Frame::Null => Value::Nil,
+        Frame::Simple(s) if s == "OK" => Value::Ok,
+        Frame::Integer(n) => Value::Int(*n),
+        Frame::Bulk(b) => Value::Str(String::from_utf8_lossy(b).into_owned()),
+        Frame::Array(items) => Value::Ids(
+            items
+                .iter()
+                .map(|i| match i {
+                    Frame::Integer(n) => u64::try_from(*n).ok(),
+                    _ => None,
+                })
+                .collect::<Option<Vec<u64>>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+fn draw_kind(plan: &ClientPlan, rng: &mut SeededRng) -> OpKind {
+    let total = plan.mix.last().map_or(0, |m| m.1);
+    let x = rng.below(total);
+    plan.mix
+        .iter()
+        .find(|m| x < m.1)
+        .map_or(plan.mix[0].0, |m| m.0)
+}
+
+fn draw_call(
+    plan: &ClientPlan,
+    kind: OpKind,
+    seq: u64,
+    rng: &mut SeededRng,
+) -> (Call, Vec<Vec<u8>>) {
+    let key_no = rng.below(u64::from(plan.keys));
+    let reg = format!("r{key_no}");
+    let ctr = format!("c{key_no}");
+    let value = format!("c{}-{seq}", plan.client);
+    let ttl_ms = plan.ttl_ms[0] + rng.below(plan.ttl_ms[1] - plan.ttl_ms[0] + 1);
+    let b = |s: &str| s.as_bytes().to_vec();
+    match kind {
+        OpKind::Get => (Call::Get { key: reg.clone() }, vec![b("GET"), b(&reg)]),
+        OpKind::Set => (
+            Call::Set {
+                key: reg.clone(),
+                value: value.clone(),
+                ttl_ms: None,
+            },
+            vec![b("SET"), b(&reg), b(&value)],
+        ),
+        OpKind::SetPx => (
+            Call::Set {
+                key: reg.clone(),
+                value: value.clone(),
+                ttl_ms: Some(ttl_ms),
+            },
+            vec![
+                b("SET"),
+                b(&reg),
+                b(&value),
+                b("PX"),
+                b(&ttl_ms.to_string()),
+            ],
+        ),
+        OpKind::SetEx => {
+            let secs = ttl_ms.div_ceil(1000).max(1);
+            (
+                Call::Set {
+                    key: reg.clone(),
+                    value: value.clone(),
+                    ttl_ms: Some(secs * 1000),
+                },
+                vec![b("SET"), b(&reg), b(&value), b("EX"), b(&secs.to_string())],
+            )
+        }
+        OpKind::Del => (Call::Del { key: reg.clone() }, vec![b("DEL"), b(&reg)]),
+        OpKind::Incr => (Call::Incr { key: ctr.clone() }, vec![b("INCR"), b(&ctr)]),
+        OpKind::GetCounter => (
+            Call::GetCounter { key: ctr.clone() },
+            vec![b("GET"), b(&ctr)],
+        ),
+        OpKind::Append => {
+            // Readable in traces: client 2's 17th append is 2000017.
+            let id = u64::from(plan.client) * APPEND_IDS_PER_CLIENT + seq;
+            (Call::Append { id }, vec![b("APPEND"), b(&id.to_string())])
+        }
+        OpKind::Read => (Call::Read, vec![b("READ")]),
+    }
+}
+
+/// Runs one client until `plan.stop_us`.
+pub async fn run_client(plan: ClientPlan, net: SimNet, mut rng: SeededRng, rec: Recorder) {
+    let mut session = Session {
+        net,
+        addr: plan.addr,
+        conn: None,
+        buf: BytesMut::new(),
+        op_timeout: Duration::from_millis(plan.op_timeout_ms),
+    };
+    let mut seq = 0u64;
+    loop {
+        let think = plan.think_ms[0] + rng.below(plan.think_ms[1] - plan.think_ms[0] + 1);
+        tokio::time::sleep(Duration::from_millis(think)).await;
+        if rec.now_us() >= plan.stop_us {
+            return;
+        }
+        seq += 1;
+        let kind = draw_kind(&plan, &mut rng);
+        let (call, args) = draw_call(&plan, kind, seq, &mut rng);
+        let invoke_us = rec.now_us();
+        let ex = session.exchange(&rec, &args).await;
+        rec.record(Op {
+            id: 0,
+            client: plan.client,
+            node: plan.node,
+            kind,
+            call,
+            invoke_us,
+            sent_us: ex.sent_us,
+            complete_us: rec.now_us(),
+            outcome: ex.outcome,
+        });
+    }
+}

@@ -1,0 +1,622 @@
+//! The world: N server nodes (the real node code, each a madsim node with its own IP, clock and
+//! disk), K workload clients, and the nemesis that applies the fault plan. It runs the safety
+//! phase (workload under faults), heals everything, runs the liveness phase, and leaves behind
+//! the history and the trace.
+//!
+//! The world is the harness, outside the env door: it drives madsim directly.
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use redsim::env::real::TokioClock;
+use redsim::env::sim_disk::{PowerLoss, SimDisk};
+use redsim::env::skew::SkewedClock;
+use redsim::server::driver::{self, RunOpts};
+use redsim::server::Config;
+
+use crate::env::{NetConfig, SimEnv, SimEnvParts, SimNet};
+use crate::faults::{rng_for, Machine, Plan, PlannedFault};
+use crate::history::{ClockChange, History};
+use crate::scenario::{FaultKind, OpKind, PowerMode, Scenario, Service, Target};
+use crate::toylog::{self, Bug};
+use crate::trace::Trace;
+use crate::workload::{run_client, ClientPlan, Recorder};
+
+pub const SERVER_PORT: u16 = 6379;
+
+pub fn node_ip(n: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, n as u8 + 1))
+}
+
+pub fn client_ip(c: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 1, c as u8 + 1))
+}
+
+fn power_loss(mode: PowerMode) -> PowerLoss {
+    match mode {
+        PowerMode::LoseAll => PowerLoss::LoseAll,
+        PowerMode::Prefix => PowerLoss::Prefix {
+            torn_garbage: false,
+        },
+        PowerMode::PrefixTorn => PowerLoss::Prefix { torn_garbage: true },
+        PowerMode::AnySector => PowerLoss::AnySector {
+            torn_garbage: false,
+        },
+        PowerMode::AnySectorTorn => PowerLoss::AnySector { torn_garbage: true },
+    }
+}
+
+/// What the run was asked for beyond the scenario.
+#[derive(Clone, Debug, Default)]
+pub struct WorldOptions {
+    pub bug: Option<Bug>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeState {
+    Up,
+    Paused,
+    Down,
+}
+
+/// A node's wall-clock error as the nemesis set it, mirrored for the checkers.
+#[derive(Clone, Copy, Debug, Default)]
+struct ClockModel {
+    since_us: u64,
+    error_us: i64,
+    drift_ppm: i64,
+}
+
+impl ClockModel {
+    fn error_at(&self, t_us: u64) -> i64 {
+        let elapsed = t_us.saturating_sub(self.since_us) as i128;
+        (self.error_us as i128 + elapsed * self.drift_ppm as i128 / 1_000_000) as i64
+    }
+}
+
+struct ServerNode {
+    id: NodeId,
+    clock: SkewedClock<TokioClock>,
+    disk: SimDisk,
+    state: NodeState,
+    clock_model: ClockModel,
+}
+
+/// The world during a run; the nemesis owns it.
+struct World {
+    scenario: Scenario,
+    handle: Handle,
+    net: Arc<NetSim>,
+    rec: Recorder,
+    nodes: Vec<ServerNode>,
+    machines: BTreeMap<Machine, NodeId>,
+    /// Clogged links with how many active faults want each: overlapping faults heal cleanly.
+    clogs: BTreeMap<(Machine, Machine), u32>,
+    /// Active latency faults by plan index.
+    latencies: BTreeMap<usize, [u64; 2]>,
+    /// Per planned fault: whether its start took effect (its end must then undo it).
+    applied: Vec<bool>,
+}
+
+/// Runs the whole world; returns when the liveness phase is over and every client stopped.
+pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, rec: Recorder) {
+    let handle = Handle::current();
+    let net = NetSim::current();
+    let [lo, hi] = s.net.latency_ms;
+    net.update_config(|c| c.send_latency = latency_range(lo, hi));
+    let net_config = NetConfig {
+        connect_timeout_ms: s.net.connect_timeout_ms,
+        split_write_probability: s.net.split_write_probability,
+    };
+    let world_clock = rec.clock.clone();
+    let mut w = World {
+        scenario: s.clone(),
+        handle: handle.clone(),
+        net,
+        rec: rec.clone(),
+        nodes: Vec::new(),
+        machines: BTreeMap::new(),
+        clogs: BTreeMap::new(),
+        latencies: BTreeMap::new(),
+        applied: vec![false; plan.faults.len()],
+    };
+    for n in 0..s.topology.nodes {
+        let clock = SkewedClock::new(world_clock.clone());
+        let disk = SimDisk::new(redsim::env::Rng::next_u64(&mut rng_for(
+            seed,
+            &format!("disk/n{n}"),
+        )));
+        let id = start_node(
+            &handle,
+            &s,
+            seed,
+            n,
+            &clock,
+            &disk,
+            net_config,
+            &rec,
+            &world_clock,
+            opts.bug,
+        );
+        w.machines.insert(Machine::Node(n), id);
+        w.nodes.push(ServerNode {
+            id,
+            clock,
+            disk,
+            state: NodeState::Up,
+            clock_model: ClockModel::default(),
+        });
+    }
+    let stop_us = (s.duration_ms + s.settle_ms) * 1000;
+    let mix = cumulative(&plan.mix);
+    let mut clients = Vec::new();
+    for c in 0..s.workload.clients {
+        let node = handle
+            .create_node()
+            .name(format!("c{c}"))
+            .ip(client_ip(c))
+            .build();
+        w.machines.insert(Machine::Client(c), node.id());
+        let target = c % s.topology.nodes;
+        let plan = ClientPlan {
+            client: c,
+            node: target,
+            addr: SocketAddr::new(node_ip(target), SERVER_PORT),
+            mix: mix.clone(),
+            keys: s.workload.keys,
+            think_ms: s.workload.think_ms,
+            ttl_ms: s.workload.ttl_ms,
+            op_timeout_ms: s.net.op_timeout_ms,
+            stop_us,
+        };
+        let mut rng = rng_for(seed, &format!("client/{c}"));
+        let net = SimNet::new(
+            net_config,
+            redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)),
+        );
+        clients.push(node.spawn(run_client(plan, net, rng, rec.clone())));
+    }
+    w.nemesis(&plan).await;
+    w.heal_all();
+    let healed_us = rec.now_us();
+    rec.history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .healed_us = healed_us;
+    for c in clients {
+        let _ = c.await;
+    }
+    let end_us = rec.now_us();
+    rec.event("world: every client stopped");
+    let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
+    h.end_us = end_us;
+}
+
+fn latency_range(lo_ms: u64, hi_ms: u64) -> std::ops::Range<Duration> {
+    Duration::from_millis(lo_ms)..Duration::from_millis(hi_ms) + Duration::from_micros(1)
+}
+
+/// The mix as cumulative bounds, for drawing.
+fn cumulative(mix: &[(OpKind, u32)]) -> Vec<(OpKind, u64)> {
+    let mut acc = 0;
+    mix.iter()
+        .map(|&(k, w)| {
+            acc += u64::from(w);
+            (k, acc)
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_node(
+    handle: &Handle,
+    s: &Scenario,
+    seed: u64,
+    n: u32,
+    clock: &SkewedClock<TokioClock>,
+    disk: &SimDisk,
+    net: NetConfig,
+    rec: &Recorder,
+    world_clock: &TokioClock,
+    bug: Option<Bug>,
+) -> NodeId {
+    let incarnation = Arc::new(AtomicU64::new(0));
+    let (clock, disk, trace, world_clock) = (
+        clock.clone(),
+        disk.clone(),
+        rec.trace.clone(),
+        world_clock.clone(),
+    );
+    let (service, directives) = (s.topology.service, s.config.clone());
+    let addr = SocketAddr::new(node_ip(n), SERVER_PORT);
+    handle
+        .create_node()
+        .name(format!("n{n}"))
+        .ip(node_ip(n))
+        .init(move || {
+            let inc = incarnation.fetch_add(1, Ordering::Relaxed);
+            let env = SimEnv::new(SimEnvParts {
+                clock: clock.clone(),
+                disk: disk.clone(),
+                net,
+                run_seed: seed,
+                name: format!("n{n}"),
+                incarnation: inc,
+                pid: 1000 + n * 100 + inc as u32,
+                trace: trace.clone(),
+                world_clock: world_clock.clone(),
+            });
+            let directives = directives.clone();
+            async move {
+                env.trace()
+                    .event(env.world_us(), &format!("n{n} start (incarnation {inc})"));
+                let result = match service {
+                    Service::Redsim => {
+                        let mut config = Config::default();
+                        let ip = node_ip(n).to_string();
+                        let fixed = [
+                            ("bind", ip.as_str()),
+                            ("port", "6379"),
+                            ("protected-mode", "no"),
+                        ];
+                        for (k, v) in fixed {
+                            config
+                                .set_startup(k, v)
+                                .expect("simulator's own directives are valid");
+                        }
+                        for (k, v) in &directives {
+                            config
+                                .set_startup(k, v)
+                                .expect("validated with the scenario");
+                        }
+                        driver::run(
+                            env.clone(),
+                            config,
+                            RunOpts {
+                                executable: "redsim-sim".into(),
+                                config_file: String::new(),
+                            },
+                        )
+                        .await
+                    }
+                    Service::Toylog => toylog::serve(env.clone(), addr, bug).await,
+                };
+                env.trace()
+                    .event(env.world_us(), &format!("n{n} exit: {result:?}"));
+            }
+        })
+        .build()
+        .id()
+}
+
+impl World {
+    fn now_us(&self) -> u64 {
+        self.rec.now_us()
+    }
+
+    fn event(&self, msg: &str) {
+        self.rec.event(&format!("nemesis: {msg}"));
+    }
+
+    /// Applies the plan in time order: each fault starts at `at_ms` and ends after its duration.
+    async fn nemesis(&mut self, plan: &Plan) {
+        // (time, ends before starts, plan index): a fault ending when another starts frees
+        // its links first.
+        let mut timeline: Vec<(u64, u8, usize)> = Vec::new();
+        for (i, f) in plan.faults.iter().enumerate() {
+            timeline.push((f.at_ms, 1, i));
+            if f.duration_ms > 0 {
+                timeline.push((f.at_ms + f.duration_ms, 0, i));
+            }
+        }
+        timeline.sort();
+        for (at_ms, is_start, i) in timeline {
+            self.sleep_until_ms(at_ms).await;
+            if is_start == 1 {
+                self.start(i, &plan.faults[i]);
+            } else {
+                self.end(i, &plan.faults[i]);
+            }
+        }
+        self.sleep_until_ms(self.scenario.duration_ms).await;
+    }
+
+    async fn sleep_until_ms(&self, at_ms: u64) {
+        let now_us = self.now_us();
+        let at_us = at_ms * 1000;
+        if at_us > now_us {
+            tokio::time::sleep(Duration::from_micros(at_us - now_us)).await;
+        }
+    }
+
+    fn start(&mut self, i: usize, f: &PlannedFault) {
+        let applied = match f.kind {
+            FaultKind::Partition
+            | FaultKind::PartitionIn
+            | FaultKind::PartitionOut
+            | FaultKind::Split => {
+                for link in self.links(f) {
+                    self.clog(link);
+                }
+                true
+            }
+            FaultKind::Kill | FaultKind::PowerFail => self.kill(f),
+            FaultKind::Pause => {
+                let n = node_of(f);
+                if self.nodes[n].state == NodeState::Up {
+                    self.handle.pause(self.nodes[n].id);
+                    self.nodes[n].state = NodeState::Paused;
+                    true
+                } else {
+                    false
+                }
+            }
+            FaultKind::ClockJump | FaultKind::ClockOffset => {
+                self.clock_step(node_of(f), f.delta_ms);
+                true
+            }
+            FaultKind::ClockDrift => {
+                self.clock_drift(node_of(f), f.ppm);
+                true
+            }
+            FaultKind::Latency => {
+                self.latencies.insert(i, f.latency_ms);
+                self.apply_latency();
+                true
+            }
+        };
+        self.applied[i] = applied;
+        let what = if applied {
+            "start"
+        } else {
+            "skip (target not up)"
+        };
+        self.event(&format!("{what} {}", f.describe()));
+    }
+
+    fn end(&mut self, i: usize, f: &PlannedFault) {
+        if !self.applied[i] {
+            return;
+        }
+        self.applied[i] = false;
+        match f.kind {
+            FaultKind::Partition
+            | FaultKind::PartitionIn
+            | FaultKind::PartitionOut
+            | FaultKind::Split => {
+                for link in self.links(f) {
+                    self.unclog(link);
+                }
+            }
+            FaultKind::Kill | FaultKind::PowerFail => self.restart(node_of(f)),
+            FaultKind::Pause => {
+                let n = node_of(f);
+                if self.nodes[n].state == NodeState::Paused {
+                    self.handle.resume(self.nodes[n].id);
+                    self.nodes[n].state = NodeState::Up;
+                }
+            }
+            FaultKind::ClockJump | FaultKind::ClockOffset => {
+                self.clock_step(node_of(f), -f.delta_ms)
+            }
+            FaultKind::ClockDrift => self.clock_drift(node_of(f), 0),
+            FaultKind::Latency => {
+                self.latencies.remove(&i);
+                self.apply_latency();
+            }
+        }
+        self.event(&format!("end {}", f.describe()));
+    }
+
+    /// The directed links a network fault cuts.
+    fn links(&self, f: &PlannedFault) -> Vec<(Machine, Machine)> {
+        let all: Vec<Machine> = self.machines.keys().copied().collect();
+        let target = match f.target {
+            Target::Node(n) => Some(Machine::Node(n)),
+            Target::Client(c) => Some(Machine::Client(c)),
+            _ => None,
+        };
+        let mut links = Vec::new();
+        for &a in &all {
+            for &b in &all {
+                if a == b {
+                    continue;
+                }
+                let cut = match f.kind {
+                    FaultKind::Partition => target == Some(a) || target == Some(b),
+                    FaultKind::PartitionIn => target == Some(b),
+                    FaultKind::PartitionOut => target == Some(a),
+                    FaultKind::Split => f.group.contains(&a) != f.group.contains(&b),
+                    _ => false,
+                };
+                if cut {
+                    links.push((a, b));
+                }
+            }
+        }
+        links
+    }
+
+    fn clog(&mut self, link: (Machine, Machine)) {
+        let count = self.clogs.entry(link).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            self.net
+                .clog_link(self.machines[&link.0], self.machines[&link.1]);
+        }
+    }
+
+    fn unclog(&mut self, link: (Machine, Machine)) {
+        if let Some(count) = self.clogs.get_mut(&link) {
+            *count -= 1;
+            if *count == 0 {
+                self.clogs.remove(&link);
+                self.net
+                    .unclog_link(self.machines[&link.0], self.machines[&link.1]);
+            }
+        }
+    }
+
+    fn apply_latency(&self) {
+        let [lo, hi] = self
+            .latencies
+            .values()
+            .copied()
+            .max_by_key(|r| (r[1], r[0]))
+            .unwrap_or(self.scenario.net.latency_ms);
+        self.net
+            .update_config(|c| c.send_latency = latency_range(lo, hi));
+    }
+
+    fn kill(&mut self, f: &PlannedFault) -> bool {
+        let n = node_of(f);
+        if self.nodes[n].state == NodeState::Down {
+            return false;
+        }
+        self.handle.kill(self.nodes[n].id);
+        self.nodes[n].state = NodeState::Down;
+        let now = self.now_us();
+        self.rec
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .kills_us[n]
+            .push(now);
+        if f.kind == FaultKind::PowerFail {
+            let report = self.nodes[n].disk.power_fail(power_loss(f.mode));
+            let fates: Vec<String> = report
+                .files
+                .iter()
+                .map(|(name, fates)| {
+                    let kept = fates
+                        .iter()
+                        .filter(|f| **f == redsim::env::sim_disk::SectorFate::Kept)
+                        .count();
+                    format!("{name}: {kept}/{} pending pieces kept", fates.len())
+                })
+                .collect();
+            self.event(&format!(
+                "n{n} lost power ({}) [{}]",
+                f.mode.name(),
+                fates.join("; ")
+            ));
+        } else {
+            self.nodes[n].disk.process_crash();
+        }
+        true
+    }
+
+    fn restart(&mut self, n: usize) {
+        if self.nodes[n].state != NodeState::Down {
+            return;
+        }
+        self.handle.restart(self.nodes[n].id);
+        self.nodes[n].state = NodeState::Up;
+        self.event(&format!("n{n} restarted"));
+    }
+
+    fn record_clock(&mut self, n: usize, model: ClockModel) {
+        self.nodes[n].clock_model = model;
+        let change = ClockChange {
+            at_us: model.since_us,
+            error_us: model.error_us,
+            drift_ppm: model.drift_ppm,
+        };
+        self.rec
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clocks[n]
+            .push(change);
+    }
+
+    fn clock_step(&mut self, n: usize, delta_ms: i64) {
+        let now = self.now_us();
+        self.nodes[n].clock.jump_ms(delta_ms);
+        let m = self.nodes[n].clock_model;
+        let model = ClockModel {
+            since_us: now,
+            error_us: m.error_at(now) + delta_ms * 1000,
+            drift_ppm: m.drift_ppm,
+        };
+        self.record_clock(n, model);
+        self.event(&format!(
+            "n{n} wall clock stepped {delta_ms}ms (now {}ms off)",
+            model.error_us / 1000
+        ));
+    }
+
+    fn clock_drift(&mut self, n: usize, ppm: i64) {
+        let now = self.now_us();
+        self.nodes[n].clock.set_drift_ppm(ppm);
+        let m = self.nodes[n].clock_model;
+        let model = ClockModel {
+            since_us: now,
+            error_us: m.error_at(now),
+            drift_ppm: ppm,
+        };
+        self.record_clock(n, model);
+        self.event(&format!(
+            "n{n} wall clock drift {ppm}ppm (now {}ms off)",
+            model.error_us / 1000
+        ));
+    }
+
+    /// The start of the liveness phase: every link open, every node up and running, every
+    /// clock back on true time, the network fast again.
+    fn heal_all(&mut self) {
+        let links: Vec<(Machine, Machine)> = self.clogs.keys().copied().collect();
+        for (a, b) in links {
+            self.net.unclog_link(self.machines[&a], self.machines[&b]);
+        }
+        self.clogs.clear();
+        self.latencies.clear();
+        self.apply_latency();
+        for n in 0..self.nodes.len() {
+            match self.nodes[n].state {
+                NodeState::Down => self.restart(n),
+                NodeState::Paused => {
+                    self.handle.resume(self.nodes[n].id);
+                    self.nodes[n].state = NodeState::Up;
+                }
+                NodeState::Up => {}
+            }
+            let m = self.nodes[n].clock_model;
+            if m.drift_ppm != 0 || m.error_at(self.now_us()) != 0 {
+                self.nodes[n].clock.heal();
+                let model = ClockModel {
+                    since_us: self.now_us(),
+                    error_us: 0,
+                    drift_ppm: 0,
+                };
+                self.record_clock(n, model);
+            }
+        }
+        self.applied.iter_mut().for_each(|a| *a = false);
+        self.event("healed: links open, nodes up, clocks true");
+    }
+}
+
+fn node_of(f: &PlannedFault) -> usize {
+    match f.target {
+        Target::Node(n) => n as usize,
+        other => unreachable!("node fault planned with target {other}"),
+    }
+}
+
+/// A fresh world's shared record; call inside the runtime (the clock starts now).
+pub fn recorder(history: Arc<Mutex<History>>, trace: Trace) -> Recorder {
+    Recorder {
+        history,
+        trace,
+        clock: TokioClock::new(),
+    }
+}

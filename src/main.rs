@@ -89,7 +89,10 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
                 }
             };
             if let Err(e) = config.load_text(&text) {
-                eprintln!("\n*** FATAL CONFIG FILE ERROR (redsim {}) ***\nReading the configuration file, at {e}", env!("CARGO_PKG_VERSION"));
+                eprintln!(
+                    "\n*** FATAL CONFIG FILE ERROR (redsim {}) ***\nReading the configuration file, at {e}",
+                    env!("CARGO_PKG_VERSION")
+                );
                 return 1;
             }
         }

@@ -60,7 +60,8 @@ fn match_from(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
                             std::mem::swap(&mut lo, &mut hi);
                         }
                         let c = if nocase { s[0].to_ascii_lowercase() } else { s[0] };
-                        let (lo, hi) = if nocase { (lo.to_ascii_lowercase(), hi.to_ascii_lowercase()) } else { (lo, hi) };
+                        let (lo, hi) =
+                            if nocase { (lo.to_ascii_lowercase(), hi.to_ascii_lowercase()) } else { (lo, hi) };
                         matched |= c >= lo && c <= hi;
                         p = &p[2..];
                     } else {

@@ -25,10 +25,7 @@ const EXIT_BAD_INPUT: i32 = 2;
 const PRINTED_FINDINGS: usize = 5;
 
 #[derive(Parser)]
-#[command(
-    name = "redsim-sim",
-    about = "Deterministic simulation of redsim under faults"
-)]
+#[command(name = "redsim-sim", about = "Deterministic simulation of redsim under faults")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -93,27 +90,14 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                EXIT_BAD_INPUT
-            } else {
-                EXIT_PASS
-            };
+            return if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_PASS };
         }
     };
     let result = match cli.cmd {
-        Cmd::Run {
-            scenario,
-            seed,
-            bug,
-            reports_dir,
-        } => cmd_run(&scenario, seed, bug.as_deref(), &reports_dir),
-        Cmd::Sweep {
-            scenario,
-            seeds,
-            jobs,
-            bug,
-            reports_dir,
-        } => cmd_sweep(&scenario, &seeds, jobs, bug.as_deref(), &reports_dir),
+        Cmd::Run { scenario, seed, bug, reports_dir } => cmd_run(&scenario, seed, bug.as_deref(), &reports_dir),
+        Cmd::Sweep { scenario, seeds, jobs, bug, reports_dir } => {
+            cmd_sweep(&scenario, &seeds, jobs, bug.as_deref(), &reports_dir)
+        }
         Cmd::Replay { report } => cmd_replay(&report),
     };
     match result {
@@ -129,9 +113,7 @@ fn load(path: &Path, bug: Option<&str>) -> Result<(Scenario, WorldOptions), Stri
     let s = Scenario::load(path).map_err(|e| e.to_string())?;
     let bug = match bug {
         None => None,
-        Some(b) => {
-            Some(Bug::parse(b).ok_or_else(|| format!("--bug {b:?}: known bugs: skip-fsync"))?)
-        }
+        Some(b) => Some(Bug::parse(b).ok_or_else(|| format!("--bug {b:?}: known bugs: skip-fsync"))?),
     };
     if bug.is_some() && s.topology.service != Service::Toylog {
         return Err(format!(
@@ -150,10 +132,7 @@ fn print_findings(out: &RunOutcome) {
         println!("  [{}] {}", f.checker, f.message);
     }
     if out.verdict.findings.len() > PRINTED_FINDINGS {
-        println!(
-            "  … {} more in the report",
-            out.verdict.findings.len() - PRINTED_FINDINGS
-        );
+        println!("  … {} more in the report", out.verdict.findings.len() - PRINTED_FINDINGS);
     }
     for i in &out.verdict.inconclusive {
         println!("  inconclusive: {i}");
@@ -162,11 +141,7 @@ fn print_findings(out: &RunOutcome) {
 
 fn cmd_run(path: &Path, seed: u64, bug: Option<&str>, reports_dir: &Path) -> Result<i32, String> {
     let (s, opts) = load(path, bug)?;
-    println!(
-        "scenario {} seed {seed}{}",
-        s.name,
-        bug.map(|b| format!(" bug {b}")).unwrap_or_default()
-    );
+    println!("scenario {} seed {seed}{}", s.name, bug.map(|b| format!(" bug {b}")).unwrap_or_default());
     for c in faults::plan(&s, seed).choices {
         println!("  seed chose: {c}");
     }
@@ -182,20 +157,11 @@ fn cmd_run(path: &Path, seed: u64, bug: Option<&str>, reports_dir: &Path) -> Res
     Ok(if out.passed() { EXIT_PASS } else { EXIT_FAIL })
 }
 
-fn cmd_sweep(
-    path: &Path,
-    seeds: &str,
-    jobs: usize,
-    bug: Option<&str>,
-    reports_dir: &Path,
-) -> Result<i32, String> {
+fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_dir: &Path) -> Result<i32, String> {
     let (s, opts) = load(path, bug)?;
     let range = parse_seeds(seeds)?;
     let total = range.end - range.start;
-    println!(
-        "sweep {} seeds {}..{} on {jobs} threads",
-        s.name, range.start, range.end
-    );
+    println!("sweep {} seeds {}..{} on {jobs} threads", s.name, range.start, range.end);
     let started = Instant::now();
     let done = AtomicUsize::new(0);
     let failing = AtomicUsize::new(0);
@@ -206,10 +172,7 @@ fn cmd_sweep(
         if !r.passed {
             failing.fetch_add(1, Ordering::Relaxed);
             if let Ok(p) = report::write(out, &s, Some(&path_text), reports_dir) {
-                report_paths
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(r.seed, p);
+                report_paths.lock().unwrap_or_else(|e| e.into_inner()).insert(r.seed, p);
             }
         }
         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -242,38 +205,25 @@ fn cmd_sweep(
     );
     let paths = report_paths.into_inner().unwrap_or_else(|e| e.into_inner());
     for r in &failed {
-        println!(
-            "  seed {}: {}",
-            r.seed,
-            r.first_finding.as_deref().unwrap_or("failed")
-        );
+        println!("  seed {}: {}", r.seed, r.first_finding.as_deref().unwrap_or("failed"));
         if let Some(p) = paths.get(&r.seed) {
             println!("    {}", report::replay_command(p));
         }
     }
-    Ok(if failed.is_empty() {
-        EXIT_PASS
-    } else {
-        EXIT_FAIL
-    })
+    Ok(if failed.is_empty() { EXIT_PASS } else { EXIT_FAIL })
 }
 
 fn cmd_replay(path: &Path) -> Result<i32, String> {
     let r = report::read(path)?;
     let bug = match r.bug.as_deref() {
         None => None,
-        Some(b) => {
-            Some(Bug::parse(b).ok_or_else(|| format!("{}: unknown bug {b:?}", path.display()))?)
-        }
+        Some(b) => Some(Bug::parse(b).ok_or_else(|| format!("{}: unknown bug {b:?}", path.display()))?),
     };
     println!(
         "replay {} seed {}{}",
         r.scenario.name,
         r.seed,
-        r.bug
-            .as_deref()
-            .map(|b| format!(" bug {b}"))
-            .unwrap_or_default()
+        r.bug.as_deref().map(|b| format!(" bug {b}")).unwrap_or_default()
     );
     let out = run_seed(&r.scenario, r.seed, &WorldOptions { bug });
     println!("{}", out.summary_line());
@@ -288,10 +238,7 @@ fn cmd_replay(path: &Path) -> Result<i32, String> {
         println!("trace hash: {hash}, identical to the report's");
         Ok(EXIT_PASS)
     } else {
-        println!(
-            "trace hash: {hash}, the report has {}: the run is NOT reproducible",
-            r.trace_hash
-        );
+        println!("trace hash: {hash}, the report has {}: the run is NOT reproducible", r.trace_hash);
         Ok(EXIT_FAIL)
     }
 }

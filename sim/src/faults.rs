@@ -70,13 +70,9 @@ impl PlannedFault {
             s += &format!(" for {}ms", self.duration_ms);
         }
         match self.kind {
-            FaultKind::ClockJump | FaultKind::ClockOffset => {
-                s += &format!(" delta={}ms", self.delta_ms)
-            }
+            FaultKind::ClockJump | FaultKind::ClockOffset => s += &format!(" delta={}ms", self.delta_ms),
             FaultKind::ClockDrift => s += &format!(" ppm={}", self.ppm),
-            FaultKind::Latency => {
-                s += &format!(" latency={}..{}ms", self.latency_ms[0], self.latency_ms[1])
-            }
+            FaultKind::Latency => s += &format!(" latency={}..{}ms", self.latency_ms[0], self.latency_ms[1]),
             FaultKind::PowerFail => s += &format!(" mode={}", self.mode.name()),
             FaultKind::Split => {
                 let g: Vec<String> = self.group.iter().map(|m| m.to_string()).collect();
@@ -91,10 +87,7 @@ impl PlannedFault {
 /// A generator for one purpose, derived from the run's seed: adding draws for one purpose
 /// never shifts another's.
 pub fn rng_for(seed: u64, purpose: &str) -> SeededRng {
-    let h = fnv1a64(
-        fnv1a64(0xcbf2_9ce4_8422_2325, &seed.to_le_bytes()),
-        purpose.as_bytes(),
-    );
+    let h = fnv1a64(fnv1a64(0xcbf2_9ce4_8422_2325, &seed.to_le_bytes()), purpose.as_bytes());
     SeededRng::from_seed(h)
 }
 
@@ -124,20 +117,11 @@ pub struct Plan {
 /// each.
 fn plan_mix(s: &Scenario, seed: u64) -> Vec<(OpKind, u32)> {
     let mut rng = rng_for(seed, "workload");
-    let weights: Vec<(OpKind, u32)> = s
-        .workload
-        .ops
-        .iter()
-        .map(|(&k, &w)| (k, w))
-        .filter(|&(_, w)| w > 0)
-        .collect();
+    let weights: Vec<(OpKind, u32)> = s.workload.ops.iter().map(|(&k, &w)| (k, w)).filter(|&(_, w)| w > 0).collect();
     if !s.workload.swarm_mix {
         return weights;
     }
-    let mut drawn: Vec<(OpKind, u32)> = weights
-        .iter()
-        .map(|&(k, w)| (k, rng.below(u64::from(w) + 1) as u32))
-        .collect();
+    let mut drawn: Vec<(OpKind, u32)> = weights.iter().map(|&(k, w)| (k, rng.below(u64::from(w) + 1) as u32)).collect();
     if drawn.iter().all(|&(_, w)| w == 0) {
         let i = rng.below(drawn.len() as u64) as usize;
         drawn[i].1 = weights[i].1;
@@ -147,25 +131,17 @@ fn plan_mix(s: &Scenario, seed: u64) -> Vec<(OpKind, u32)> {
 }
 
 pub fn mix_text(mix: &[(OpKind, u32)]) -> String {
-    let parts: Vec<String> = mix
-        .iter()
-        .map(|(k, w)| format!("{}={w}", k.name()))
-        .collect();
+    let parts: Vec<String> = mix.iter().map(|(k, w)| format!("{}={w}", k.name())).collect();
     parts.join(" ")
 }
 
 pub fn plan(s: &Scenario, seed: u64) -> Plan {
     let mut rng = rng_for(seed, "faults");
-    let mut p = Plan {
-        mix: plan_mix(s, seed),
-        ..Plan::default()
-    };
+    let mut p = Plan { mix: plan_mix(s, seed), ..Plan::default() };
     let swarmed = if s.workload.swarm_mix { " (swarm)" } else { "" };
-    p.choices
-        .push(format!("workload mix{swarmed}: {}", mix_text(&p.mix)));
+    p.choices.push(format!("workload mix{swarmed}: {}", mix_text(&p.mix)));
     for (i, f) in s.faults.schedule.iter().enumerate() {
-        p.faults
-            .push(resolve(s, f, format!("schedule[{i}]"), &mut rng));
+        p.faults.push(resolve(s, f, format!("schedule[{i}]"), &mut rng));
     }
     if let Some(sw) = &s.faults.swarm {
         let mut kinds = sw.kinds.clone();
@@ -182,8 +158,7 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
                 continue;
             }
             let per_min = 1 + rng.below(u64::from(sw.max_per_min));
-            p.choices
-                .push(format!("swarm: {} on, {per_min}/min", kind.name()));
+            p.choices.push(format!("swarm: {} on, {per_min}/min", kind.name()));
             // Uniform gaps with the rate's mean: a Poisson process's mean without floats.
             let mean_gap_ms = (60_000 / per_min).max(1);
             let mut t = rng.below(2 * mean_gap_ms);
@@ -216,10 +191,8 @@ fn pick_target(s: &Scenario, t: Target, rng: &mut SeededRng) -> Target {
 }
 
 fn random_group(s: &Scenario, rng: &mut SeededRng) -> Vec<Machine> {
-    let all: Vec<Machine> = (0..s.topology.nodes)
-        .map(Machine::Node)
-        .chain((0..s.workload.clients).map(Machine::Client))
-        .collect();
+    let all: Vec<Machine> =
+        (0..s.topology.nodes).map(Machine::Node).chain((0..s.workload.clients).map(Machine::Client)).collect();
     loop {
         let group: Vec<Machine> = all.iter().copied().filter(|_| rng.below(2) == 0).collect();
         if !group.is_empty() && group.len() < all.len() {
@@ -230,14 +203,8 @@ fn random_group(s: &Scenario, rng: &mut SeededRng) -> Vec<Machine> {
 
 fn resolve(s: &Scenario, f: &ScheduledFault, source: String, rng: &mut SeededRng) -> PlannedFault {
     let target = pick_target(s, Target::parse(&f.target).unwrap_or(Target::None), rng);
-    let mode = f
-        .mode
-        .unwrap_or_else(|| PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize]);
-    let group = if f.fault == FaultKind::Split {
-        random_group(s, rng)
-    } else {
-        Vec::new()
-    };
+    let mode = f.mode.unwrap_or_else(|| PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize]);
+    let group = if f.fault == FaultKind::Split { random_group(s, rng) } else { Vec::new() };
     PlannedFault {
         at_ms: f.at_ms,
         kind: f.fault,
@@ -253,16 +220,8 @@ fn resolve(s: &Scenario, f: &ScheduledFault, source: String, rng: &mut SeededRng
 }
 
 fn swarm_fault(s: &Scenario, kind: FaultKind, at_ms: u64, rng: &mut SeededRng) -> PlannedFault {
-    let sw = s
-        .faults
-        .swarm
-        .as_ref()
-        .expect("swarm faults come from a swarm");
-    let any = if kind.needs_node() || rng.below(2) == 0 {
-        Target::AnyNode
-    } else {
-        Target::AnyClient
-    };
+    let sw = s.faults.swarm.as_ref().expect("swarm faults come from a swarm");
+    let any = if kind.needs_node() || rng.below(2) == 0 { Target::AnyNode } else { Target::AnyClient };
     let target = match kind {
         FaultKind::Split | FaultKind::Latency => Target::None,
         _ => pick_target(s, any, rng),
@@ -281,9 +240,7 @@ fn swarm_fault(s: &Scenario, kind: FaultKind, at_ms: u64, rng: &mut SeededRng) -
     };
     match kind {
         FaultKind::Split => f.group = random_group(s, rng),
-        FaultKind::PowerFail => {
-            f.mode = PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize]
-        }
+        FaultKind::PowerFail => f.mode = PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize],
         FaultKind::ClockJump => {
             f.delta_ms = signed(rng, sw.clock_step_ms);
             if rng.below(2) == 0 {

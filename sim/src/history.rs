@@ -9,26 +9,12 @@ use crate::scenario::OpKind;
 /// An operation's request, with the arguments the checkers need.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Call {
-    Get {
-        key: String,
-    },
-    Set {
-        key: String,
-        value: String,
-        ttl_ms: Option<u64>,
-    },
-    Del {
-        key: String,
-    },
-    Incr {
-        key: String,
-    },
-    GetCounter {
-        key: String,
-    },
-    Append {
-        id: u64,
-    },
+    Get { key: String },
+    Set { key: String, value: String, ttl_ms: Option<u64> },
+    Del { key: String },
+    Incr { key: String },
+    GetCounter { key: String },
+    Append { id: u64 },
     Read,
 }
 
@@ -123,29 +109,19 @@ pub struct History {
 
 impl History {
     pub fn new(nodes: usize) -> Self {
-        History {
-            kills_us: vec![Vec::new(); nodes],
-            clocks: vec![Vec::new(); nodes],
-            ..History::default()
-        }
+        History { kills_us: vec![Vec::new(); nodes], clocks: vec![Vec::new(); nodes], ..History::default() }
     }
 
     /// The first kill of `node` at or after `t_us`: an operation sent on a connection to the
     /// node before then cannot take effect after it.
     pub fn next_kill_us(&self, node: u32, t_us: u64) -> Option<u64> {
-        self.kills_us[node as usize]
-            .iter()
-            .copied()
-            .find(|&k| k >= t_us)
+        self.kills_us[node as usize].iter().copied().find(|&k| k >= t_us)
     }
 
     /// How many times `node` was killed before `t_us`: the incarnation serving a request
     /// sent then.
     pub fn epoch(&self, node: u32, t_us: u64) -> usize {
-        self.kills_us[node as usize]
-            .iter()
-            .filter(|&&k| k < t_us)
-            .count()
+        self.kills_us[node as usize].iter().filter(|&&k| k < t_us).count()
     }
 
     /// The window in which `op` could have taken effect: from sending to its reply, or for an

@@ -58,30 +58,15 @@ pub fn replay_command(report_json: &Path) -> String {
     format!("redsim-sim replay {}", report_json.display())
 }
 
-pub fn run_command(
-    scenario_path: Option<&str>,
-    name: &str,
-    seed: u64,
-    bug: Option<&str>,
-) -> String {
+pub fn run_command(scenario_path: Option<&str>, name: &str, seed: u64, bug: Option<&str>) -> String {
     let path = scenario_path.map_or_else(|| format!("scenarios/{name}.toml"), str::to_string);
     let bug = bug.map(|b| format!(" --bug {b}")).unwrap_or_default();
     format!("redsim-sim run {path} --seed {seed}{bug}")
 }
 
-pub fn build(
-    out: &RunOutcome,
-    scenario: &Scenario,
-    scenario_path: Option<&str>,
-    json_path: &Path,
-) -> ReportJson {
+pub fn build(out: &RunOutcome, scenario: &Scenario, scenario_path: Option<&str>, json_path: &Path) -> ReportJson {
     let (ok, fail, unknown) = out.op_counts();
-    let mut involved: Vec<usize> = out
-        .verdict
-        .findings
-        .iter()
-        .flat_map(|f| f.ops.iter().copied())
-        .collect();
+    let mut involved: Vec<usize> = out.verdict.findings.iter().flat_map(|f| f.ops.iter().copied()).collect();
     involved.sort_unstable();
     involved.dedup();
     ReportJson {
@@ -97,10 +82,7 @@ pub fn build(
         findings: out.verdict.findings.clone(),
         inconclusive: out.verdict.inconclusive.clone(),
         notes: out.verdict.notes.clone(),
-        involved_ops: involved
-            .iter()
-            .filter_map(|&i| out.history.ops.get(i).cloned())
-            .collect(),
+        involved_ops: involved.iter().filter_map(|&i| out.history.ops.get(i).cloned()).collect(),
         stats: Stats {
             ops: out.history.ops.len(),
             ok,
@@ -135,12 +117,7 @@ pub fn markdown(r: &ReportJson, trace: &[String]) -> String {
     let _ = writeln!(
         md,
         "- run again: `{}`\n",
-        run_command(
-            r.scenario_path.as_deref(),
-            &r.scenario.name,
-            r.seed,
-            r.bug.as_deref()
-        )
+        run_command(r.scenario_path.as_deref(), &r.scenario.name, r.seed, r.bug.as_deref())
     );
     let _ = writeln!(md, "## What the seed chose\n");
     for c in &r.choices {
@@ -163,26 +140,12 @@ pub fn markdown(r: &ReportJson, trace: &[String]) -> String {
         let _ = writeln!(md, "\nNo findings.");
     }
     for (i, f) in r.findings.iter().enumerate() {
-        let _ = writeln!(
-            md,
-            "\n### Finding {} ({})\n\n{}\n",
-            i + 1,
-            f.checker,
-            f.message
-        );
-        let ops = if i < EXCERPTED_FINDINGS {
-            &f.ops[..]
-        } else {
-            &[]
-        };
+        let _ = writeln!(md, "\n### Finding {} ({})\n\n{}\n", i + 1, f.checker, f.message);
+        let ops = if i < EXCERPTED_FINDINGS { &f.ops[..] } else { &[] };
         for &op in ops {
             let excerpt = excerpt(trace, op);
             if !excerpt.is_empty() {
-                let _ = writeln!(
-                    md,
-                    "Trace around op #{op}:\n\n```\n{}\n```",
-                    excerpt.join("\n")
-                );
+                let _ = writeln!(md, "Trace around op #{op}:\n\n```\n{}\n```", excerpt.join("\n"));
             }
         }
     }
@@ -212,10 +175,7 @@ pub fn write(
     let json_path = dir.join("report.json");
     let r = build(out, scenario, scenario_path, &json_path);
     let lines = out.trace.lines();
-    std::fs::write(
-        &json_path,
-        serde_json::to_string_pretty(&r).map_err(io::Error::other)? + "\n",
-    )?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(&r).map_err(io::Error::other)? + "\n")?;
     std::fs::write(dir.join("report.md"), markdown(&r, &lines))?;
     let mut text = lines.join("\n");
     text.push('\n');
@@ -225,17 +185,10 @@ pub fn write(
 
 pub fn read(path: &Path) -> Result<ReportJson, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let r: ReportJson =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let r: ReportJson = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if r.format != REPORT_FORMAT {
-        return Err(format!(
-            "{}: report format {} (this redsim-sim reads {REPORT_FORMAT})",
-            path.display(),
-            r.format
-        ));
+        return Err(format!("{}: report format {} (this redsim-sim reads {REPORT_FORMAT})", path.display(), r.format));
     }
-    r.scenario
-        .validate()
-        .map_err(|e| format!("{}: embedded scenario: {e}", path.display()))?;
+    r.scenario.validate().map_err(|e| format!("{}: embedded scenario: {e}", path.display()))?;
     Ok(r)
 }

@@ -118,13 +118,7 @@ pub fn run_seed(s: &Scenario, seed: u64, opts: &WorldOptions) -> RunOutcome {
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     rt.set_time_limit(Duration::from_millis(s.duration_ms + s.settle_ms) + TIME_LIMIT_SLACK);
     let result = catch_unwind(AssertUnwindSafe(|| {
-        rt.block_on(simulate(
-            s.clone(),
-            seed,
-            opts.clone(),
-            trace.clone(),
-            history.clone(),
-        ))
+        rt.block_on(simulate(s.clone(), seed, opts.clone(), trace.clone(), history.clone()))
     }));
     // Tear the runtime down before reading shared state: node tasks hold clones.
     drop(rt);
@@ -139,11 +133,7 @@ pub fn run_seed(s: &Scenario, seed: u64, opts: &WorldOptions) -> RunOutcome {
     let history = history.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let grace_us = s.liveness_grace_ms() * 1000;
     let check_started = Instant::now();
-    let verdict = if panic.is_none() {
-        checkers::run(&s.checkers, &history, grace_us)
-    } else {
-        Verdict::default()
-    };
+    let verdict = if panic.is_none() { checkers::run(&s.checkers, &history, grace_us) } else { Verdict::default() };
     RunOutcome {
         seed,
         bug: opts.bug,
@@ -186,26 +176,19 @@ pub fn sweep(
                     return;
                 }
                 let out = run_seed(s, seed, opts);
-                let r =
-                    SeedResult {
-                        seed,
-                        passed: out.passed(),
-                        trace_hash: out.trace_hash(),
-                        sim_secs: out.sim_secs(),
-                        first_finding: out.panic.clone().map(|p| format!("panic: {p}")).or_else(
-                            || {
-                                out.verdict
-                                    .findings
-                                    .first()
-                                    .map(|f| format!("{}: {}", f.checker, f.message))
-                            },
-                        ),
-                    };
+                let r = SeedResult {
+                    seed,
+                    passed: out.passed(),
+                    trace_hash: out.trace_hash(),
+                    sim_secs: out.sim_secs(),
+                    first_finding: out
+                        .panic
+                        .clone()
+                        .map(|p| format!("panic: {p}"))
+                        .or_else(|| out.verdict.findings.first().map(|f| format!("{}: {}", f.checker, f.message))),
+                };
                 on_done(&r, &out);
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(seed, r);
+                results.lock().unwrap_or_else(|e| e.into_inner()).insert(seed, r);
             });
         }
     });

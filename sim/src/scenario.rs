@@ -79,10 +79,7 @@ pub enum OpKind {
 
 impl OpKind {
     pub fn is_register(self) -> bool {
-        matches!(
-            self,
-            OpKind::Get | OpKind::Set | OpKind::SetPx | OpKind::SetEx | OpKind::Del
-        )
+        matches!(self, OpKind::Get | OpKind::Set | OpKind::SetPx | OpKind::SetEx | OpKind::Del)
     }
     pub fn is_counter(self) -> bool {
         matches!(self, OpKind::Incr | OpKind::GetCounter)
@@ -146,12 +143,7 @@ pub struct NetOptions {
 
 impl Default for NetOptions {
     fn default() -> Self {
-        NetOptions {
-            connect_timeout_ms: 500,
-            op_timeout_ms: 1_000,
-            split_write_probability: 0.1,
-            latency_ms: [1, 5],
-        }
+        NetOptions { connect_timeout_ms: 500, op_timeout_ms: 1_000, split_write_probability: 0.1, latency_ms: [1, 5] }
     }
 }
 
@@ -228,13 +220,8 @@ pub enum PowerMode {
 }
 
 impl PowerMode {
-    pub const ALL: [PowerMode; 5] = [
-        PowerMode::LoseAll,
-        PowerMode::Prefix,
-        PowerMode::PrefixTorn,
-        PowerMode::AnySector,
-        PowerMode::AnySectorTorn,
-    ];
+    pub const ALL: [PowerMode; 5] =
+        [PowerMode::LoseAll, PowerMode::Prefix, PowerMode::PrefixTorn, PowerMode::AnySector, PowerMode::AnySectorTorn];
     pub fn name(self) -> &'static str {
         match self {
             PowerMode::LoseAll => "lose_all",
@@ -382,42 +369,24 @@ impl Scenario {
     /// Reads a scenario file: the harness's own input, not node I/O.
     #[allow(clippy::disallowed_methods)]
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScenarioError(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError(format!("{}: {e}", path.display())))?;
         Scenario::from_toml(&text).map_err(|e| ScenarioError(format!("{}: {e}", path.display())))
     }
 
     pub fn validate(&self) -> Result<(), ScenarioError> {
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return err(
-                "name",
-                "must be non-empty and use only [A-Za-z0-9_-] (it names the report directory)",
-            );
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return err("name", "must be non-empty and use only [A-Za-z0-9_-] (it names the report directory)");
         }
         let n = self.topology.nodes;
         if !(1..=MAX_NODES).contains(&n) {
-            return err(
-                "topology.nodes",
-                format!("must be in 1..={MAX_NODES} (got {n})"),
-            );
+            return err("topology.nodes", format!("must be in 1..={MAX_NODES} (got {n})"));
         }
         self.validate_config()?;
         self.validate_workload()?;
         self.validate_net()?;
         self.validate_faults()?;
         if self.duration_ms == 0 || self.duration_ms > MAX_DURATION_MS {
-            return err(
-                "duration_ms",
-                format!(
-                    "must be in 1..={MAX_DURATION_MS} (got {})",
-                    self.duration_ms
-                ),
-            );
+            return err("duration_ms", format!("must be in 1..={MAX_DURATION_MS} (got {})", self.duration_ms));
         }
         // Liveness is judged on operations invoked after the grace; a client must have time
         // for a few of them.
@@ -438,20 +407,11 @@ impl Scenario {
             let fits = matches!(
                 (self.topology.service, c),
                 (_, CheckerKind::Liveness)
-                    | (
-                        Service::Redsim,
-                        CheckerKind::Register | CheckerKind::Counter
-                    )
+                    | (Service::Redsim, CheckerKind::Register | CheckerKind::Counter)
                     | (Service::Toylog, CheckerKind::Durability)
             );
             if !fits {
-                return err(
-                    "checkers",
-                    format!(
-                        "{c:?} does not apply to service {:?}",
-                        self.topology.service
-                    ),
-                );
+                return err("checkers", format!("{c:?} does not apply to service {:?}", self.topology.service));
             }
         }
         Ok(())
@@ -473,22 +433,13 @@ impl Scenario {
     fn validate_workload(&self) -> Result<(), ScenarioError> {
         let w = &self.workload;
         if !(1..=MAX_CLIENTS).contains(&w.clients) {
-            return err(
-                "workload.clients",
-                format!("must be in 1..={MAX_CLIENTS} (got {})", w.clients),
-            );
+            return err("workload.clients", format!("must be in 1..={MAX_CLIENTS} (got {})", w.clients));
         }
         if !(1..=MAX_KEYS).contains(&w.keys) {
-            return err(
-                "workload.keys",
-                format!("must be in 1..={MAX_KEYS} (got {})", w.keys),
-            );
+            return err("workload.keys", format!("must be in 1..={MAX_KEYS} (got {})", w.keys));
         }
         if w.ops.values().all(|&weight| weight == 0) {
-            return err(
-                "workload.ops",
-                "give at least one operation a weight above 0",
-            );
+            return err("workload.ops", "give at least one operation a weight above 0");
         }
         for op in w.ops.keys() {
             let fits = match self.topology.service {
@@ -503,10 +454,7 @@ impl Scenario {
             }
         }
         if w.think_ms[0] > w.think_ms[1] || w.think_ms[1] == 0 {
-            return err(
-                "workload.think_ms",
-                "must be [min, max] with min <= max and max > 0",
-            );
+            return err("workload.think_ms", "must be [min, max] with min <= max and max > 0");
         }
         if w.ttl_ms[0] == 0 || w.ttl_ms[0] > w.ttl_ms[1] {
             return err("workload.ttl_ms", "must be [min, max] with 0 < min <= max");
@@ -526,10 +474,7 @@ impl Scenario {
             return err("net.split_write_probability", "must be in 0..=1");
         }
         if n.latency_ms[0] > n.latency_ms[1] || n.latency_ms[1] == 0 {
-            return err(
-                "net.latency_ms",
-                "must be [min, max] with min <= max and max > 0",
-            );
+            return err("net.latency_ms", "must be [min, max] with min <= max and max > 0");
         }
         Ok(())
     }
@@ -540,36 +485,24 @@ impl Scenario {
             let Some(target) = Target::parse(&f.target) else {
                 return err(
                     &field("target"),
-                    format!(
-                        "{:?} is not node:N, client:N, any_node, any_client or empty",
-                        f.target
-                    ),
+                    format!("{:?} is not node:N, client:N, any_node, any_client or empty", f.target),
                 );
             };
             match target {
                 Target::Node(n) if n >= self.topology.nodes => {
                     return err(
                         &field("target"),
-                        format!(
-                            "node {n} does not exist (topology.nodes = {})",
-                            self.topology.nodes
-                        ),
+                        format!("node {n} does not exist (topology.nodes = {})", self.topology.nodes),
                     );
                 }
                 Target::Client(c) if c >= self.workload.clients => {
                     return err(
                         &field("target"),
-                        format!(
-                            "client {c} does not exist (workload.clients = {})",
-                            self.workload.clients
-                        ),
+                        format!("client {c} does not exist (workload.clients = {})", self.workload.clients),
                     );
                 }
                 Target::Client(_) | Target::AnyClient if f.fault.needs_node() => {
-                    return err(
-                        &field("target"),
-                        format!("{} needs a node target", f.fault.name()),
-                    );
+                    return err(&field("target"), format!("{} needs a node target", f.fault.name()));
                 }
                 Target::None
                     if f.fault.needs_node()
@@ -578,32 +511,20 @@ impl Scenario {
                             FaultKind::Partition | FaultKind::PartitionIn | FaultKind::PartitionOut
                         ) =>
                 {
-                    return err(
-                        &field("target"),
-                        format!("{} needs a target", f.fault.name()),
-                    );
+                    return err(&field("target"), format!("{} needs a target", f.fault.name()));
                 }
                 _ => {}
             }
             if f.at_ms >= self.duration_ms {
-                return err(
-                    &field("at_ms"),
-                    format!("must be before duration_ms ({})", self.duration_ms),
-                );
+                return err(&field("at_ms"), format!("must be before duration_ms ({})", self.duration_ms));
             }
             let needs_duration = !matches!(f.fault, FaultKind::ClockJump);
             if needs_duration && f.duration_ms == 0 {
-                return err(
-                    &field("duration_ms"),
-                    format!("{} needs a duration", f.fault.name()),
-                );
+                return err(&field("duration_ms"), format!("{} needs a duration", f.fault.name()));
             }
             match f.fault {
                 FaultKind::ClockJump | FaultKind::ClockOffset if f.delta_ms == 0 => {
-                    return err(
-                        &field("delta_ms"),
-                        format!("{} needs a non-zero delta_ms", f.fault.name()),
-                    );
+                    return err(&field("delta_ms"), format!("{} needs a non-zero delta_ms", f.fault.name()));
                 }
                 FaultKind::ClockDrift if f.ppm == 0 || f.ppm.abs() >= 1_000_000 => {
                     return err(&field("ppm"), "must be non-zero and within ±999999");
@@ -628,23 +549,13 @@ impl Scenario {
                 return err("faults.swarm.max_per_min", "must be > 0");
             }
             if s.duration_ms[0] == 0 || s.duration_ms[0] > s.duration_ms[1] {
-                return err(
-                    "faults.swarm.duration_ms",
-                    "must be [min, max] with 0 < min <= max",
-                );
+                return err("faults.swarm.duration_ms", "must be [min, max] with 0 < min <= max");
             }
             if s.clock_step_ms[0] == 0 || s.clock_step_ms[0] > s.clock_step_ms[1] {
-                return err(
-                    "faults.swarm.clock_step_ms",
-                    "must be [min, max] with 0 < min <= max",
-                );
+                return err("faults.swarm.clock_step_ms", "must be [min, max] with 0 < min <= max");
             }
-            if s.drift_ppm[0] == 0 || s.drift_ppm[0] > s.drift_ppm[1] || s.drift_ppm[1] >= 1_000_000
-            {
-                return err(
-                    "faults.swarm.drift_ppm",
-                    "must be [min, max] with 0 < min <= max < 1000000",
-                );
+            if s.drift_ppm[0] == 0 || s.drift_ppm[0] > s.drift_ppm[1] || s.drift_ppm[1] >= 1_000_000 {
+                return err("faults.swarm.drift_ppm", "must be [min, max] with 0 < min <= max < 1000000");
             }
         }
         Ok(())
@@ -702,8 +613,7 @@ ops = { get = 1, set = 1 }
 
     #[test]
     fn unknown_field_is_named() {
-        let e =
-            Scenario::from_toml(&MINIMAL.replace("keys = 2", "keys = 2\nkeyz = 3")).unwrap_err();
+        let e = Scenario::from_toml(&MINIMAL.replace("keys = 2", "keys = 2\nkeyz = 3")).unwrap_err();
         assert!(e.0.contains("keyz"), "{e}");
     }
 
@@ -713,16 +623,8 @@ ops = { get = 1, set = 1 }
             ("clients = 2", "clients = 0", "workload.clients"),
             ("nodes = 1", "nodes = 9", "topology.nodes"),
             ("settle_ms = 4000", "settle_ms = 10", "settle_ms"),
-            (
-                "ops = { get = 1, set = 1 }",
-                "ops = { get = 1, append = 1 }",
-                "workload.ops.append",
-            ),
-            (
-                "checkers = [\"register\"]",
-                "checkers = [\"durability\"]",
-                "checkers",
-            ),
+            ("ops = { get = 1, set = 1 }", "ops = { get = 1, append = 1 }", "workload.ops.append"),
+            ("checkers = [\"register\"]", "checkers = [\"durability\"]", "checkers"),
         ];
         for (from, to, field) in cases {
             let e = Scenario::from_toml(&MINIMAL.replace(from, to)).unwrap_err();

@@ -131,21 +131,9 @@ async fn recover(env: &SimEnv) -> io::Result<Log> {
     }
     env.trace().event(
         env.world_us(),
-        &format!(
-            "{} toylog: recovered {} records, cut {} bytes of tail",
-            env.name(),
-            ids.len(),
-            len - valid as u64
-        ),
+        &format!("{} toylog: recovered {} records, cut {} bytes of tail", env.name(), ids.len(), len - valid as u64),
     );
-    Ok(Log {
-        file,
-        len: valid as u64,
-        ids,
-        broken: false,
-        rng: env.rng(),
-        bug: None,
-    })
+    Ok(Log { file, len: valid as u64, ids, broken: false, rng: env.rng(), bug: None })
 }
 
 /// Runs the toy log server on `addr` until the node dies.
@@ -204,12 +192,7 @@ async fn handle(frame: Frame, log: &tokio::sync::Mutex<Log>) -> Frame {
         }
         [cmd] if cmd.eq_ignore_ascii_case(b"READ") => {
             let log = log.lock().await;
-            Frame::Array(
-                log.ids
-                    .iter()
-                    .map(|&id| Frame::Integer(id as i64))
-                    .collect(),
-            )
+            Frame::Array(log.ids.iter().map(|&id| Frame::Integer(id as i64)).collect())
         }
         _ => Frame::Error("ERR unknown command".into()),
     }

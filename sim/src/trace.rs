@@ -41,22 +41,12 @@ impl Default for Trace {
 
 impl Trace {
     pub fn new() -> Self {
-        Trace {
-            inner: Arc::new(Mutex::new(Inner {
-                lines: Vec::new(),
-                dropped_lines: 0,
-                hash: FNV_OFFSET_BASIS,
-            })),
-        }
+        Trace { inner: Arc::new(Mutex::new(Inner { lines: Vec::new(), dropped_lines: 0, hash: FNV_OFFSET_BASIS })) }
     }
 
     /// Appends `msg` stamped with `now_us` (simulated µs since the world started).
     pub fn event(&self, now_us: u64, msg: &str) {
-        self.push(format!(
-            "[{:>5}.{:06}] {msg}",
-            now_us / 1_000_000,
-            now_us % 1_000_000
-        ));
+        self.push(format!("[{:>5}.{:06}] {msg}", now_us / 1_000_000, now_us % 1_000_000));
     }
 
     /// Appends a line as is (the run's header, before simulated time starts).

@@ -65,10 +65,7 @@ impl Recorder {
     fn record(&self, mut op: Op) {
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         op.id = h.ops.len();
-        let sent = op
-            .sent_us
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "-".into());
+        let sent = op.sent_us.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
         self.trace.event(
             op.complete_us,
             &format!(
@@ -88,16 +85,8 @@ impl Recorder {
 fn call_text(c: &Call) -> String {
     match c {
         Call::Get { key } | Call::GetCounter { key } => format!("GET {key}"),
-        Call::Set {
-            key,
-            value,
-            ttl_ms: None,
-        } => format!("SET {key} {value}"),
-        Call::Set {
-            key,
-            value,
-            ttl_ms: Some(t),
-        } => format!("SET {key} {value} PX {t}"),
+        Call::Set { key, value, ttl_ms: None } => format!("SET {key} {value}"),
+        Call::Set { key, value, ttl_ms: Some(t) } => format!("SET {key} {value} PX {t}"),
         Call::Del { key } => format!("DEL {key}"),
         Call::Incr { key } => format!("INCR {key}"),
         Call::Append { id } => format!("APPEND {id}"),
@@ -143,12 +132,7 @@ impl Session {
         if self.conn.is_none() {
             match self.net.connect(self.addr).await {
                 Ok(c) => self.conn = Some(c),
-                Err(e) => {
-                    return Exchange {
-                        sent_us: None,
-                        outcome: Outcome::Fail(format!("connect: {e}")),
-                    }
-                }
+                Err(e) => return Exchange { sent_us: None, outcome: Outcome::Fail(format!("connect: {e}")) },
             }
         }
         let mut req = Vec::new();
@@ -240,18 +224,10 @@ fn to_value(f: &Frame) -> Option<Value> {
 fn draw_kind(plan: &ClientPlan, rng: &mut SeededRng) -> OpKind {
     let total = plan.mix.last().map_or(0, |m| m.1);
     let x = rng.below(total);
-    plan.mix
-        .iter()
-        .find(|m| x < m.1)
-        .map_or(plan.mix[0].0, |m| m.0)
+    plan.mix.iter().find(|m| x < m.1).map_or(plan.mix[0].0, |m| m.0)
 }
 
-fn draw_call(
-    plan: &ClientPlan,
-    kind: OpKind,
-    seq: u64,
-    rng: &mut SeededRng,
-) -> (Call, Vec<Vec<u8>>) {
+fn draw_call(plan: &ClientPlan, kind: OpKind, seq: u64, rng: &mut SeededRng) -> (Call, Vec<Vec<u8>>) {
     let key_no = rng.below(u64::from(plan.keys));
     let reg = format!("r{key_no}");
     let ctr = format!("c{key_no}");
@@ -260,45 +236,23 @@ fn draw_call(
     let b = |s: &str| s.as_bytes().to_vec();
     match kind {
         OpKind::Get => (Call::Get { key: reg.clone() }, vec![b("GET"), b(&reg)]),
-        OpKind::Set => (
-            Call::Set {
-                key: reg.clone(),
-                value: value.clone(),
-                ttl_ms: None,
-            },
-            vec![b("SET"), b(&reg), b(&value)],
-        ),
+        OpKind::Set => {
+            (Call::Set { key: reg.clone(), value: value.clone(), ttl_ms: None }, vec![b("SET"), b(&reg), b(&value)])
+        }
         OpKind::SetPx => (
-            Call::Set {
-                key: reg.clone(),
-                value: value.clone(),
-                ttl_ms: Some(ttl_ms),
-            },
-            vec![
-                b("SET"),
-                b(&reg),
-                b(&value),
-                b("PX"),
-                b(&ttl_ms.to_string()),
-            ],
+            Call::Set { key: reg.clone(), value: value.clone(), ttl_ms: Some(ttl_ms) },
+            vec![b("SET"), b(&reg), b(&value), b("PX"), b(&ttl_ms.to_string())],
         ),
         OpKind::SetEx => {
             let secs = ttl_ms.div_ceil(1000).max(1);
             (
-                Call::Set {
-                    key: reg.clone(),
-                    value: value.clone(),
-                    ttl_ms: Some(secs * 1000),
-                },
+                Call::Set { key: reg.clone(), value: value.clone(), ttl_ms: Some(secs * 1000) },
                 vec![b("SET"), b(&reg), b(&value), b("EX"), b(&secs.to_string())],
             )
         }
         OpKind::Del => (Call::Del { key: reg.clone() }, vec![b("DEL"), b(&reg)]),
         OpKind::Incr => (Call::Incr { key: ctr.clone() }, vec![b("INCR"), b(&ctr)]),
-        OpKind::GetCounter => (
-            Call::GetCounter { key: ctr.clone() },
-            vec![b("GET"), b(&ctr)],
-        ),
+        OpKind::GetCounter => (Call::GetCounter { key: ctr.clone() }, vec![b("GET"), b(&ctr)]),
         OpKind::Append => {
             // Readable in traces: client 2's 17th append is 2000017.
             let id = u64::from(plan.client) * APPEND_IDS_PER_CLIENT + seq;

@@ -43,13 +43,9 @@ pub fn client_ip(c: u32) -> IpAddr {
 fn power_loss(mode: PowerMode) -> PowerLoss {
     match mode {
         PowerMode::LoseAll => PowerLoss::LoseAll,
-        PowerMode::Prefix => PowerLoss::Prefix {
-            torn_garbage: false,
-        },
+        PowerMode::Prefix => PowerLoss::Prefix { torn_garbage: false },
         PowerMode::PrefixTorn => PowerLoss::Prefix { torn_garbage: true },
-        PowerMode::AnySector => PowerLoss::AnySector {
-            torn_garbage: false,
-        },
+        PowerMode::AnySector => PowerLoss::AnySector { torn_garbage: false },
         PowerMode::AnySectorTorn => PowerLoss::AnySector { torn_garbage: true },
     }
 }
@@ -130,40 +126,16 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     };
     for n in 0..s.topology.nodes {
         let clock = SkewedClock::new(world_clock.clone());
-        let disk = SimDisk::new(redsim::env::Rng::next_u64(&mut rng_for(
-            seed,
-            &format!("disk/n{n}"),
-        )));
-        let id = start_node(
-            &handle,
-            &s,
-            seed,
-            n,
-            &clock,
-            &disk,
-            net_config,
-            &rec,
-            &world_clock,
-            opts.bug,
-        );
+        let disk = SimDisk::new(redsim::env::Rng::next_u64(&mut rng_for(seed, &format!("disk/n{n}"))));
+        let id = start_node(&handle, &s, seed, n, &clock, &disk, net_config, &rec, &world_clock, opts.bug);
         w.machines.insert(Machine::Node(n), id);
-        w.nodes.push(ServerNode {
-            id,
-            clock,
-            disk,
-            state: NodeState::Up,
-            clock_model: ClockModel::default(),
-        });
+        w.nodes.push(ServerNode { id, clock, disk, state: NodeState::Up, clock_model: ClockModel::default() });
     }
     let stop_us = (s.duration_ms + s.settle_ms) * 1000;
     let mix = cumulative(&plan.mix);
     let mut clients = Vec::new();
     for c in 0..s.workload.clients {
-        let node = handle
-            .create_node()
-            .name(format!("c{c}"))
-            .ip(client_ip(c))
-            .build();
+        let node = handle.create_node().name(format!("c{c}")).ip(client_ip(c)).build();
         w.machines.insert(Machine::Client(c), node.id());
         let target = c % s.topology.nodes;
         let plan = ClientPlan {
@@ -178,19 +150,13 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
             stop_us,
         };
         let mut rng = rng_for(seed, &format!("client/{c}"));
-        let net = SimNet::new(
-            net_config,
-            redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)),
-        );
+        let net = SimNet::new(net_config, redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)));
         clients.push(node.spawn(run_client(plan, net, rng, rec.clone())));
     }
     w.nemesis(&plan).await;
     w.heal_all();
     let healed_us = rec.now_us();
-    rec.history
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .healed_us = healed_us;
+    rec.history.lock().unwrap_or_else(|e| e.into_inner()).healed_us = healed_us;
     for c in clients {
         let _ = c.await;
     }
@@ -229,12 +195,7 @@ fn start_node(
     bug: Option<Bug>,
 ) -> NodeId {
     let incarnation = Arc::new(AtomicU64::new(0));
-    let (clock, disk, trace, world_clock) = (
-        clock.clone(),
-        disk.clone(),
-        rec.trace.clone(),
-        world_clock.clone(),
-    );
+    let (clock, disk, trace, world_clock) = (clock.clone(), disk.clone(), rec.trace.clone(), world_clock.clone());
     let (service, directives) = (s.topology.service, s.config.clone());
     let addr = SocketAddr::new(node_ip(n), SERVER_PORT);
     handle
@@ -256,41 +217,28 @@ fn start_node(
             });
             let directives = directives.clone();
             async move {
-                env.trace()
-                    .event(env.world_us(), &format!("n{n} start (incarnation {inc})"));
+                env.trace().event(env.world_us(), &format!("n{n} start (incarnation {inc})"));
                 let result = match service {
                     Service::Redsim => {
                         let mut config = Config::default();
                         let ip = node_ip(n).to_string();
-                        let fixed = [
-                            ("bind", ip.as_str()),
-                            ("port", "6379"),
-                            ("protected-mode", "no"),
-                        ];
+                        let fixed = [("bind", ip.as_str()), ("port", "6379"), ("protected-mode", "no")];
                         for (k, v) in fixed {
-                            config
-                                .set_startup(k, v)
-                                .expect("simulator's own directives are valid");
+                            config.set_startup(k, v).expect("simulator's own directives are valid");
                         }
                         for (k, v) in &directives {
-                            config
-                                .set_startup(k, v)
-                                .expect("validated with the scenario");
+                            config.set_startup(k, v).expect("validated with the scenario");
                         }
                         driver::run(
                             env.clone(),
                             config,
-                            RunOpts {
-                                executable: "redsim-sim".into(),
-                                config_file: String::new(),
-                            },
+                            RunOpts { executable: "redsim-sim".into(), config_file: String::new() },
                         )
                         .await
                     }
                     Service::Toylog => toylog::serve(env.clone(), addr, bug).await,
                 };
-                env.trace()
-                    .event(env.world_us(), &format!("n{n} exit: {result:?}"));
+                env.trace().event(env.world_us(), &format!("n{n} exit: {result:?}"));
             }
         })
         .build()
@@ -339,10 +287,7 @@ impl World {
 
     fn start(&mut self, i: usize, f: &PlannedFault) {
         let applied = match f.kind {
-            FaultKind::Partition
-            | FaultKind::PartitionIn
-            | FaultKind::PartitionOut
-            | FaultKind::Split => {
+            FaultKind::Partition | FaultKind::PartitionIn | FaultKind::PartitionOut | FaultKind::Split => {
                 for link in self.links(f) {
                     self.clog(link);
                 }
@@ -374,11 +319,7 @@ impl World {
             }
         };
         self.applied[i] = applied;
-        let what = if applied {
-            "start"
-        } else {
-            "skip (target not up)"
-        };
+        let what = if applied { "start" } else { "skip (target not up)" };
         self.event(&format!("{what} {}", f.describe()));
     }
 
@@ -388,10 +329,7 @@ impl World {
         }
         self.applied[i] = false;
         match f.kind {
-            FaultKind::Partition
-            | FaultKind::PartitionIn
-            | FaultKind::PartitionOut
-            | FaultKind::Split => {
+            FaultKind::Partition | FaultKind::PartitionIn | FaultKind::PartitionOut | FaultKind::Split => {
                 for link in self.links(f) {
                     self.unclog(link);
                 }
@@ -404,9 +342,7 @@ impl World {
                     self.nodes[n].state = NodeState::Up;
                 }
             }
-            FaultKind::ClockJump | FaultKind::ClockOffset => {
-                self.clock_step(node_of(f), -f.delta_ms)
-            }
+            FaultKind::ClockJump | FaultKind::ClockOffset => self.clock_step(node_of(f), -f.delta_ms),
             FaultKind::ClockDrift => self.clock_drift(node_of(f), 0),
             FaultKind::Latency => {
                 self.latencies.remove(&i);
@@ -449,8 +385,7 @@ impl World {
         let count = self.clogs.entry(link).or_insert(0);
         *count += 1;
         if *count == 1 {
-            self.net
-                .clog_link(self.machines[&link.0], self.machines[&link.1]);
+            self.net.clog_link(self.machines[&link.0], self.machines[&link.1]);
         }
     }
 
@@ -459,21 +394,15 @@ impl World {
             *count -= 1;
             if *count == 0 {
                 self.clogs.remove(&link);
-                self.net
-                    .unclog_link(self.machines[&link.0], self.machines[&link.1]);
+                self.net.unclog_link(self.machines[&link.0], self.machines[&link.1]);
             }
         }
     }
 
     fn apply_latency(&self) {
-        let [lo, hi] = self
-            .latencies
-            .values()
-            .copied()
-            .max_by_key(|r| (r[1], r[0]))
-            .unwrap_or(self.scenario.net.latency_ms);
-        self.net
-            .update_config(|c| c.send_latency = latency_range(lo, hi));
+        let [lo, hi] =
+            self.latencies.values().copied().max_by_key(|r| (r[1], r[0])).unwrap_or(self.scenario.net.latency_ms);
+        self.net.update_config(|c| c.send_latency = latency_range(lo, hi));
     }
 
     fn kill(&mut self, f: &PlannedFault) -> bool {
@@ -484,30 +413,18 @@ impl World {
         self.handle.kill(self.nodes[n].id);
         self.nodes[n].state = NodeState::Down;
         let now = self.now_us();
-        self.rec
-            .history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .kills_us[n]
-            .push(now);
+        self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).kills_us[n].push(now);
         if f.kind == FaultKind::PowerFail {
             let report = self.nodes[n].disk.power_fail(power_loss(f.mode));
             let fates: Vec<String> = report
                 .files
                 .iter()
                 .map(|(name, fates)| {
-                    let kept = fates
-                        .iter()
-                        .filter(|f| **f == redsim::env::sim_disk::SectorFate::Kept)
-                        .count();
+                    let kept = fates.iter().filter(|f| **f == redsim::env::sim_disk::SectorFate::Kept).count();
                     format!("{name}: {kept}/{} pending pieces kept", fates.len())
                 })
                 .collect();
-            self.event(&format!(
-                "n{n} lost power ({}) [{}]",
-                f.mode.name(),
-                fates.join("; ")
-            ));
+            self.event(&format!("n{n} lost power ({}) [{}]", f.mode.name(), fates.join("; ")));
         } else {
             self.nodes[n].disk.process_crash();
         }
@@ -525,49 +442,26 @@ impl World {
 
     fn record_clock(&mut self, n: usize, model: ClockModel) {
         self.nodes[n].clock_model = model;
-        let change = ClockChange {
-            at_us: model.since_us,
-            error_us: model.error_us,
-            drift_ppm: model.drift_ppm,
-        };
-        self.rec
-            .history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clocks[n]
-            .push(change);
+        let change = ClockChange { at_us: model.since_us, error_us: model.error_us, drift_ppm: model.drift_ppm };
+        self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).clocks[n].push(change);
     }
 
     fn clock_step(&mut self, n: usize, delta_ms: i64) {
         let now = self.now_us();
         self.nodes[n].clock.jump_ms(delta_ms);
         let m = self.nodes[n].clock_model;
-        let model = ClockModel {
-            since_us: now,
-            error_us: m.error_at(now) + delta_ms * 1000,
-            drift_ppm: m.drift_ppm,
-        };
+        let model = ClockModel { since_us: now, error_us: m.error_at(now) + delta_ms * 1000, drift_ppm: m.drift_ppm };
         self.record_clock(n, model);
-        self.event(&format!(
-            "n{n} wall clock stepped {delta_ms}ms (now {}ms off)",
-            model.error_us / 1000
-        ));
+        self.event(&format!("n{n} wall clock stepped {delta_ms}ms (now {}ms off)", model.error_us / 1000));
     }
 
     fn clock_drift(&mut self, n: usize, ppm: i64) {
         let now = self.now_us();
         self.nodes[n].clock.set_drift_ppm(ppm);
         let m = self.nodes[n].clock_model;
-        let model = ClockModel {
-            since_us: now,
-            error_us: m.error_at(now),
-            drift_ppm: ppm,
-        };
+        let model = ClockModel { since_us: now, error_us: m.error_at(now), drift_ppm: ppm };
         self.record_clock(n, model);
-        self.event(&format!(
-            "n{n} wall clock drift {ppm}ppm (now {}ms off)",
-            model.error_us / 1000
-        ));
+        self.event(&format!("n{n} wall clock drift {ppm}ppm (now {}ms off)", model.error_us / 1000));
     }
 
     /// The start of the liveness phase: every link open, every node up and running, every
@@ -592,11 +486,7 @@ impl World {
             let m = self.nodes[n].clock_model;
             if m.drift_ppm != 0 || m.error_at(self.now_us()) != 0 {
                 self.nodes[n].clock.heal();
-                let model = ClockModel {
-                    since_us: self.now_us(),
-                    error_us: 0,
-                    drift_ppm: 0,
-                };
+                let model = ClockModel { since_us: self.now_us(), error_us: 0, drift_ppm: 0 };
                 self.record_clock(n, model);
             }
         }
@@ -614,9 +504,5 @@ fn node_of(f: &PlannedFault) -> usize {
 
 /// A fresh world's shared record; call inside the runtime (the clock starts now).
 pub fn recorder(history: Arc<Mutex<History>>, trace: Trace) -> Recorder {
-    Recorder {
-        history,
-        trace,
-        clock: TokioClock::new(),
-    }
+    Recorder { history, trace, clock: TokioClock::new() }
 }

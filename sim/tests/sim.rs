@@ -47,11 +47,7 @@ fn same_scenario_and_seed_give_the_same_trace_hash() {
     let (a, b) = (run_seed(&s, 7, &healthy()), run_seed(&s, 7, &healthy()));
     assert_eq!(a.trace_hash(), b.trace_hash());
     assert_eq!(a.trace.lines(), b.trace.lines());
-    assert!(
-        a.history.ops.len() > 1_000,
-        "the workload ran: {}",
-        a.summary_line()
-    );
+    assert!(a.history.ops.len() > 1_000, "the workload ran: {}", a.summary_line());
 }
 
 #[test]
@@ -67,11 +63,7 @@ fn short_chaos_hash() -> Pin<Box<dyn Future<Output = u64>>> {
         let mut s = scenario(CHAOS);
         s.duration_ms = 6_000;
         s.settle_ms = 4_000;
-        s.faults
-            .swarm
-            .as_mut()
-            .expect("chaos has a swarm")
-            .max_per_min = 30;
+        s.faults.swarm.as_mut().expect("chaos has a swarm").max_per_min = 30;
         let seed = madsim::runtime::Handle::current().seed();
         let trace = Trace::new();
         let history = Arc::new(Mutex::new(History::new(1)));
@@ -83,30 +75,20 @@ fn short_chaos_hash() -> Pin<Box<dyn Future<Output = u64>>> {
 #[test]
 fn madsim_finds_no_nondeterminism_in_a_chaos_run() {
     // Runs the world twice, comparing every random draw and its simulated time.
-    let hash = madsim::runtime::Runtime::check_determinism(
-        11,
-        madsim::Config::default(),
-        short_chaos_hash,
-    );
+    let hash = madsim::runtime::Runtime::check_determinism(11, madsim::Config::default(), short_chaos_hash);
     assert_ne!(hash, 0);
 }
 
 #[test]
 fn planted_skip_fsync_is_caught_within_200_seeds_and_replays_bit_for_bit() {
     let s = scenario(TOYLOG);
-    let bug = WorldOptions {
-        bug: Some(Bug::SkipFsync),
-    };
+    let bug = WorldOptions { bug: Some(Bug::SkipFsync) };
     let caught = (0..BUG_SEED_BUDGET)
         .map(|seed| run_seed(&s, seed, &bug))
         .find(|out| !out.passed())
         .expect("skip-fsync survived 200 seeds of power failures");
     assert!(caught.panic.is_none(), "{:?}", caught.panic);
-    assert!(caught
-        .verdict
-        .findings
-        .iter()
-        .all(|f| f.checker == "durability"));
+    assert!(caught.verdict.findings.iter().all(|f| f.checker == "durability"));
     let again = run_seed(&s, caught.seed, &bug);
     assert_eq!(again.trace_hash(), caught.trace_hash());
     assert_eq!(again.verdict, caught.verdict);
@@ -127,11 +109,7 @@ fn standalone_scenarios_pass_on_fixed_seeds() {
         for seed in [1, 2, 3] {
             let out = run_seed(&s, seed, &healthy());
             assert_passes(&out, name);
-            assert!(
-                out.verdict.inconclusive.is_empty(),
-                "{name} seed {seed}: {:?}",
-                out.verdict.inconclusive
-            );
+            assert!(out.verdict.inconclusive.is_empty(), "{name} seed {seed}: {:?}", out.verdict.inconclusive);
         }
     }
 }
@@ -153,34 +131,20 @@ fn checkers_flag_anomalies_planted_in_a_real_history() {
     let mut h = out.history.clone();
     let stale = stale_read(&mut h).expect("the run has a key written twice then read");
     let v = checkers::run(&s.checkers, &h, grace_us);
-    assert!(
-        v.findings
-            .iter()
-            .any(|f| f.checker == "register" && f.ops.contains(&stale)),
-        "{:#?}",
-        v.findings
-    );
+    assert!(v.findings.iter().any(|f| f.checker == "register" && f.ops.contains(&stale)), "{:#?}", v.findings);
 
     // A read returns a value whose TTL had run out, with nothing else written meanwhile.
     let mut h = out.history.clone();
     let expired = expired_read(&mut h).expect("the run has an expired key read as nil");
     let v = checkers::run(&s.checkers, &h, grace_us);
-    assert!(
-        v.findings
-            .iter()
-            .any(|f| f.checker == "register" && f.ops.contains(&expired)),
-        "{:#?}",
-        v.findings
-    );
+    assert!(v.findings.iter().any(|f| f.checker == "register" && f.ops.contains(&expired)), "{:#?}", v.findings);
 
     // An INCR repeats an earlier INCR's reply.
     let mut h = out.history.clone();
     let (first, dup) = duplicate_incr(&mut h).expect("the run has two INCRs of one key");
     let v = checkers::run(&s.checkers, &h, grace_us);
     assert!(
-        v.findings
-            .iter()
-            .any(|f| f.checker == "counter" && (f.ops.contains(&dup) || f.ops.contains(&first))),
+        v.findings.iter().any(|f| f.checker == "counter" && (f.ops.contains(&dup) || f.ops.contains(&first))),
         "{:#?}",
         v.findings
     );
@@ -191,9 +155,7 @@ fn checkers_flag_anomalies_planted_in_a_real_history() {
 fn stale_read(h: &mut History) -> Option<usize> {
     let epoch_ops = h.ops.clone();
     for get in epoch_ops.iter().rev() {
-        let (Call::Get { key }, Outcome::Ok(_), Some(sent)) =
-            (&get.call, &get.outcome, get.sent_us)
-        else {
+        let (Call::Get { key }, Outcome::Ok(_), Some(sent)) = (&get.call, &get.outcome, get.sent_us) else {
             continue;
         };
         if h.kills_us[0].iter().any(|&k| k < sent) {
@@ -201,17 +163,13 @@ fn stale_read(h: &mut History) -> Option<usize> {
         }
         let sets: Vec<_> = epoch_ops
             .iter()
-            .filter(|o| {
-                matches!(&o.call, Call::Set { key: k, ttl_ms: None, .. } if k == key) && o.is_ok()
-            })
+            .filter(|o| matches!(&o.call, Call::Set { key: k, ttl_ms: None, .. } if k == key) && o.is_ok())
             .collect();
         let [first, .., last] = sets.as_slice() else {
             continue;
         };
         if last.complete_us < sent && first.complete_us < last.sent_us.unwrap_or(0) {
-            let Call::Set { value, .. } = &first.call else {
-                unreachable!()
-            };
+            let Call::Set { value, .. } = &first.call else { unreachable!() };
             h.ops[get.id].outcome = Outcome::Ok(Value::Str(value.clone()));
             return Some(get.id);
         }
@@ -225,19 +183,10 @@ fn expired_read(h: &mut History) -> Option<usize> {
     const MARGIN_US: u64 = 50_000;
     let ops = h.ops.clone();
     let writes_key = |o: &redsim_sim::history::Op, key: &str| {
-        matches!(&o.call, Call::Set { key: k, .. } | Call::Del { key: k } if k == key)
-            && o.sent_us.is_some()
+        matches!(&o.call, Call::Set { key: k, .. } | Call::Del { key: k } if k == key) && o.sent_us.is_some()
     };
     for set in &ops {
-        let (
-            Call::Set {
-                key,
-                value,
-                ttl_ms: Some(ttl),
-            },
-            true,
-        ) = (&set.call, set.is_ok())
-        else {
+        let (Call::Set { key, value, ttl_ms: Some(ttl) }, true) = (&set.call, set.is_ok()) else {
             continue;
         };
         let expired_at = set.complete_us + ttl * 1000 + MARGIN_US;
@@ -248,18 +197,11 @@ fn expired_read(h: &mut History) -> Option<usize> {
         }) else {
             continue;
         };
-        let quiet = ops
-            .iter()
-            .filter(|o| o.id != set.id && writes_key(o, key))
-            .all(|o| {
-                let sent = o.sent_us.unwrap_or(0);
-                sent > get.complete_us || (o.is_ok() && o.complete_us < set.sent_us.unwrap_or(0))
-            });
-        if quiet
-            && h.kills_us[0]
-                .iter()
-                .all(|&k| k < set.sent_us.unwrap_or(0) || k > get.complete_us)
-        {
+        let quiet = ops.iter().filter(|o| o.id != set.id && writes_key(o, key)).all(|o| {
+            let sent = o.sent_us.unwrap_or(0);
+            sent > get.complete_us || (o.is_ok() && o.complete_us < set.sent_us.unwrap_or(0))
+        });
+        if quiet && h.kills_us[0].iter().all(|&k| k < set.sent_us.unwrap_or(0) || k > get.complete_us) {
             h.ops[get.id].outcome = Outcome::Ok(Value::Str(value.clone()));
             return Some(get.id);
         }
@@ -288,9 +230,7 @@ fn duplicate_incr(h: &mut History) -> Option<(usize, usize)> {
 #[test]
 fn report_round_trip_replays_the_same_trace_hash() {
     let s = scenario(TOYLOG);
-    let bug = WorldOptions {
-        bug: Some(Bug::SkipFsync),
-    };
+    let bug = WorldOptions { bug: Some(Bug::SkipFsync) };
     let out = run_seed(&s, 7, &bug);
     let dir = std::env::temp_dir().join(format!("redsim-sim-test-{}", out.trace_hash()));
     let json = redsim_sim::report::write(&out, &s, None, &dir).expect("report written");
@@ -298,9 +238,6 @@ fn report_round_trip_replays_the_same_trace_hash() {
     assert_eq!(r.scenario, s);
     assert_eq!(r.bug.as_deref(), Some("skip-fsync"));
     let again = run_seed(&r.scenario, r.seed, &bug);
-    assert_eq!(
-        redsim_sim::trace::hash_hex(again.trace_hash()),
-        r.trace_hash
-    );
+    assert_eq!(redsim_sim::trace::hash_hex(again.trace_hash()), r.trace_hash);
     let _ = std::fs::remove_dir_all(&dir);
 }

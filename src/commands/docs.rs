@@ -54,10 +54,8 @@ const ARG_FLAG_NAMES: &[(u64, &str)] = &[
     (meta::arg_flag::MULTIPLE_TOKEN as u64, "multiple_token"),
 ];
 
-const DOC_FLAG_NAMES: &[(u64, &str)] = &[
-    (meta::doc_flag::DEPRECATED, "deprecated"),
-    (meta::doc_flag::SYSCMD, "syscmd"),
-];
+const DOC_FLAG_NAMES: &[(u64, &str)] =
+    &[(meta::doc_flag::DEPRECATED, "deprecated"), (meta::doc_flag::SYSCMD, "syscmd")];
 
 /// Redis writes every flag array as a set of status replies (`addReplyCommandFlags`).
 fn write_flags(out: &mut ReplyBuf, flags: u64, names: &[(u64, &str)]) {
@@ -103,11 +101,7 @@ pub fn write_command_info(out: &mut ReplyBuf, m: &CommandMeta) {
 }
 
 fn write_categories(out: &mut ReplyBuf, cats: u64) {
-    let shown = || {
-        meta::ACL_CATEGORIES
-            .iter()
-            .filter(|(bit, _)| cats & bit != 0)
-    };
+    let shown = || meta::ACL_CATEGORIES.iter().filter(|(bit, _)| cats & bit != 0);
     out.set(shown().count());
     for (_, name) in shown() {
         out.simple(&format!("@{name}"));
@@ -157,11 +151,7 @@ fn write_key_spec(out: &mut ReplyBuf, spec: &KeySpec) {
             out.bulk_str("spec");
             out.map(0);
         }
-        FindKeys::Range {
-            lastkey,
-            keystep,
-            limit,
-        } => {
+        FindKeys::Range { lastkey, keystep, limit } => {
             out.bulk_str("range");
             out.bulk_str("spec");
             out.map(3);
@@ -169,11 +159,7 @@ fn write_key_spec(out: &mut ReplyBuf, spec: &KeySpec) {
             int_field(out, "keystep", keystep);
             int_field(out, "limit", limit);
         }
-        FindKeys::Keynum {
-            keynumidx,
-            firstkey,
-            keystep,
-        } => {
+        FindKeys::Keynum { keynumidx, firstkey, keystep } => {
             out.bulk_str("keynum");
             out.bulk_str("spec");
             out.map(3);
@@ -314,20 +300,16 @@ pub enum ListFilter<'a> {
 
 /// The redis-server commands and subcommands that COMMAND LIST FILTERBY lists, containers
 /// before their subcommands (Redis's order is its dict's, so clients cannot rely on any).
-pub fn filter_by<'a>(
-    filter: &'a ListFilter<'a>,
-) -> impl Iterator<Item = &'static CommandMeta> + 'a {
+pub fn filter_by<'a>(filter: &'a ListFilter<'a>) -> impl Iterator<Item = &'static CommandMeta> + 'a {
     let cat = match filter {
         ListFilter::AclCat(name) => meta::acl_category_by_name(name),
         _ => None,
     };
-    meta::all()
-        .filter(|m| m.in_server())
-        .filter(move |m| match filter {
-            ListFilter::Module(_) => false,
-            ListFilter::AclCat(_) => cat.is_some_and(|c| m.acl_categories & c != 0),
-            ListFilter::Pattern(matches) => matches(m.name),
-        })
+    meta::all().filter(|m| m.in_server()).filter(move |m| match filter {
+        ListFilter::Module(_) => false,
+        ListFilter::AclCat(_) => cat.is_some_and(|c| m.acl_categories & c != 0),
+        ListFilter::Pattern(matches) => matches(m.name),
+    })
 }
 
 #[cfg(test)]
@@ -412,9 +394,7 @@ mod tests {
         let at = got.iter().zip(want).take_while(|(a, b)| a == b).count();
         let around = |b: &[u8]| {
             let from = at.saturating_sub(80);
-            String::from_utf8_lossy(&b[from..(at + 80).min(b.len())])
-                .escape_debug()
-                .to_string()
+            String::from_utf8_lossy(&b[from..(at + 80).min(b.len())]).escape_debug().to_string()
         };
         panic!(
             "{what}: differs from redis-server at byte {at} (lengths {} vs {})\n  got:  {}\n  want: {}",
@@ -430,16 +410,8 @@ mod tests {
         for (name, info, docs) in FIXTURES {
             let m = meta::lookup_fullname(name.as_bytes()).expect(name);
             for (i, resp) in [2u8, 3].into_iter().enumerate() {
-                assert_same_bytes(
-                    &format!("COMMAND INFO {name} (RESP{resp})"),
-                    &info_reply(resp, &[m]),
-                    info[i],
-                );
-                assert_same_bytes(
-                    &format!("COMMAND DOCS {name} (RESP{resp})"),
-                    &docs_reply(resp, &[m]),
-                    docs[i],
-                );
+                assert_same_bytes(&format!("COMMAND INFO {name} (RESP{resp})"), &info_reply(resp, &[m]), info[i]);
+                assert_same_bytes(&format!("COMMAND DOCS {name} (RESP{resp})"), &docs_reply(resp, &[m]), docs[i]);
             }
         }
     }
@@ -449,13 +421,9 @@ mod tests {
     fn every_command_renders_as_one_frame() {
         for m in meta::all() {
             for resp in [2, 3] {
-                for (what, bytes) in [
-                    ("info", info_reply(resp, &[m])),
-                    ("docs", docs_reply(resp, &[m])),
-                ] {
+                for (what, bytes) in [("info", info_reply(resp, &[m])), ("docs", docs_reply(resp, &[m]))] {
                     let parsed = Frame::parse(&bytes).expect(m.name);
-                    let (_, used) =
-                        parsed.unwrap_or_else(|| panic!("{what} {}: incomplete", m.name));
+                    let (_, used) = parsed.unwrap_or_else(|| panic!("{what} {}: incomplete", m.name));
                     assert_eq!(used, bytes.len(), "{what} {} (RESP{resp})", m.name);
                 }
             }
@@ -478,33 +446,21 @@ mod tests {
     #[test]
     fn lookup_is_case_insensitive_and_strict_about_subcommands() {
         assert_eq!(meta::lookup(b"GeT").map(|m| m.name), Some("get"));
-        assert_eq!(
-            meta::lookup_sub("config", b"GET").map(|m| m.name),
-            Some("config|get")
-        );
-        assert_eq!(
-            meta::lookup_fullname(b"CONFIG|Get").map(|m| m.name),
-            Some("config|get")
-        );
+        assert_eq!(meta::lookup_sub("config", b"GET").map(|m| m.name), Some("config|get"));
+        assert_eq!(meta::lookup_fullname(b"CONFIG|Get").map(|m| m.name), Some("config|get"));
         assert!(meta::lookup_fullname(b"get|x").is_none());
         assert!(meta::lookup_fullname(b"config|get|x").is_none());
         assert!(meta::lookup(b"nosuch").is_none());
         assert!(meta::lookup(b"sentinel").is_none());
         assert!(meta::lookup_sentinel(b"sentinel").is_some());
         assert!(meta::lookup_sentinel(b"set").is_none());
-        assert_eq!(
-            meta::lookup_sub("config", b"get").unwrap().sub_name(),
-            "get"
-        );
+        assert_eq!(meta::lookup_sub("config", b"get").unwrap().sub_name(), "get");
     }
 
     #[test]
     fn computed_facts_match_redis() {
         let m = |n: &str| meta::lookup_fullname(n.as_bytes()).unwrap();
-        assert_eq!(
-            (m("mset").first_key, m("mset").last_key, m("mset").key_step),
-            (1, -1, 2)
-        );
+        assert_eq!((m("mset").first_key, m("mset").last_key, m("mset").key_step), (1, -1, 2));
         assert!(m("sort").has_flag(meta::flag::MOVABLE_KEYS));
         assert!(!m("set").has_flag(meta::flag::MOVABLE_KEYS));
         assert_ne!(m("get").acl_categories & meta::acl_cat::FAST, 0);
@@ -520,9 +476,7 @@ mod tests {
         assert_eq!(filter_by(&ListFilter::AclCat(b"nosuch")).count(), 0);
         assert_eq!(filter_by(&ListFilter::Module(b"x")).count(), 0);
         let starts_config_g = |name: &str| name.starts_with("config|g");
-        let names: Vec<_> = filter_by(&ListFilter::Pattern(&starts_config_g))
-            .map(|m| m.name)
-            .collect();
+        let names: Vec<_> = filter_by(&ListFilter::Pattern(&starts_config_g)).map(|m| m.name).collect();
         assert_eq!(names, ["config|get"]);
     }
 
@@ -532,24 +486,16 @@ mod tests {
     #[test]
     #[ignore = "needs REDSIM_COMMAND_ORACLE_DIR from scripts/capture_command_replies.py"]
     fn whole_table_matches_a_full_capture() {
-        let dir = std::env::var("REDSIM_COMMAND_ORACLE_DIR")
-            .expect("set REDSIM_COMMAND_ORACLE_DIR to a `full` capture");
+        let dir =
+            std::env::var("REDSIM_COMMAND_ORACLE_DIR").expect("set REDSIM_COMMAND_ORACLE_DIR to a `full` capture");
         let cmds: Vec<&CommandMeta> = meta::COMMANDS.iter().filter(|m| m.in_server()).collect();
         for resp in [2u8, 3] {
             let read = |kind: &str| {
                 let path = format!("{dir}/{kind}.resp{resp}");
                 std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
             };
-            assert_same_bytes(
-                &format!("COMMAND (RESP{resp})"),
-                &info_reply(resp, &cmds),
-                &read("info"),
-            );
-            assert_same_bytes(
-                &format!("COMMAND DOCS (RESP{resp})"),
-                &docs_reply(resp, &cmds),
-                &read("docs"),
-            );
+            assert_same_bytes(&format!("COMMAND (RESP{resp})"), &info_reply(resp, &cmds), &read("info"));
+            assert_same_bytes(&format!("COMMAND DOCS (RESP{resp})"), &docs_reply(resp, &cmds), &read("docs"));
         }
     }
 }

@@ -52,14 +52,10 @@ fn parse_cond(a: &[Bytes]) -> Result<Cond, CmdError> {
         }
     }
     if c.nx && (c.xx || c.gt || c.lt) {
-        return Err(CmdError::err(
-            "NX and XX, GT or LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::err("NX and XX, GT or LT options at the same time are not compatible"));
     }
     if c.gt && c.lt {
-        return Err(CmdError::err(
-            "GT and LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::err("GT and LT options at the same time are not compatible"));
     }
     Ok(c)
 }
@@ -132,38 +128,22 @@ fn expire_generic(ctx: &mut Ctx, a: &[Bytes], cmd: ExpireCmd) -> CmdResult {
 }
 
 fn expire(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let cmd = ExpireCmd {
-        name: "expire",
-        unit: Unit::Seconds,
-        relative: true,
-    };
+    let cmd = ExpireCmd { name: "expire", unit: Unit::Seconds, relative: true };
     expire_generic(ctx, a, cmd)
 }
 
 fn pexpire(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let cmd = ExpireCmd {
-        name: "pexpire",
-        unit: Unit::Millis,
-        relative: true,
-    };
+    let cmd = ExpireCmd { name: "pexpire", unit: Unit::Millis, relative: true };
     expire_generic(ctx, a, cmd)
 }
 
 fn expireat(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let cmd = ExpireCmd {
-        name: "expireat",
-        unit: Unit::Seconds,
-        relative: false,
-    };
+    let cmd = ExpireCmd { name: "expireat", unit: Unit::Seconds, relative: false };
     expire_generic(ctx, a, cmd)
 }
 
 fn pexpireat(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let cmd = ExpireCmd {
-        name: "pexpireat",
-        unit: Unit::Millis,
-        relative: false,
-    };
+    let cmd = ExpireCmd { name: "pexpireat", unit: Unit::Millis, relative: false };
     expire_generic(ctx, a, cmd)
 }
 
@@ -190,11 +170,7 @@ fn ttl_generic(ctx: &mut Ctx, key: &[u8], millis: bool, absolute: bool) -> CmdRe
         ctx.out().int(-1);
         return Ok(());
     };
-    let ms = if absolute {
-        when_ms
-    } else {
-        when_ms.saturating_sub(ctx.now_ms())
-    };
+    let ms = if absolute { when_ms } else { when_ms.saturating_sub(ctx.now_ms()) };
     let reply = if millis { ms } else { (ms + 500) / 1000 };
     ctx.out().int(reply as i64);
     Ok(())
@@ -267,13 +243,7 @@ mod tests {
         run(&mut srv, &["PEXPIREAT", "k", "4102444800123"]);
         run(&mut srv, &["PERSIST", "k"]);
         run(&mut srv, &["PERSIST", "k"]);
-        assert_eq!(
-            take_propagated(&mut srv),
-            [
-                words(&["PEXPIREAT", "k", "4102444800123"]),
-                words(&["PERSIST", "k"])
-            ]
-        );
+        assert_eq!(take_propagated(&mut srv), [words(&["PEXPIREAT", "k", "4102444800123"]), words(&["PERSIST", "k"])]);
     }
 
     #[test]

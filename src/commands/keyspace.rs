@@ -100,18 +100,13 @@ fn lookup_notouch<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c RObj> {
 /// Redis's `getIntFromObjectOrReply` without a custom message: a 32-bit C `int`.
 fn c_int_arg(b: &[u8]) -> Result<i32, CmdError> {
     let n = int_arg(b)?;
-    i32::try_from(n).map_err(|_| {
-        CmdError::err("value is out of range, value must between -2147483648 and 2147483647")
-    })
+    i32::try_from(n).map_err(|_| CmdError::err("value is out of range, value must between -2147483648 and 2147483647"))
 }
 
 /// A db index argument as SELECT, MOVE and COPY take it.
 fn db_arg(ctx: &Ctx, b: &[u8]) -> Result<usize, CmdError> {
     let id = c_int_arg(b)?;
-    usize::try_from(id)
-        .ok()
-        .filter(|&i| i < ctx.srv.dbs.len())
-        .ok_or(CmdError::DbIndex)
+    usize::try_from(id).ok().filter(|&i| i < ctx.srv.dbs.len()).ok_or(CmdError::DbIndex)
 }
 
 fn del(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
@@ -129,10 +124,7 @@ fn del(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 }
 
 fn exists(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let n = a[1..]
-        .iter()
-        .filter(|key| lookup_notouch(ctx, key).is_some())
-        .count();
+    let n = a[1..].iter().filter(|key| lookup_notouch(ctx, key).is_some()).count();
     ctx.out().int(n as i64);
     Ok(())
 }
@@ -186,9 +178,7 @@ fn select(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 }
 
 fn swapdb(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let parse = |b: &[u8], which: &str| {
-        c_int_arg(b).map_err(|_| CmdError::err(format!("invalid {which} DB index")))
-    };
+    let parse = |b: &[u8], which: &str| c_int_arg(b).map_err(|_| CmdError::err(format!("invalid {which} DB index")));
     let (id1, id2) = (parse(&a[1], "first")?, parse(&a[2], "second")?);
     let n = ctx.srv.dbs.len();
     let in_range = |id: i32| usize::try_from(id).ok().filter(|&i| i < n);
@@ -208,9 +198,7 @@ fn swapdb(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 /// Moves `key` from db `src` to `dst` with its TTL; the caller checked `dst` is free.
 fn transfer(ctx: &mut Ctx, src: usize, key: &[u8], dst: usize, dst_key: &[u8]) {
     let expire = ctx.srv.dbs[src].expire_of(key);
-    let obj = ctx.srv.dbs[src]
-        .delete(key)
-        .expect("caller looked the key up");
+    let obj = ctx.srv.dbs[src].delete(key).expect("caller looked the key up");
     ctx.srv.dbs[dst].add(dst_key, obj);
     if let Some(when_ms) = expire {
         ctx.srv.dbs[dst].set_expire(dst_key, when_ms);
@@ -336,12 +324,8 @@ fn keys(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let now_ms = ctx.now_ms();
     let db = &ctx.srv.dbs[ctx.client.db];
     let live = |k: &[u8]| db.expire_of(k).is_none_or(|when_ms| now_ms <= when_ms);
-    let found: Vec<&[u8]> = db
-        .dict
-        .iter()
-        .map(|(k, _)| k)
-        .filter(|k| (all || glob_match(pattern, k, false)) && live(k))
-        .collect();
+    let found: Vec<&[u8]> =
+        db.dict.iter().map(|(k, _)| k).filter(|k| (all || glob_match(pattern, k, false)) && live(k)).collect();
     let out = &mut ctx.client.out;
     out.array(found.len());
     for k in found {
@@ -382,21 +366,14 @@ struct ScanOptions<'a> {
 }
 
 fn parse_scan_options(a: &[Bytes]) -> Result<ScanOptions<'_>, CmdError> {
-    let mut o = ScanOptions {
-        count: SCAN_COUNT_DEFAULT,
-        pattern: None,
-        type_name: None,
-    };
+    let mut o = ScanOptions { count: SCAN_COUNT_DEFAULT, pattern: None, type_name: None };
     let mut i = 2;
     while i < a.len() {
         let has_value = i + 1 < a.len();
         let opt = &a[i];
         if opt.eq_ignore_ascii_case(b"count") && has_value {
             let n = int_arg(&a[i + 1])?;
-            o.count = usize::try_from(n)
-                .ok()
-                .filter(|&n| n >= 1)
-                .ok_or(CmdError::Syntax)?;
+            o.count = usize::try_from(n).ok().filter(|&n| n >= 1).ok_or(CmdError::Syntax)?;
         } else if opt.eq_ignore_ascii_case(b"match") && has_value {
             // "*" matches everything: skip the matcher, as Redis does.
             o.pattern = Some(&a[i + 1][..]).filter(|p| *p != b"*");
@@ -460,11 +437,7 @@ fn randomkey(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     let mut tries_left = RANDOMKEY_TRIES_MAX;
     loop {
         let srv = &mut *ctx.srv;
-        let Some(key) = srv.dbs[db]
-            .dict
-            .random(&mut srv.rng)
-            .map(|(k, _)| Bytes::copy_from_slice(k))
-        else {
+        let Some(key) = srv.dbs[db].dict.random(&mut srv.rng).map(|(k, _)| Bytes::copy_from_slice(k)) else {
             ctx.out().null();
             return Ok(());
         };
@@ -486,10 +459,7 @@ fn randomkey(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
 }
 
 fn touch(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let n = a[1..]
-        .iter()
-        .filter(|key| ctx.lookup_read(key).is_some())
-        .count();
+    let n = a[1..].iter().filter(|key| ctx.lookup_read(key).is_some()).count();
     ctx.out().int(n as i64);
     Ok(())
 }

@@ -333,10 +333,7 @@ impl CommandMeta {
 
     /// A subcommand of this container, case-insensitively, regardless of mode.
     pub fn subcommand(&'static self, sub: &[u8]) -> Option<&'static CommandMeta> {
-        let i = self
-            .subcommands
-            .binary_search_by(|m| cmp_name(m.sub_name(), sub))
-            .ok()?;
+        let i = self.subcommands.binary_search_by(|m| cmp_name(m.sub_name(), sub)).ok()?;
         Some(&self.subcommands[i])
     }
 }
@@ -383,17 +380,12 @@ pub fn lookup_fullname(fullname: &[u8]) -> Option<&'static CommandMeta> {
 /// Every command and subcommand in the table, each container followed by its
 /// subcommands, including the sentinel-only ones (filter with `in_server()`).
 pub fn all() -> impl Iterator<Item = &'static CommandMeta> {
-    COMMANDS
-        .iter()
-        .flat_map(|m| std::iter::once(m).chain(m.subcommands.iter()))
+    COMMANDS.iter().flat_map(|m| std::iter::once(m).chain(m.subcommands.iter()))
 }
 
 /// An ACL category's bit by name, case-insensitively (`ACLGetCommandCategoryFlagByName`).
 pub fn acl_category_by_name(name: &[u8]) -> Option<u64> {
-    ACL_CATEGORIES
-        .iter()
-        .find(|(_, n)| n.as_bytes().eq_ignore_ascii_case(name))
-        .map(|&(bit, _)| bit)
+    ACL_CATEGORIES.iter().find(|(_, n)| n.as_bytes().eq_ignore_ascii_case(name)).map(|&(bit, _)| bit)
 }
 
 /// Top-level commands, sorted by name.

@@ -132,14 +132,7 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [
-        string::COMMANDS,
-        expire::COMMANDS,
-        keyspace::COMMANDS,
-        server_cmds::COMMANDS,
-    ]
-    .into_iter()
-    .flatten()
+    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS].into_iter().flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.
@@ -162,7 +155,12 @@ fn build_table() -> CommandTable {
         t.top.insert(m.name.as_bytes().into(), idx);
         for s in subs {
             let sidx = t.cmds.len();
-            t.cmds.push(Command { meta: s, handler: bound.get(s.name).copied(), subcommands: HashMap::new(), index: sidx });
+            t.cmds.push(Command {
+                meta: s,
+                handler: bound.get(s.name).copied(),
+                subcommands: HashMap::new(),
+                index: sidx,
+            });
             t.cmds[idx].subcommands.insert(s.sub_name().as_bytes().into(), sidx);
         }
     }

@@ -118,16 +118,10 @@ fn parse_ext_opts(a: &[Bytes], cmd: ExtCmd) -> Result<ExtOpts<'_>, CmdError> {
             b"ex" | b"px" | b"exat" | b"pxat" if no_ttl_opt && next.is_some() => {
                 let arg = ExpireArg {
                     value: next.expect("checked"),
-                    unit: if opt[0] == b'e' {
-                        Unit::Seconds
-                    } else {
-                        Unit::Millis
-                    },
+                    unit: if opt[0] == b'e' { Unit::Seconds } else { Unit::Millis },
                     absolute: opt.len() == 4,
                 };
-                if o.expire
-                    .is_some_and(|e| (e.unit, e.absolute) != (arg.unit, arg.absolute))
-                {
+                if o.expire.is_some_and(|e| (e.unit, e.absolute) != (arg.unit, arg.absolute)) {
                     return Err(CmdError::Syntax);
                 }
                 o.expire = Some(arg);
@@ -148,9 +142,7 @@ fn expire_at_ms(ctx: &Ctx, e: ExpireArg, cmd: &'static str) -> Result<u64, CmdEr
     }
     let mut ms = if e.unit == Unit::Seconds { n * 1000 } else { n };
     if !e.absolute {
-        ms = ms
-            .checked_add(ctx.now_ms() as i64)
-            .ok_or(CmdError::InvalidExpire(cmd))?;
+        ms = ms.checked_add(ctx.now_ms() as i64).ok_or(CmdError::InvalidExpire(cmd))?;
     }
     Ok(ms as u64)
 }
@@ -216,13 +208,7 @@ fn set_generic(
 
 /// A relative expiry reaches replicas as `SET k v PXAT <abs>`; GET is dropped because
 /// replicas send no replies. Anything else goes as sent.
-fn propagate_set(
-    ctx: &mut Ctx,
-    a: &[Bytes],
-    (key, val): (&Bytes, &Bytes),
-    o: &ExtOpts,
-    expire_ms: Option<u64>,
-) {
+fn propagate_set(ctx: &mut Ctx, a: &[Bytes], (key, val): (&Bytes, &Bytes), o: &ExtOpts, expire_ms: Option<u64>) {
     if let Some(when) = expire_ms {
         ctx.propagate_as(vec![
             Bytes::from_static(b"SET"),
@@ -248,23 +234,13 @@ fn set(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 }
 
 fn setnx(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let o = ExtOpts {
-        nx: true,
-        ..ExtOpts::default()
-    };
+    let o = ExtOpts { nx: true, ..ExtOpts::default() };
     set_generic(ctx, a, (&a[1], &a[2]), &o, "setnx", SetReply::OneOrZero)
 }
 
 fn setex_generic(ctx: &mut Ctx, a: &[Bytes], unit: Unit, cmd: &'static str) -> CmdResult {
-    let expire = ExpireArg {
-        value: &a[2],
-        unit,
-        absolute: false,
-    };
-    let o = ExtOpts {
-        expire: Some(expire),
-        ..ExtOpts::default()
-    };
+    let expire = ExpireArg { value: &a[2], unit, absolute: false };
+    let o = ExtOpts { expire: Some(expire), ..ExtOpts::default() };
     set_generic(ctx, a, (&a[1], &a[3]), &o, cmd, SetReply::OkOrNull)
 }
 
@@ -376,16 +352,9 @@ fn mset_generic(ctx: &mut Ctx, a: &[Bytes], nx: bool) -> CmdResult {
     let pairs = &a[1..];
     if pairs.len() % 2 == 1 {
         let name = if nx { "msetnx" } else { "mset" };
-        return Err(CmdError::err(format!(
-            "wrong number of arguments for '{name}' command"
-        )));
+        return Err(CmdError::err(format!("wrong number of arguments for '{name}' command")));
     }
-    if nx
-        && a[1..]
-            .iter()
-            .step_by(2)
-            .any(|k| ctx.lookup_write(k).is_some())
-    {
+    if nx && a[1..].iter().step_by(2).any(|k| ctx.lookup_write(k).is_some()) {
         ctx.out().int(0);
         return Ok(());
     }
@@ -597,12 +566,7 @@ fn incrbyfloat(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ctx.dirty(1);
     ctx.out().bulk(&sum);
     // Replicas and the AOF get the result, so float formatting can never make them diverge.
-    ctx.propagate_as(vec![
-        Bytes::from_static(b"SET"),
-        a[1].clone(),
-        Bytes::from(sum),
-        Bytes::from_static(b"KEEPTTL"),
-    ]);
+    ctx.propagate_as(vec![Bytes::from_static(b"SET"), a[1].clone(), Bytes::from(sum), Bytes::from_static(b"KEEPTTL")]);
     Ok(())
 }
 
@@ -633,9 +597,7 @@ fn parse_lcs_opts(a: &[Bytes]) -> Result<LcsOpts, CmdError> {
         j += 1;
     }
     if o.idx && o.len {
-        return Err(CmdError::err(
-            "If you want both the length and indexes, please just use IDX.",
-        ));
+        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
     }
     Ok(o)
 }
@@ -720,10 +682,7 @@ fn lcs_walk(a: &[u8], b: &[u8], t: &LcsTable) -> (Vec<u8>, Vec<LcsMatch>) {
 }
 
 fn reply_lcs_idx(out: &mut ReplyBuf, o: &LcsOpts, ranges: &[LcsMatch], len: u32) {
-    let shown: Vec<&LcsMatch> = ranges
-        .iter()
-        .filter(|((a0, a1), _)| (a1 - a0 + 1) as u64 >= o.minmatchlen)
-        .collect();
+    let shown: Vec<&LcsMatch> = ranges.iter().filter(|((a0, a1), _)| (a1 - a0 + 1) as u64 >= o.minmatchlen).collect();
     out.map(2);
     out.bulk(b"matches");
     out.array(shown.len());
@@ -747,11 +706,7 @@ fn reply_lcs_idx(out: &mut ReplyBuf, o: &LcsOpts, ranges: &[LcsMatch], len: u32)
 fn lcs(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let (x, y) = match (lcs_operand(ctx, &a[1]), lcs_operand(ctx, &a[2])) {
         (Ok(x), Ok(y)) => (x, y),
-        _ => {
-            return Err(CmdError::err(
-                "The specified keys must contain string values",
-            ))
-        }
+        _ => return Err(CmdError::err("The specified keys must contain string values")),
     };
     let o = parse_lcs_opts(a)?;
     if x.len() >= u32::MAX as usize - 1 || y.len() >= u32::MAX as usize - 1 {
@@ -759,9 +714,7 @@ fn lcs(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     let cells = (x.len() as u64 + 1) * (y.len() as u64 + 1);
     if cells * 4 > ctx.srv.config.hot.proto_max_bulk_len {
-        return Err(CmdError::err(
-            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        ));
+        return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
     let t = LcsTable::build(&x, &y);
     let len = t.at(x.len(), y.len());
@@ -802,10 +755,7 @@ mod tests {
         let in_250ms = (NOW_UNIX_MS + 250).to_string();
         assert_eq!(
             take_propagated(&mut srv),
-            [
-                words(&["SET", "k", "v", "PXAT", &in_10s]),
-                words(&["SET", "p", "v", "PXAT", &in_250ms]),
-            ]
+            [words(&["SET", "k", "v", "PXAT", &in_10s]), words(&["SET", "p", "v", "PXAT", &in_250ms]),]
         );
     }
 
@@ -813,10 +763,7 @@ mod tests {
     fn set_get_propagates_without_its_get_options() {
         let mut srv = propagating();
         run(&mut srv, &["SET", "k", "v", "GET", "KEEPTTL", "get"]);
-        assert_eq!(
-            take_propagated(&mut srv),
-            [words(&["SET", "k", "v", "KEEPTTL"])]
-        );
+        assert_eq!(take_propagated(&mut srv), [words(&["SET", "k", "v", "KEEPTTL"])]);
     }
 
     #[test]
@@ -824,10 +771,7 @@ mod tests {
         let mut srv = propagating();
         run(&mut srv, &["SET", "k", "v"]);
         take_propagated(&mut srv);
-        assert_eq!(
-            run(&mut srv, &["SET", "k", "w", "NX", "EX", "10"]),
-            b"$-1\r\n"
-        );
+        assert_eq!(run(&mut srv, &["SET", "k", "w", "NX", "EX", "10"]), b"$-1\r\n");
         assert_eq!(run(&mut srv, &["MSETNX", "k", "1", "j", "2"]), b":0\r\n");
         assert!(take_propagated(&mut srv).is_empty());
     }
@@ -842,10 +786,7 @@ mod tests {
         let in_100s = (NOW_UNIX_MS + 100_000).to_string();
         assert_eq!(
             take_propagated(&mut srv),
-            [
-                words(&["PEXPIREAT", "k", &in_100s]),
-                words(&["PEXPIREAT", "k", "4102444800123"]),
-            ]
+            [words(&["PEXPIREAT", "k", &in_100s]), words(&["PEXPIREAT", "k", "4102444800123"]),]
         );
     }
 
@@ -876,10 +817,7 @@ mod tests {
         run(&mut srv, &["GETSET", "k", "v"]);
         run(&mut srv, &["GETDEL", "k"]);
         run(&mut srv, &["GETDEL", "k"]);
-        assert_eq!(
-            take_propagated(&mut srv),
-            [words(&["SET", "k", "v"]), words(&["DEL", "k"])]
-        );
+        assert_eq!(take_propagated(&mut srv), [words(&["SET", "k", "v"]), words(&["DEL", "k"])]);
     }
 
     #[test]
@@ -889,10 +827,7 @@ mod tests {
         run(&mut srv, &["INCRBYFLOAT", "f", "0.1"]);
         assert_eq!(
             take_propagated(&mut srv),
-            [
-                words(&["SET", "f", "10.5", "KEEPTTL"]),
-                words(&["SET", "f", "10.6", "KEEPTTL"]),
-            ]
+            [words(&["SET", "f", "10.5", "KEEPTTL"]), words(&["SET", "f", "10.6", "KEEPTTL"]),]
         );
     }
 
@@ -903,10 +838,7 @@ mod tests {
         take_propagated(&mut srv);
         advance(&mut srv, 101);
         assert_eq!(run(&mut srv, &["APPEND", "k", "w"]), b":1\r\n");
-        assert_eq!(
-            take_propagated(&mut srv),
-            [words(&["DEL", "k"]), words(&["APPEND", "k", "w"])]
-        );
+        assert_eq!(take_propagated(&mut srv), [words(&["DEL", "k"]), words(&["APPEND", "k", "w"])]);
     }
 
     #[test]

@@ -44,17 +44,8 @@ impl SysInfo for FakeSys {
 
 /// A server with default config, one client (id 1), the clock at `NOW_UNIX_MS`.
 pub fn server() -> Server {
-    let now = Now {
-        unix_ms: NOW_UNIX_MS,
-        unix_us: NOW_UNIX_MS * 1000,
-        mono_ms: 0,
-    };
-    let mut srv = Server::new(
-        Config::default(),
-        SeededRng::from_seed(SEED),
-        Box::new(FakeSys),
-        now,
-    );
+    let now = Now { unix_ms: NOW_UNIX_MS, unix_us: NOW_UNIX_MS * 1000, mono_ms: 0 };
+    let mut srv = Server::new(Config::default(), SeededRng::from_seed(SEED), Box::new(FakeSys), now);
     srv.add_client(CLIENT_ADDR.into(), SERVER_ADDR.into());
     srv
 }
@@ -71,10 +62,7 @@ pub fn advance(srv: &mut Server, ms: u64) {
 /// Runs one command for the first client and returns its reply bytes.
 pub fn run(srv: &mut Server, argv: &[&str]) -> Vec<u8> {
     let id = *srv.clients.keys().next().expect("server() adds a client");
-    let argv = argv
-        .iter()
-        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-        .collect();
+    let argv = argv.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
     srv.process(id, argv);
     let client = srv.clients.get_mut(&id).expect("process keeps the client");
     std::mem::take(&mut client.out.buf)
@@ -85,12 +73,7 @@ pub fn run(srv: &mut Server, argv: &[&str]) -> Vec<u8> {
 pub fn take_propagated(srv: &mut Server) -> Vec<Vec<String>> {
     std::mem::take(&mut srv.propagated)
         .into_iter()
-        .map(|p| {
-            p.argv
-                .iter()
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
+        .map(|p| p.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect())
         .collect()
 }
 

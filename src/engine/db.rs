@@ -130,12 +130,6 @@ impl Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Db({}, keys={}, expires={})",
-            self.id,
-            self.dict.len(),
-            self.expires.len()
-        )
+        write!(f, "Db({}, keys={}, expires={})", self.id, self.dict.len(), self.expires.len())
     }
 }

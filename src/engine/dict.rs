@@ -31,11 +31,7 @@ pub struct Dict<V> {
 impl<V> Dict<V> {
     /// A dict whose bucket order derives from `seed` (the env's rng), so runs are repeatable.
     pub fn new(seed: u64) -> Self {
-        Dict {
-            table: Vec::new(),
-            used: 0,
-            hasher: foldhash::fast::FixedState::with_seed(seed),
-        }
+        Dict { table: Vec::new(), used: 0, hasher: foldhash::fast::FixedState::with_seed(seed) }
     }
 
     pub fn len(&self) -> usize {
@@ -300,11 +296,7 @@ impl<V> Dict<V> {
     }
 
     pub fn iter(&self) -> Iter<'_, V> {
-        Iter {
-            table: &self.table,
-            bucket: 0,
-            node: None,
-        }
+        Iter { table: &self.table, bucket: 0, node: None }
     }
 }
 
@@ -357,10 +349,7 @@ mod tests {
         assert_eq!(d.buckets(), 1024);
         assert_eq!(d.insert(k(5), 55), Some(5));
         for i in 0..990 {
-            assert_eq!(
-                d.remove(&k(i)).map(|(_, v)| v),
-                Some(if i == 5 { 55 } else { i })
-            );
+            assert_eq!(d.remove(&k(i)).map(|(_, v)| v), Some(if i == 5 { 55 } else { i }));
         }
         assert_eq!(d.len(), 10);
         assert!(d.buckets() <= 64, "shrunk to {}", d.buckets());

@@ -23,8 +23,7 @@ impl ExpireEffort {
     pub fn new(active_expire_effort: u64) -> Self {
         let effort = active_expire_effort.clamp(1, 10) - 1;
         ExpireEffort {
-            keys_per_loop: ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP
-                + ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP / 4 * effort,
+            keys_per_loop: ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP + ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP / 4 * effort,
             slow_time_perc: ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC + 2 * effort,
             acceptable_stale: ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE - effort,
         }
@@ -80,11 +79,7 @@ impl ActiveExpire {
                 }
             }
         }
-        let current = if total_sampled > 0 {
-            total_expired as f64 / total_sampled as f64
-        } else {
-            0.0
-        };
+        let current = if total_sampled > 0 { total_expired as f64 / total_sampled as f64 } else { 0.0 };
         self.stale_perc = current * 0.05 + self.stale_perc * 0.95;
     }
 }
@@ -129,11 +124,7 @@ fn sample_bucket_run(
     }
     if ttl_samples > 0 {
         let avg = ttl_sum / ttl_samples;
-        db.avg_ttl_ms = if db.avg_ttl_ms == 0 {
-            avg
-        } else {
-            (db.avg_ttl_ms / 50) * 49 + avg / 50
-        };
+        db.avg_ttl_ms = if db.avg_ttl_ms == 0 { avg } else { (db.avg_ttl_ms / 50) * 49 + avg / 50 };
     }
     (sampled, victims.len() as u64)
 }
@@ -154,22 +145,11 @@ mod tests {
         let mut ae = ActiveExpire::default();
         let mut gone = 0;
         for _ in 0..200 {
-            ae.cycle(
-                &mut dbs,
-                ExpireEffort::new(1),
-                10,
-                500,
-                &|| 0,
-                &mut |_, _| gone += 1,
-            );
+            ae.cycle(&mut dbs, ExpireEffort::new(1), 10, 500, &|| 0, &mut |_, _| gone += 1);
         }
         assert_eq!(gone, 500);
         assert_eq!(dbs[0].len(), 500);
         assert_eq!(dbs[0].expires.len(), 500);
-        assert!(
-            dbs[0].avg_ttl_ms > 9000 && dbs[0].avg_ttl_ms <= 9500,
-            "{}",
-            dbs[0].avg_ttl_ms
-        );
+        assert!(dbs[0].avg_ttl_ms > 9000 && dbs[0].avg_ttl_ms <= 9500, "{}", dbs[0].avg_ttl_ms);
     }
 }

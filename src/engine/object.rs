@@ -151,31 +151,18 @@ pub struct RObj {
 
 impl RObj {
     pub fn new(val: Value, lru: u32) -> Self {
-        RObj {
-            val,
-            lru,
-            shared: false,
-        }
+        RObj { val, lru, shared: false }
     }
 
     /// A string object as `SET` stores it: int-encoded (and shared when allowed) if it can be.
     pub fn string(b: &[u8], lru: u32, share_ints: bool) -> Self {
         let s = Str::from_bytes(b);
-        let shared =
-            share_ints && matches!(s, Str::Int(n) if (0..OBJ_SHARED_INTEGERS).contains(&n));
-        RObj {
-            val: Value::Str(s),
-            lru,
-            shared,
-        }
+        let shared = share_ints && matches!(s, Str::Int(n) if (0..OBJ_SHARED_INTEGERS).contains(&n));
+        RObj { val: Value::Str(s), lru, shared }
     }
 
     pub fn from_int(n: i64, lru: u32, share_ints: bool) -> Self {
-        RObj {
-            val: Value::Str(Str::Int(n)),
-            lru,
-            shared: share_ints && (0..OBJ_SHARED_INTEGERS).contains(&n),
-        }
+        RObj { val: Value::Str(Str::Int(n)), lru, shared: share_ints && (0..OBJ_SHARED_INTEGERS).contains(&n) }
     }
 
     pub fn refcount(&self) -> i64 {
@@ -207,10 +194,6 @@ mod tests {
     #[test]
     fn value_stays_small() {
         // The keyspace holds one per key: keep it at 32 bytes.
-        assert!(
-            std::mem::size_of::<RObj>() <= 32,
-            "{}",
-            std::mem::size_of::<RObj>()
-        );
+        assert!(std::mem::size_of::<RObj>() <= 32, "{}", std::mem::size_of::<RObj>());
     }
 }

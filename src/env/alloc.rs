@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn size_classes_match_jemalloc() {
-        let expect = [(1, 8), (8, 8), (9, 16), (17, 32), (100, 112), (129, 160), (257, 320), (1025, 1280), (16385, 20480)];
+        let expect =
+            [(1, 8), (8, 8), (9, 16), (17, 32), (100, 112), (129, 160), (257, 320), (1025, 1280), (16385, 20480)];
         for (req, class) in expect {
             assert_eq!(size_class(req), class, "request {req}");
         }

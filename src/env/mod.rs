@@ -60,11 +60,7 @@ pub trait Net: Clone + Send + Sync + 'static {
 /// and a later one may still return Ok (Linux "fsyncgate"): callers must treat the first
 /// error as final for the data written before it.
 pub trait DiskFile: Send + Sync + 'static {
-    fn read_at(
-        &self,
-        buf: &mut [u8],
-        offset: u64,
-    ) -> impl Future<Output = io::Result<usize>> + Send;
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> impl Future<Output = io::Result<usize>> + Send;
     fn write_at(&self, buf: &[u8], offset: u64) -> impl Future<Output = io::Result<usize>> + Send;
     fn len(&self) -> impl Future<Output = io::Result<u64>> + Send;
     fn set_len(&self, len: u64) -> impl Future<Output = io::Result<()>> + Send;
@@ -75,8 +71,7 @@ pub trait DiskFile: Send + Sync + 'static {
 /// removed entries are durable only after `sync_dir` returned Ok.
 pub trait Disk: Clone + Send + Sync + 'static {
     type File: DiskFile;
-    fn open(&self, name: &str, create: bool)
-        -> impl Future<Output = io::Result<Self::File>> + Send;
+    fn open(&self, name: &str, create: bool) -> impl Future<Output = io::Result<Self::File>> + Send;
     fn rename(&self, from: &str, to: &str) -> impl Future<Output = io::Result<()>> + Send;
     fn remove(&self, name: &str) -> impl Future<Output = io::Result<()>> + Send;
     /// Entry names in the directory, sorted.
@@ -167,10 +162,7 @@ pub async fn write_all_at<F: DiskFile>(f: &F, mut buf: &[u8], mut offset: u64) -
     while !buf.is_empty() {
         let n = f.write_at(buf, offset).await?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short write of zero bytes",
-            ));
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short write of zero bytes"));
         }
         buf = &buf[n..];
         offset += n as u64;

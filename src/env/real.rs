@@ -19,9 +19,7 @@ pub struct TokioClock {
 
 impl TokioClock {
     pub fn new() -> Self {
-        TokioClock {
-            origin: tokio::time::Instant::now(),
-        }
+        TokioClock { origin: tokio::time::Instant::now() }
     }
 }
 
@@ -39,16 +37,10 @@ impl Clock for TokioClock {
         self.origin.elapsed().as_micros() as u64
     }
     fn unix_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
     fn unix_us(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
     }
     fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(std::time::Duration::from_millis(ms))
@@ -94,19 +86,14 @@ pub struct RealDisk {
 
 impl RealDisk {
     pub fn new(dir: impl AsRef<Path>) -> Self {
-        RealDisk {
-            dir: Arc::new(dir.as_ref().to_path_buf()),
-        }
+        RealDisk { dir: Arc::new(dir.as_ref().to_path_buf()) }
     }
     pub fn dir(&self) -> &Path {
         &self.dir
     }
     fn path(&self, name: &str) -> io::Result<PathBuf> {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad file name {name:?}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad file name {name:?}")));
         }
         Ok(self.dir.join(name))
     }
@@ -133,9 +120,7 @@ impl DiskFile for RealFile {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => Err(io::Error::other(e.to_string())),
@@ -146,11 +131,7 @@ impl Disk for RealDisk {
     type File = RealFile;
     async fn open(&self, name: &str, create: bool) -> io::Result<RealFile> {
         let p = self.path(name)?;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .open(p)?;
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(create).open(p)?;
         Ok(RealFile(Arc::new(f)))
     }
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
@@ -263,11 +244,7 @@ pub fn process_rss_bytes() -> u64 {
     let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {
         return 0;
     };
-    let pages: u64 = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let pages: u64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * page.max(0) as u64
@@ -282,7 +259,6 @@ pub fn process_cpu_usage() -> (f64, f64) {
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (tv(ru.ru_utime), tv(ru.ru_stime))
 }
-
 
 /// The process's edge, used by `main` only: files outside the data directory.
 pub fn read_config_file(path: &str) -> io::Result<String> {

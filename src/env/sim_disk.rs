@@ -63,15 +63,9 @@ impl DiskFaults {
             self.short_write_probability,
             self.read_bitflip_probability,
         ] {
-            assert!(
-                (0.0..=1.0).contains(&p),
-                "fault probability {p} outside 0..=1"
-            );
+            assert!((0.0..=1.0).contains(&p), "fault probability {p} outside 0..=1");
         }
-        assert!(
-            self.latency_min_ms <= self.latency_max_ms,
-            "latency_min_ms > latency_max_ms"
-        );
+        assert!(self.latency_min_ms <= self.latency_max_ms, "latency_min_ms > latency_max_ms");
     }
 }
 
@@ -158,13 +152,8 @@ fn split_into_sectors(ops: Vec<PendingOp>) -> Vec<PendingOp> {
         };
         let mut rest = &data[..];
         while !rest.is_empty() {
-            let take = rest
-                .len()
-                .min((SECTOR_BYTES - offset % SECTOR_BYTES) as usize);
-            pieces.push(PendingOp::Write {
-                offset,
-                data: rest[..take].to_vec(),
-            });
+            let take = rest.len().min((SECTOR_BYTES - offset % SECTOR_BYTES) as usize);
+            pieces.push(PendingOp::Write { offset, data: rest[..take].to_vec() });
             offset += take as u64;
             rest = &rest[take..];
         }
@@ -203,10 +192,7 @@ pub struct SimDisk {
 impl fmt::Debug for SimDisk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.lock();
-        f.debug_struct("SimDisk")
-            .field("files", &st.cache_dir.keys())
-            .field("stats", &st.stats)
-            .finish()
+        f.debug_struct("SimDisk").field("files", &st.cache_dir.keys()).field("stats", &st.stats).finish()
     }
 }
 
@@ -223,9 +209,7 @@ impl SimDisk {
             cache_dir: BTreeMap::new(),
             durable_dir: BTreeMap::new(),
         };
-        SimDisk {
-            state: Arc::new(Mutex::new(state)),
-        }
+        SimDisk { state: Arc::new(Mutex::new(state)) }
     }
 
     /// Replaces the faults for every later operation. Panics on a probability outside 0..=1.
@@ -286,17 +270,13 @@ impl SimDisk {
     /// What a power loss with `LoseAll` would leave under `name` now.
     pub fn durable_contents(&self, name: &str) -> Option<Vec<u8>> {
         let st = self.lock();
-        st.durable_dir
-            .get(name)
-            .map(|ino| st.inodes[ino].durable.clone())
+        st.durable_dir.get(name).map(|ino| st.inodes[ino].durable.clone())
     }
 
     /// What a read of `name` sees now (without read faults).
     pub fn cache_contents(&self, name: &str) -> Option<Vec<u8>> {
         let st = self.lock();
-        st.cache_dir
-            .get(name)
-            .map(|ino| st.inodes[ino].cache.clone())
+        st.cache_dir.get(name).map(|ino| st.inodes[ino].cache.clone())
     }
 
     /// Entry names a power loss would leave, sorted.
@@ -330,10 +310,7 @@ fn enospc() -> io::Error {
 
 fn check_name(name: &str) -> io::Result<()> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad file name {name:?}"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad file name {name:?}")));
     }
     Ok(())
 }
@@ -352,9 +329,7 @@ impl State {
     }
 
     fn inode(&mut self, ino: u64) -> &mut Inode {
-        self.inodes
-            .get_mut(&ino)
-            .expect("a live handle's inode is never pruned")
+        self.inodes.get_mut(&ino).expect("a live handle's inode is never pruned")
     }
 
     fn check_live(&self, generation: u64) -> io::Result<()> {
@@ -368,23 +343,13 @@ impl State {
     fn used_bytes(&self) -> u64 {
         let visible: BTreeSet<u64> = self.cache_dir.values().copied().collect();
         let counted = |(ino, f): &(&u64, &Inode)| visible.contains(ino) || f.open_handles > 0;
-        self.inodes
-            .iter()
-            .filter(counted)
-            .map(|(_, f)| f.cache.len() as u64)
-            .sum()
+        self.inodes.iter().filter(counted).map(|(_, f)| f.cache.len() as u64).sum()
     }
 
     /// Drops inodes nothing can reach again: no entry in either directory, no open handle.
     fn prune(&mut self) {
-        let named: BTreeSet<u64> = self
-            .cache_dir
-            .values()
-            .chain(self.durable_dir.values())
-            .copied()
-            .collect();
-        self.inodes
-            .retain(|ino, f| named.contains(ino) || f.open_handles > 0);
+        let named: BTreeSet<u64> = self.cache_dir.values().chain(self.durable_dir.values()).copied().collect();
+        self.inodes.retain(|ino, f| named.contains(ino) || f.open_handles > 0);
     }
 
     fn end_generation(&mut self) {
@@ -432,10 +397,7 @@ impl State {
             return Ok(0);
         }
         let n = self.admit_write(ino, offset, buf.len() as u64)?;
-        let op = PendingOp::Write {
-            offset,
-            data: buf[..n].to_vec(),
-        };
+        let op = PendingOp::Write { offset, data: buf[..n].to_vec() };
         let inode = self.inode(ino);
         op.apply(&mut inode.cache);
         inode.pending.push(op);
@@ -540,11 +502,7 @@ impl State {
 
     fn power_fail(&mut self, mode: PowerLoss) -> PowerLossReport {
         let mut report = PowerLossReport::default();
-        let entries: Vec<(String, u64)> = self
-            .durable_dir
-            .iter()
-            .map(|(n, &i)| (n.clone(), i))
-            .collect();
+        let entries: Vec<(String, u64)> = self.durable_dir.iter().map(|(n, &i)| (n.clone(), i)).collect();
         for (name, ino) in entries {
             let pieces = split_into_sectors(std::mem::take(&mut self.inode(ino).pending));
             if pieces.is_empty() {
@@ -577,10 +535,9 @@ impl State {
                 }
                 fates
             }
-            PowerLoss::AnySector { torn_garbage } => pieces
-                .iter()
-                .map(|p| self.any_sector_fate(p, torn_garbage))
-                .collect(),
+            PowerLoss::AnySector { torn_garbage } => {
+                pieces.iter().map(|p| self.any_sector_fate(p, torn_garbage)).collect()
+            }
         }
     }
 
@@ -602,10 +559,7 @@ impl State {
                 (SectorFate::Garbage, PendingOp::Write { offset, data }) => {
                     let mut junk = vec![0u8; data.len()];
                     self.rng.fill(&mut junk);
-                    PendingOp::Write {
-                        offset: *offset,
-                        data: junk,
-                    }
+                    PendingOp::Write { offset: *offset, data: junk }
                 }
                 (SectorFate::Garbage, PendingOp::SetLen(_)) => {
                     unreachable!("truncations never tear")
@@ -669,11 +623,7 @@ impl Disk for SimDisk {
     async fn open(&self, name: &str, create: bool) -> io::Result<SimFile> {
         let mut st = self.lock();
         let ino = st.open(name, create)?;
-        Ok(SimFile {
-            disk: self.clone(),
-            ino,
-            generation: st.generation,
-        })
+        Ok(SimFile { disk: self.clone(), ino, generation: st.generation })
     }
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         self.lock().rename(from, to)

@@ -56,11 +56,7 @@ pub struct SkewedClock<C: Clock> {
 impl<C: Clock> SkewedClock<C> {
     /// A clock that agrees with `inner` until a fault is set.
     pub fn new(inner: C) -> Self {
-        SkewedClock {
-            inner,
-            skew: Arc::default(),
-            mono_high_us: Arc::default(),
-        }
+        SkewedClock { inner, skew: Arc::default(), mono_high_us: Arc::default() }
     }
 
     pub fn inner(&self) -> &C {
@@ -88,10 +84,7 @@ impl<C: Clock> SkewedClock<C> {
     /// The wall clock gains `ppm` µs per second of true time (negative: loses), as a crystal
     /// off its rating does with no NTP to slew it. The error reached so far is kept.
     pub fn set_drift_ppm(&self, ppm: i64) {
-        assert!(
-            ppm.abs() <= MAX_DRIFT_PPM,
-            "drift {ppm} ppm would stop the clock"
-        );
+        assert!(ppm.abs() <= MAX_DRIFT_PPM, "drift {ppm} ppm would stop the clock");
         let now_us = self.inner.now_us();
         let mut skew = self.lock();
         skew.unix_offset_us = skew.unix_error_us(now_us);
@@ -104,10 +97,7 @@ impl<C: Clock> SkewedClock<C> {
     /// `repl-timeout` fire early or late. The monotonic clock stays continuous and never goes
     /// back; `sleep_ms` lasts the same amount of this node's time.
     pub fn set_monotonic_drift_ppm(&self, ppm: i64) {
-        assert!(
-            ppm.abs() <= MAX_DRIFT_PPM,
-            "drift {ppm} ppm would stop the clock"
-        );
+        assert!(ppm.abs() <= MAX_DRIFT_PPM, "drift {ppm} ppm would stop the clock");
         let now_us = self.inner.now_us();
         let mut skew = self.lock();
         skew.mono_anchor_us = skew.mono_us(now_us);
@@ -258,11 +248,7 @@ mod tests {
         clock.set_monotonic_drift_ppm(500_000);
         truth.advance_ms(10_000);
         assert_eq!(clock.now_ms(), 1_000 + 15_000);
-        assert_eq!(
-            clock.unix_ms(),
-            UNIX_START_MS + 11_000,
-            "the wall clock has its own drift"
-        );
+        assert_eq!(clock.unix_ms(), UNIX_START_MS + 11_000, "the wall clock has its own drift");
         drop(clock.sleep_ms(1_500));
         assert_eq!(*truth.slept_ms.lock().unwrap(), vec![1_000]);
     }

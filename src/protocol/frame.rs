@@ -141,9 +141,7 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Frame>, 
         b',' => Frame::Double(match body {
             b"inf" => f64::INFINITY,
             b"-inf" => f64::NEG_INFINITY,
-            _ => text(body)
-                .parse()
-                .map_err(|_| FrameError("bad double".into()))?,
+            _ => text(body).parse().map_err(|_| FrameError("bad double".into()))?,
         }),
         b'$' | b'=' | b'!' => {
             let n = num(body)?;
@@ -168,11 +166,7 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Frame>, 
             if n < 0 {
                 return Ok(Some(Frame::Null));
             }
-            let count = if kind == b'%' {
-                2 * n as usize
-            } else {
-                n as usize
-            };
+            let count = if kind == b'%' { 2 * n as usize } else { n as usize };
             let mut items = Vec::with_capacity(count.min(4096));
             for _ in 0..count {
                 match parse_at(buf, pos, depth + 1)? {
@@ -194,12 +188,7 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Frame>, 
                 }
             }
         }
-        other => {
-            return Err(FrameError(format!(
-                "unknown reply type byte {:?}",
-                other as char
-            )))
-        }
+        other => return Err(FrameError(format!("unknown reply type byte {:?}", other as char))),
     };
     Ok(Some(frame))
 }

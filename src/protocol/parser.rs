@@ -37,11 +37,7 @@ enum State {
     #[default]
     Start,
     /// Inside `*<n>`: `remaining` arguments still to read.
-    Multibulk {
-        remaining: usize,
-        args: Vec<Bytes>,
-        bulk_len: Option<usize>,
-    },
+    Multibulk { remaining: usize, args: Vec<Bytes>, bulk_len: Option<usize> },
 }
 
 /// Parser limits, from the config.
@@ -53,10 +49,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bulk_len: PROTO_MAX_BULK_LEN,
-            query_buffer_limit: CLIENT_QUERY_BUFFER_LIMIT,
-        }
+        Limits { max_bulk_len: PROTO_MAX_BULK_LEN, query_buffer_limit: CLIENT_QUERY_BUFFER_LIMIT }
     }
 }
 
@@ -70,10 +63,7 @@ type Parsed = Result<Option<Vec<Bytes>>, ParseError>;
 
 impl RequestParser {
     pub fn new(limits: Limits) -> Self {
-        RequestParser {
-            state: State::Start,
-            limits,
-        }
+        RequestParser { state: State::Start, limits }
     }
 
     /// Bytes the parser holds for the current, incomplete request (for CLIENT LIST `qbuf`).
@@ -108,11 +98,7 @@ impl RequestParser {
         }
     }
 
-    fn start_multibulk(
-        &mut self,
-        buf: &mut BytesMut,
-        authenticated: bool,
-    ) -> Result<Step, ParseError> {
+    fn start_multibulk(&mut self, buf: &mut BytesMut, authenticated: bool) -> Result<Step, ParseError> {
         let Some(nl) = find_crlf(buf) else {
             if buf.len() > PROTO_INLINE_MAX_SIZE {
                 return Err(ParseError::protocol("too big mbulk count string"));
@@ -134,26 +120,13 @@ impl RequestParser {
         let count = count as usize;
         // Cap the preallocation: the count is the client's word, not yet backed by bytes.
         let args = Vec::with_capacity(count.min(1024));
-        self.state = State::Multibulk {
-            remaining: count,
-            args,
-            bulk_len: None,
-        };
+        self.state = State::Multibulk { remaining: count, args, bulk_len: None };
         Ok(Step::Progress)
     }
 
-    fn continue_multibulk(
-        &mut self,
-        buf: &mut BytesMut,
-        authenticated: bool,
-    ) -> Result<Step, ParseError> {
+    fn continue_multibulk(&mut self, buf: &mut BytesMut, authenticated: bool) -> Result<Step, ParseError> {
         let max_bulk_len = self.limits.max_bulk_len;
-        let State::Multibulk {
-            remaining,
-            args,
-            bulk_len,
-        } = &mut self.state
-        else {
+        let State::Multibulk { remaining, args, bulk_len } = &mut self.state else {
             unreachable!("continue_multibulk outside a multibulk");
         };
         while *remaining > 0 {
@@ -168,9 +141,7 @@ impl RequestParser {
                     };
                     if buf[0] != b'$' {
                         let got = buf[0] as char;
-                        return Err(ParseError::Protocol(format!(
-                            "Protocol error: expected '$', got '{got}'"
-                        )));
+                        return Err(ParseError::Protocol(format!("Protocol error: expected '$', got '{got}'")));
                     }
                     let len = match parse_ll(&buf[1..nl]) {
                         Some(n) if n >= 0 && (n as u64) <= max_bulk_len => n,
@@ -199,9 +170,7 @@ impl RequestParser {
             *bulk_len = None;
             *remaining -= 1;
         }
-        let State::Multibulk { args, .. } = std::mem::take(&mut self.state) else {
-            unreachable!()
-        };
+        let State::Multibulk { args, .. } = std::mem::take(&mut self.state) else { unreachable!() };
         Ok(Step::Done(args))
     }
 }
@@ -235,11 +204,7 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Step, ParseError> {
         }
         return Ok(Step::Need);
     };
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
     let args = split_args(&buf[..line_end]);
     let _ = buf.split_to(nl + 1);
     match args {
@@ -257,11 +222,7 @@ pub fn parse_ll(s: &[u8]) -> Option<i64> {
     if s == b"0" {
         return Some(0);
     }
-    let (neg, digits) = if s[0] == b'-' {
-        (true, &s[1..])
-    } else {
-        (false, s)
-    };
+    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
     if digits.is_empty() || !(b'1'..=b'9').contains(&digits[0]) {
         return None;
     }
@@ -318,12 +279,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                 if i >= n {
                     return None;
                 }
-                if line[i] == b'\\'
-                    && i + 3 < n
-                    && line[i + 1] == b'x'
-                    && is_hex(line[i + 2])
-                    && is_hex(line[i + 3])
-                {
+                if line[i] == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
                     cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if line[i] == b'\\' && i + 1 < n {
@@ -404,8 +360,7 @@ mod tests {
 
     #[test]
     fn multibulk_and_inline_pipeline() {
-        let (reqs, err) =
-            parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\n*0\r\nECHO \"a b\"\n");
+        let (reqs, err) = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\n*0\r\nECHO \"a b\"\n");
         assert_eq!(err, None);
         assert_eq!(reqs.len(), 3);
         assert_eq!(reqs[0], vec![Bytes::from("GET"), Bytes::from("k")]);
@@ -427,10 +382,7 @@ mod tests {
         }
         assert_eq!(got.len(), 2);
         assert_eq!(got[0][2], Bytes::from("0123456789"));
-        assert_eq!(
-            got[1],
-            vec![Bytes::from("INLINE"), Bytes::from("x y"), Bytes::from("z")]
-        );
+        assert_eq!(got[1], vec![Bytes::from("INLINE"), Bytes::from("x y"), Bytes::from("z")]);
     }
 
     #[test]
@@ -438,32 +390,16 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"*1\r\n$abc\r\n", "Protocol error: invalid bulk length"),
             (b"*1\r\n$-1\r\n", "Protocol error: invalid bulk length"),
-            (
-                b"*1\r\n$600000000\r\n",
-                "Protocol error: invalid bulk length",
-            ),
+            (b"*1\r\n$600000000\r\n", "Protocol error: invalid bulk length"),
             (b"*abc\r\n", "Protocol error: invalid multibulk length"),
-            (
-                b"*3000000000\r\n",
-                "Protocol error: invalid multibulk length",
-            ),
+            (b"*3000000000\r\n", "Protocol error: invalid multibulk length"),
             (b"*1\r\nfoo\r\n", "Protocol error: expected '$', got 'f'"),
-            (
-                b"SET \"a b\r\n",
-                "Protocol error: unbalanced quotes in request",
-            ),
-            (
-                b"SET \"a\"b\r\n",
-                "Protocol error: unbalanced quotes in request",
-            ),
+            (b"SET \"a b\r\n", "Protocol error: unbalanced quotes in request"),
+            (b"SET \"a\"b\r\n", "Protocol error: unbalanced quotes in request"),
         ];
         for (input, text) in cases {
             let (_, err) = parse_all(input);
-            assert_eq!(
-                err,
-                Some(ParseError::Protocol(text.to_string())),
-                "input {input:?}"
-            );
+            assert_eq!(err, Some(ParseError::Protocol(text.to_string())), "input {input:?}");
         }
     }
 
@@ -478,12 +414,7 @@ mod tests {
     fn oversized_inline_is_refused() {
         let big = vec![b'a'; PROTO_INLINE_MAX_SIZE + 10];
         let (_, err) = parse_all(&big);
-        assert_eq!(
-            err,
-            Some(ParseError::Protocol(
-                "Protocol error: too big inline request".into()
-            ))
-        );
+        assert_eq!(err, Some(ParseError::Protocol("Protocol error: too big inline request".into())));
     }
 
     #[test]
@@ -491,10 +422,7 @@ mod tests {
         let mut p = RequestParser::default();
         let mut buf = BytesMut::from(&b"*11\r\n"[..]);
         let e = p.next_request(&mut buf, false).unwrap_err();
-        assert_eq!(
-            e,
-            ParseError::Protocol("Protocol error: unauthenticated multibulk length".into())
-        );
+        assert_eq!(e, ParseError::Protocol("Protocol error: unauthenticated multibulk length".into()));
     }
 
     #[test]
@@ -502,17 +430,7 @@ mod tests {
         assert_eq!(parse_ll(b"0"), Some(0));
         assert_eq!(parse_ll(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_ll(b"9223372036854775807"), Some(i64::MAX));
-        for bad in [
-            &b"9223372036854775808"[..],
-            b"01",
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"-",
-            b"",
-            b"-0",
-            b"1a",
-        ] {
+        for bad in [&b"9223372036854775808"[..], b"01", b"+1", b" 1", b"1 ", b"-", b"", b"-0", b"1a"] {
             assert_eq!(parse_ll(bad), None, "{bad:?}");
         }
     }

@@ -11,19 +11,13 @@ pub struct ReplyBuf {
 
 impl Default for ReplyBuf {
     fn default() -> Self {
-        ReplyBuf {
-            buf: Vec::new(),
-            resp: 2,
-        }
+        ReplyBuf { buf: Vec::new(), resp: 2 }
     }
 }
 
 impl ReplyBuf {
     pub fn new(resp: u8) -> Self {
-        ReplyBuf {
-            buf: Vec::with_capacity(256),
-            resp,
-        }
+        ReplyBuf { buf: Vec::with_capacity(256), resp }
     }
 
     pub fn len(&self) -> usize {
@@ -36,8 +30,7 @@ impl ReplyBuf {
 
     fn header(&mut self, prefix: u8, n: i64) {
         self.buf.push(prefix);
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        self.buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         self.buf.extend_from_slice(b"\r\n");
     }
 
@@ -62,8 +55,7 @@ impl ReplyBuf {
     pub fn error(&mut self, text: &str) {
         self.buf.push(b'-');
         for b in text.bytes() {
-            self.buf
-                .push(if b == b'\r' || b == b'\n' { b' ' } else { b });
+            self.buf.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }
         self.buf.extend_from_slice(b"\r\n");
     }
@@ -144,8 +136,7 @@ impl ReplyBuf {
     /// `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     pub fn boolean(&mut self, b: bool) {
         if self.resp >= 3 {
-            self.buf
-                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(i64::from(b));
         }
@@ -178,11 +169,7 @@ pub fn format_double(d: f64) -> String {
 /// C's `%.{prec}g`.
 pub fn format_g(d: f64, prec: usize) -> String {
     if d == 0.0 {
-        return if d.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     let prec = prec.max(1);
     // `{:e}` rounds correctly to the requested significant digits; it tells the exponent.

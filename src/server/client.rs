@@ -99,10 +99,7 @@ impl Client {
 
     /// Redis's `islocalClient`: connected from the loopback address.
     pub fn is_local(&self) -> bool {
-        let ip = self
-            .addr
-            .rsplit_once(':')
-            .map_or(self.addr.as_str(), |(ip, _)| ip);
+        let ip = self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(ip, _)| ip);
         ip == "127.0.0.1" || ip == "[::1]"
     }
 
@@ -119,16 +116,12 @@ impl Client {
 
     /// CLIENT LIST's flags, in Redis's order (`catClientInfoString`).
     fn flags(&self) -> String {
-        let f: String = [
-            (self.postponed, 'b'),
-            (self.close_after_reply, 'c'),
-            (self.close_asap, 'A'),
-            (self.no_evict, 'e'),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, c)| *c)
-        .collect();
+        let f: String =
+            [(self.postponed, 'b'), (self.close_after_reply, 'c'), (self.close_asap, 'A'), (self.no_evict, 'e')]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, c)| *c)
+                .collect();
         if f.is_empty() {
             "N".into()
         } else {
@@ -138,11 +131,7 @@ impl Client {
 
     /// One line of CLIENT LIST / CLIENT INFO, fields as Redis 7.0 prints them.
     pub fn info_line(&self, now_ms: u64) -> String {
-        let name = self
-            .name
-            .as_ref()
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
+        let name = self.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
         let idle = now_ms.saturating_sub(self.last_interaction_ms) / 1000;
         let obl = self.out.len();
@@ -203,8 +192,7 @@ impl Server {
     /// CLIENT UNPAUSE: the waiting clients run their commands now.
     pub fn unpause_clients(&mut self) {
         self.client_pause.kind = None;
-        self.wakeups
-            .extend(self.client_pause.postponed.iter().copied());
+        self.wakeups.extend(self.client_pause.postponed.iter().copied());
     }
 
     /// The pause in effect now; an expired one ends here.
@@ -260,13 +248,7 @@ mod tests {
     use super::*;
 
     fn client() -> Client {
-        Client::new(
-            5,
-            "127.0.0.1:41028".into(),
-            "127.0.0.1:6379".into(),
-            1_000,
-            true,
-        )
+        Client::new(5, "127.0.0.1:41028".into(), "127.0.0.1:6379".into(), 1_000, true)
     }
 
     #[test]
@@ -276,10 +258,7 @@ mod tests {
         c.db = 3;
         c.last_cmd = "client|list";
         let line = c.info_line(4_500);
-        let keys: Vec<&str> = line
-            .split(' ')
-            .map(|kv| kv.split('=').next().unwrap())
-            .collect();
+        let keys: Vec<&str> = line.split(' ').map(|kv| kv.split('=').next().unwrap()).collect();
         assert_eq!(
             keys,
             [
@@ -313,7 +292,9 @@ mod tests {
                 "resp"
             ]
         );
-        assert!(line.starts_with("id=5 addr=127.0.0.1:41028 laddr=127.0.0.1:6379 fd=12 name=worker age=3 idle=3 flags=N db=3 "));
+        assert!(line.starts_with(
+            "id=5 addr=127.0.0.1:41028 laddr=127.0.0.1:6379 fd=12 name=worker age=3 idle=3 flags=N db=3 "
+        ));
         assert!(line.ends_with(" cmd=client|list user=default redir=-1 resp=2"));
     }
 
@@ -335,16 +316,7 @@ mod tests {
         c.name = Some(Bytes::from_static(b"x"));
         c.reply_off = true;
         c.reset_connection_state(false);
-        assert_eq!(
-            (
-                c.db,
-                c.resp(),
-                c.authenticated,
-                c.name.is_none(),
-                c.reply_off
-            ),
-            (0, 2, false, true, false)
-        );
+        assert_eq!((c.db, c.resp(), c.authenticated, c.name.is_none(), c.reply_off), (0, 2, false, true, false));
         assert!(c.is_local());
         assert!(ClientType::by_name(b"REPLICA") == Some(ClientType::Replica));
         assert!(ClientType::by_name(b"nope").is_none());

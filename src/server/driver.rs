@@ -89,7 +89,10 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
     startup(
         'C',
         Level::Warning,
-        &format!("Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={pid}, just started (redsim {})", env!("CARGO_PKG_VERSION")),
+        &format!(
+            "Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={pid}, just started (redsim {})",
+            env!("CARGO_PKG_VERSION")
+        ),
     );
     if opts.config_file.is_empty() {
         startup(
@@ -116,15 +119,25 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
         };
         let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, port),
-            Err(_) => return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("Invalid bind address '{host}'"))),
+            Err(_) => {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("Invalid bind address '{host}'")))
+            }
         };
         match env.net().bind(addr).await {
             Ok(l) => listeners.push(l),
             Err(e) if optional => {
-                startup('M', Level::Warning, &format!("Warning: Could not create server TCP listening socket {b}:{port}: {e}"));
+                startup(
+                    'M',
+                    Level::Warning,
+                    &format!("Warning: Could not create server TCP listening socket {b}:{port}: {e}"),
+                );
             }
             Err(e) => {
-                startup('M', Level::Warning, &format!("Warning: Could not create server TCP listening socket {host}:{port}: {e}"));
+                startup(
+                    'M',
+                    Level::Warning,
+                    &format!("Warning: Could not create server TCP listening socket {host}:{port}: {e}"),
+                );
                 return Err(e);
             }
         }
@@ -138,7 +151,8 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
     startup('M', Level::Notice, &format!("Running mode=standalone, port={}.", server.listening_port));
     startup('M', Level::Warning, "Server initialized");
     startup('M', Level::Notice, "Ready to accept connections");
-    let shared = Arc::new(Shared { server: Mutex::new(server), wakers: Mutex::new(BTreeMap::new()), shutdown: Notify::new() });
+    let shared =
+        Arc::new(Shared { server: Mutex::new(server), wakers: Mutex::new(BTreeMap::new()), shutdown: Notify::new() });
     for l in listeners {
         env.spawn(accept_loop(env.clone(), shared.clone(), l));
     }
@@ -191,7 +205,9 @@ async fn accept_loop<E: Env>(env: E, shared: Arc<Shared>, listener: <E::Net as N
     let laddr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     loop {
         match listener.accept().await {
-            Ok((conn, addr)) => env.spawn(serve_client(env.clone(), shared.clone(), conn, addr.to_string(), laddr.clone())),
+            Ok((conn, addr)) => {
+                env.spawn(serve_client(env.clone(), shared.clone(), conn, addr.to_string(), laddr.clone()))
+            }
             Err(_) => env.clock().sleep_ms(10).await,
         }
     }
@@ -199,7 +215,13 @@ async fn accept_loop<E: Env>(env: E, shared: Arc<Shared>, listener: <E::Net as N
 
 const MAXCLIENTS_ERR: &[u8] = b"-ERR max number of clients reached\r\n";
 
-async fn serve_client<E: Env>(env: E, shared: Arc<Shared>, mut conn: <E::Net as Net>::Conn, addr: String, laddr: String) {
+async fn serve_client<E: Env>(
+    env: E,
+    shared: Arc<Shared>,
+    mut conn: <E::Net as Net>::Conn,
+    addr: String,
+    laddr: String,
+) {
     let admitted = {
         let mut s = shared.lock();
         s.set_now(now(env.clock()));

@@ -33,7 +33,8 @@ fn lfu_time_elapsed(ldt: u32, now_min: u32) -> u32 {
 pub fn lfu_decr_and_return(lru: u32, unix_ms: u64, decay_time: u64) -> u8 {
     let ldt = lru >> 8;
     let counter = (lru & 255) as u64;
-    let periods = if decay_time > 0 { u64::from(lfu_time_elapsed(ldt, lfu_time_minutes(unix_ms))) / decay_time } else { 0 };
+    let periods =
+        if decay_time > 0 { u64::from(lfu_time_elapsed(ldt, lfu_time_minutes(unix_ms))) / decay_time } else { 0 };
     counter.saturating_sub(periods) as u8
 }
 
@@ -139,7 +140,11 @@ impl Server {
         true
     }
 
-    fn pick_victim(&mut self, policy: MaxmemoryPolicy, pool: &mut Vec<(u64, usize, Box<[u8]>)>) -> Option<(usize, Box<[u8]>)> {
+    fn pick_victim(
+        &mut self,
+        policy: MaxmemoryPolicy,
+        pool: &mut Vec<(u64, usize, Box<[u8]>)>,
+    ) -> Option<(usize, Box<[u8]>)> {
         let allkeys = policy.is_allkeys();
         if matches!(policy, MaxmemoryPolicy::AllkeysRandom | MaxmemoryPolicy::VolatileRandom) {
             let n = self.dbs.len();
@@ -167,7 +172,8 @@ impl Server {
             }
             // Best candidates are at the end; skip ghosts deleted since they were sampled.
             while let Some((_, db, key)) = pool.pop() {
-                let present = if allkeys { self.dbs[db].contains(&key) } else { self.dbs[db].expire_of(&key).is_some() };
+                let present =
+                    if allkeys { self.dbs[db].contains(&key) } else { self.dbs[db].expire_of(&key).is_some() };
                 if present {
                     return Some((db, key));
                 }

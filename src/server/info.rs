@@ -43,9 +43,7 @@ fn bucket_width(v: u64) -> u64 {
 
 impl LatencyHistogram {
     pub fn record(&mut self, usec: u64) {
-        let ns = usec
-            .saturating_mul(1000)
-            .clamp(LATENCY_MIN_NS, LATENCY_MAX_NS);
+        let ns = usec.saturating_mul(1000).clamp(LATENCY_MIN_NS, LATENCY_MAX_NS);
         *self.buckets.entry(ns - ns % bucket_width(ns)).or_default() += 1;
         self.total += 1;
     }
@@ -62,11 +60,7 @@ impl LatencyHistogram {
         for (&low, &n) in &self.buckets {
             seen += n;
             if seen >= target {
-                return if percentile == 0.0 {
-                    low
-                } else {
-                    low + bucket_width(low) - 1
-                };
+                return if percentile == 0.0 { low } else { low + bucket_width(low) - 1 };
             }
         }
         0
@@ -218,16 +212,9 @@ impl Server {
     /// Redis's `getMemoryOverheadData`, estimated: what the server itself holds (startup
     /// allocations, client buffers, the databases' hash tables) apart from the data.
     fn memory_overhead(&self) -> u64 {
-        let clients: u64 = self
-            .clients
-            .values()
-            .map(|c| (c.out.len() + c.qbuf) as u64)
-            .sum();
-        let tables: u64 = self
-            .dbs
-            .iter()
-            .map(|db| dict_overhead(db.len() as u64) + dict_overhead(db.expires.len() as u64))
-            .sum();
+        let clients: u64 = self.clients.values().map(|c| (c.out.len() + c.qbuf) as u64).sum();
+        let tables: u64 =
+            self.dbs.iter().map(|db| dict_overhead(db.len() as u64) + dict_overhead(db.expires.len() as u64)).sum();
         self.used_memory_startup + clients + tables
     }
 
@@ -359,11 +346,7 @@ impl Server {
             if st.calls == 0 && st.rejected_calls == 0 && st.failed_calls == 0 {
                 continue;
             }
-            let per = if st.calls > 0 {
-                st.usec as f64 / st.calls as f64
-            } else {
-                0.0
-            };
+            let per = if st.calls > 0 { st.usec as f64 / st.calls as f64 } else { 0.0 };
             let _ = writeln!(
                 o,
                 "cmdstat_{}:calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}",
@@ -380,14 +363,8 @@ impl Server {
     }
 
     fn info_latencystats(&self, o: &mut String) {
-        let words = self
-            .config
-            .get("latency-tracking-info-percentiles")
-            .unwrap_or("");
-        let percentiles: Vec<(&str, f64)> = words
-            .split(' ')
-            .filter_map(|w| w.parse().ok().map(|p| (w, p)))
-            .collect();
+        let words = self.config.get("latency-tracking-info-percentiles").unwrap_or("");
+        let percentiles: Vec<(&str, f64)> = words.split(' ').filter_map(|w| w.parse().ok().map(|p| (w, p))).collect();
         for cmd in &self.table.cmds {
             let h = &self.cmd_latency[cmd.index];
             if h.is_empty() {
@@ -397,12 +374,7 @@ impl Server {
                 .iter()
                 .map(|(w, p)| format!("p{w}={:.3}", h.value_at_percentile(*p) as f64 / 1000.0))
                 .collect();
-            let _ = writeln!(
-                o,
-                "latency_percentiles_usec_{}:{}",
-                cmd.meta.name,
-                values.join(",")
-            );
+            let _ = writeln!(o, "latency_percentiles_usec_{}:{}", cmd.meta.name, values.join(","));
         }
     }
 
@@ -415,14 +387,8 @@ impl Server {
     fn info_keyspace(&self, o: &mut String) {
         for db in &self.dbs {
             if !db.is_empty() {
-                let _ = writeln!(
-                    o,
-                    "db{}:keys={},expires={},avg_ttl={}",
-                    db.id,
-                    db.len(),
-                    db.expires.len(),
-                    db.avg_ttl_ms
-                );
+                let _ =
+                    writeln!(o, "db{}:keys={},expires={},avg_ttl={}", db.id, db.len(), db.expires.len(), db.avg_ttl_ms);
             }
         }
     }
@@ -456,10 +422,7 @@ mod tests {
     #[test]
     fn section_selection() {
         assert_eq!(select_sections(&[]), DEFAULT_SECTIONS);
-        assert_eq!(
-            select_sections(&["memory", "SERVER"]),
-            vec!["server", "memory"]
-        );
+        assert_eq!(select_sections(&["memory", "SERVER"]), vec!["server", "memory"]);
         assert!(select_sections(&["all"]).contains(&"commandstats"));
     }
 }

@@ -320,7 +320,8 @@ impl Server {
     /// A key deleted by expiry reaches replicas and the AOF as DEL (Redis's
     /// `propagateDeletion`), so replicas never expire keys themselves.
     pub fn propagate_del(&mut self, db: usize, key: &[u8]) {
-        let cmd: &'static [u8] = if self.config.get("lazyfree-lazy-expire") == Some("yes") { b"UNLINK" } else { b"DEL" };
+        let cmd: &'static [u8] =
+            if self.config.get("lazyfree-lazy-expire") == Some("yes") { b"UNLINK" } else { b"DEL" };
         self.propagate(db, vec![Bytes::from_static(cmd), Bytes::copy_from_slice(key)]);
     }
 

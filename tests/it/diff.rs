@@ -112,16 +112,9 @@ pub fn parse_case_file(source: &str) -> Result<Vec<Step>, String> {
         let action = parse_action(rest).map_err(fail)?;
         let compare = pending.take().unwrap_or(Compare::Exact);
         if compare != Compare::Exact && !reads_reply(&action) {
-            return Err(fail(
-                "a modifier must precede a step that reads a reply".into(),
-            ));
+            return Err(fail("a modifier must precede a step that reads a reply".into()));
         }
-        steps.push(Step {
-            line_no,
-            text: rest.to_string(),
-            action,
-            compare,
-        });
+        steps.push(Step { line_no, text: rest.to_string(), action, compare });
     }
     if pending.is_some() {
         return Err("a modifier at the end of the file has no step".into());
@@ -155,10 +148,7 @@ fn parse_action(line: &str) -> Result<Action, String> {
         "@read" if rest.is_empty() => Action::Read,
         "@newconn" if rest.is_empty() => Action::NewConn,
         "@sleep" => {
-            let ms: u64 = rest
-                .trim()
-                .parse()
-                .map_err(|_| "@sleep takes milliseconds".to_string())?;
+            let ms: u64 = rest.trim().parse().map_err(|_| "@sleep takes milliseconds".to_string())?;
             if ms > SLEEP_MAX_MS {
                 return Err(format!("@sleep longer than {SLEEP_MAX_MS} ms"));
             }
@@ -291,11 +281,7 @@ pub struct Observation {
 
 impl Observation {
     fn describe(&self) -> String {
-        let closed = if self.closed_after && self.reply != Reply::Closed {
-            " <then closed>"
-        } else {
-            ""
-        };
+        let closed = if self.closed_after && self.reply != Reply::Closed { " <then closed>" } else { "" };
         format!("{}{closed}", self.reply.describe())
     }
 }
@@ -324,10 +310,7 @@ fn sorted_deep(frame: &[u8]) -> Vec<u8> {
         return frame.to_vec();
     };
     let chunk = if kind == b'%' { 2 } else { 1 };
-    let entries = elements
-        .chunks(chunk)
-        .map(|entry| entry.iter().flat_map(|e| sorted_deep(e)).collect())
-        .collect();
+    let entries = elements.chunks(chunk).map(|entry| entry.iter().flat_map(|e| sorted_deep(e)).collect()).collect();
     with_sorted_entries(frame, entries)
 }
 
@@ -344,11 +327,7 @@ fn sorted_top_pairs(frame: &[u8]) -> Vec<u8> {
 
 fn with_sorted_entries(frame: &[u8], mut entries: Vec<Vec<u8>>) -> Vec<u8> {
     entries.sort();
-    let header_len = frame
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .expect("an aggregate has a header line")
-        + 2;
+    let header_len = frame.windows(2).position(|w| w == b"\r\n").expect("an aggregate has a header line") + 2;
     let mut out = frame[..header_len].to_vec();
     for entry in entries {
         out.extend_from_slice(&entry);
@@ -382,10 +361,7 @@ impl Pair {
     fn read(&mut self) -> [Observation; 2] {
         let observe = |conn: &mut Conn| {
             let reply = conn.read_reply();
-            Observation {
-                reply,
-                closed_after: conn.is_closed(),
-            }
+            Observation { reply, closed_after: conn.is_closed() }
         };
         let [a, b] = &mut self.conns;
         [observe(a), observe(b)]
@@ -409,12 +385,7 @@ impl Pair {
 
 fn connect(server: &Server) -> Conn {
     Conn::connect(server.port).unwrap_or_else(|e| {
-        panic!(
-            "{} on port {}: connect failed: {e}; its output:\n{}",
-            server.flavor.name(),
-            server.port,
-            server.log()
-        )
+        panic!("{} on port {}: connect failed: {e}; its output:\n{}", server.flavor.name(), server.port, server.log())
     })
 }
 
@@ -430,26 +401,16 @@ pub struct FileOutcome {
 }
 
 pub fn run_case_file(path: &Path, candidate: Flavor, show: bool) -> FileOutcome {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let source =
-        fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: read failed: {e}", path.display()));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let source = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: read failed: {e}", path.display()));
     let steps = parse_case_file(&source).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let mut outcome = FileOutcome {
-        name: name.clone(),
-        ..FileOutcome::default()
-    };
+    let mut outcome = FileOutcome { name: name.clone(), ..FileOutcome::default() };
     let names = [Flavor::Redis.name(), candidate_label(candidate)];
     let mut pair = Pair::start(candidate);
 
     pair.send(&encode_command(&[b"FLUSHALL".to_vec()]));
     let flushed = pair.read();
-    if flushed
-        .iter()
-        .any(|o| o.reply != Reply::Frame(b"+OK\r\n".to_vec()))
-    {
+    if flushed.iter().any(|o| o.reply != Reply::Frame(b"+OK\r\n".to_vec())) {
         outcome.mismatches.push(format!(
             "{name}: setup FLUSHALL\n    {}: {}\n    {}: {}",
             names[0],
@@ -480,15 +441,11 @@ pub fn run_case_file(path: &Path, candidate: Flavor, show: bool) -> FileOutcome 
             let mismatch = report(&name, step, names, &observed);
             outcome.mismatches.push(mismatch);
         }
-        timeouts += observed
-            .iter()
-            .filter(|o| o.reply == Reply::Timeout)
-            .count();
+        timeouts += observed.iter().filter(|o| o.reply == Reply::Timeout).count();
         if timeouts >= TIMEOUTS_MAX_PER_FILE {
-            outcome.mismatches.push(format!(
-                "{name}:{}: gave up on the file after {timeouts} replies timed out",
-                step.line_no
-            ));
+            outcome
+                .mismatches
+                .push(format!("{name}:{}: gave up on the file after {timeouts} replies timed out", step.line_no));
             break;
         }
         if pair.out_of_step(mismatched) {
@@ -520,9 +477,7 @@ fn send_step(pair: &mut Pair, action: &Action) -> Option<bool> {
 /// Redis closes a connection after a protocol error (which raw input provokes) and QUIT.
 fn may_close(action: &Action, raw_input: bool, observed: &[Observation; 2]) -> bool {
     let quit = matches!(action, Action::Command(args) if args[0].eq_ignore_ascii_case(b"quit"));
-    let protocol_error = observed
-        .iter()
-        .any(|o| matches!(&o.reply, Reply::Frame(b) if contains(b, b"Protocol error")));
+    let protocol_error = observed.iter().any(|o| matches!(&o.reply, Reply::Frame(b) if contains(b, b"Protocol error")));
     quit || protocol_error || raw_input && observed.iter().any(|o| o.reply.is_error())
 }
 
@@ -539,8 +494,7 @@ fn report(name: &str, step: &Step, names: [&str; 2], observed: &[Observation; 2]
     if let (Reply::Frame(x), Reply::Frame(y)) = (&observed[0].reply, &observed[1].reply) {
         let at = x.iter().zip(y).take_while(|(p, q)| p == q).count();
         let from = at.saturating_sub(REPORT_CONTEXT_LEN);
-        let window =
-            |f: &[u8]| escape(&f[from.min(f.len())..(at + REPORT_CONTEXT_LEN).min(f.len())]);
+        let window = |f: &[u8]| escape(&f[from.min(f.len())..(at + REPORT_CONTEXT_LEN).min(f.len())]);
         let _ = write!(
             text,
             "\n    first difference at byte {at} ({} vs {} bytes); from byte {from}:\n    {:<6}: ...{}\n    {:<6}: ...{}",
@@ -554,14 +508,7 @@ fn report(name: &str, step: &Step, names: [&str; 2], observed: &[Observation; 2]
         return text;
     }
     let cut = |s: &str| s.chars().take(REPORT_FULL_MAX_LEN).collect::<String>();
-    let _ = write!(
-        text,
-        "\n    {:<6}: {}...\n    {:<6}: {}...",
-        names[0],
-        cut(&a),
-        names[1],
-        cut(&b)
-    );
+    let _ = write!(text, "\n    {:<6}: {}...\n    {:<6}: {}...", names[0], cut(&a), names[1], cut(&b));
     text
 }
 
@@ -579,12 +526,7 @@ fn case_files(filter: Option<&str>) -> Vec<PathBuf> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("read tests/cases entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .filter(|p| {
-            filter.is_none_or(|f| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().contains(f))
-            })
-        })
+        .filter(|p| filter.is_none_or(|f| p.file_name().is_some_and(|n| n.to_string_lossy().contains(f))))
         .collect();
     files.sort();
     files
@@ -599,16 +541,9 @@ fn case_files_get_the_same_reply_bytes_from_redis_and_redsim() {
     let only_redis = env_flag("REDSIM_DIFF_ONLY_REDIS");
     let show = env_flag("REDSIM_DIFF_SHOW");
     let filter = std::env::var("REDSIM_DIFF_FILTER").ok();
-    let candidate = if only_redis {
-        Flavor::Redis
-    } else {
-        Flavor::Redsim
-    };
+    let candidate = if only_redis { Flavor::Redis } else { Flavor::Redsim };
     let files = case_files(filter.as_deref());
-    assert!(
-        !files.is_empty(),
-        "no case file in tests/cases matches REDSIM_DIFF_FILTER={filter:?}"
-    );
+    assert!(!files.is_empty(), "no case file in tests/cases matches REDSIM_DIFF_FILTER={filter:?}");
 
     let queue = Mutex::new(files.clone());
     let outcomes = Mutex::new(Vec::new());
@@ -640,14 +575,8 @@ fn case_files_get_the_same_reply_bytes_from_redis_and_redsim() {
         compared += outcome.compared;
         mismatches += outcome.mismatches.len();
     }
-    println!(
-        "diff: redis vs {}: {compared} commands compared, {mismatches} mismatches",
-        candidate_label(candidate)
-    );
-    assert_eq!(
-        mismatches, 0,
-        "{mismatches} replies differ; see MISMATCH lines above"
-    );
+    println!("diff: redis vs {}: {compared} commands compared, {mismatches} mismatches", candidate_label(candidate));
+    assert_eq!(mismatches, 0, "{mismatches} replies differ; see MISMATCH lines above");
     assert!(compared > 0, "no command was compared");
 }
 
@@ -656,10 +585,7 @@ mod tests {
     use super::*;
 
     fn frame(bytes: &[u8]) -> Observation {
-        Observation {
-            reply: Reply::Frame(bytes.to_vec()),
-            closed_after: false,
-        }
+        Observation { reply: Reply::Frame(bytes.to_vec()), closed_after: false }
     }
 
     #[test]
@@ -673,10 +599,9 @@ mod tests {
 
     #[test]
     fn parse_case_file_applies_modifiers_to_the_next_step_only() {
-        let steps = parse_case_file(
-            "# c\n\n@unordered KEYS *\n@ignore-value\nTIME\nGET k\n@raw PING\\r\\n\n@sleep 5\n",
-        )
-        .unwrap();
+        let steps =
+            parse_case_file("# c\n\n@unordered KEYS *\n@ignore-value\nTIME\nGET k\n@raw PING\\r\\n\n@sleep 5\n")
+                .unwrap();
         let shape: Vec<(usize, Compare)> = steps.iter().map(|s| (s.line_no, s.compare)).collect();
         assert_eq!(
             shape,
@@ -698,20 +623,10 @@ mod tests {
         let ok = frame(b"+OK\r\n");
         assert!(observations_match(&ok, &ok, Compare::Exact));
         assert!(!observations_match(&ok, &frame(b"+Ok\r\n"), Compare::Exact));
-        assert!(!observations_match(
-            &ok,
-            &frame(b"$2\r\nOK\r\n"),
-            Compare::TypeOnly
-        ));
-        let closed = Observation {
-            reply: Reply::Closed,
-            closed_after: true,
-        };
+        assert!(!observations_match(&ok, &frame(b"$2\r\nOK\r\n"), Compare::TypeOnly));
+        let closed = Observation { reply: Reply::Closed, closed_after: true };
         assert!(!observations_match(&ok, &closed, Compare::Exact));
-        let ok_then_closed = Observation {
-            closed_after: true,
-            ..ok.clone()
-        };
+        let ok_then_closed = Observation { closed_after: true, ..ok.clone() };
         assert!(!observations_match(&ok, &ok_then_closed, Compare::Exact));
     }
 
@@ -736,9 +651,6 @@ mod tests {
 
     #[test]
     fn encode_command_writes_a_multibulk() {
-        assert_eq!(
-            encode_command(&[b"GET".to_vec(), b"".to_vec()]),
-            b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n"
-        );
+        assert_eq!(encode_command(&[b"GET".to_vec(), b"".to_vec()]), b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n");
     }
 }

@@ -65,8 +65,7 @@ fn frame_end(buf: &[u8], start: usize, depth: usize) -> Result<Option<usize>, St
                 return Err(format!("bad aggregate length {count}"));
             }
             let per_entry = if kind == b'%' || kind == b'|' { 2 } else { 1 };
-            let Some(mut pos) = frames_end(buf, after_line, count as usize * per_entry, depth)?
-            else {
+            let Some(mut pos) = frames_end(buf, after_line, count as usize * per_entry, depth)? else {
                 return Ok(None);
             };
             if kind == b'|' {
@@ -82,12 +81,7 @@ fn frame_end(buf: &[u8], start: usize, depth: usize) -> Result<Option<usize>, St
     }
 }
 
-fn frames_end(
-    buf: &[u8],
-    mut pos: usize,
-    count: usize,
-    depth: usize,
-) -> Result<Option<usize>, String> {
+fn frames_end(buf: &[u8], mut pos: usize, count: usize, depth: usize) -> Result<Option<usize>, String> {
     for _ in 0..count {
         match frame_end(buf, pos, depth + 1)? {
             Some(end) => pos = end,
@@ -108,10 +102,7 @@ fn find_crlf(buf: &[u8], start: usize) -> Result<Option<usize>, String> {
 }
 
 fn parse_int(line: &[u8]) -> Result<i64, String> {
-    std::str::from_utf8(line)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad integer {:?}", escape(line)))
+    std::str::from_utf8(line).ok().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad integer {:?}", escape(line)))
 }
 
 /// The elements of an aggregate frame (`*`, `~`, `>`, `%`), as whole frames; `None` for
@@ -188,11 +179,7 @@ impl Conn {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-        Ok(Conn {
-            stream,
-            buf: Vec::new(),
-            closed: false,
-        })
+        Ok(Conn { stream, buf: Vec::new(), closed: false })
     }
 
     pub fn is_closed(&self) -> bool {
@@ -277,10 +264,7 @@ impl Conn {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 #[cfg(test)]

@@ -25,9 +25,33 @@ impl Gen {
 }
 
 const PIECES: &[&[u8]] = &[
-    b"*", b"$", b"\r\n", b"\n", b"-1", b"0", b"3", b"99999999999999999999", b"2147483648", b"\"", b"'", b"\\x4",
-    b"SET", b"GET", b"PING", b" ", b"\x00", b"*1\r\n$4\r\nPING\r\n", b"*2\r\n$3\r\nGET\r\n", b"$600000000\r\n",
-    b"*-5\r\n", b"MSET a", b"HELLO 3", b"CONFIG SET maxmemory", b"DEBUG", b"\xff\xfe", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n",
+    b"*",
+    b"$",
+    b"\r\n",
+    b"\n",
+    b"-1",
+    b"0",
+    b"3",
+    b"99999999999999999999",
+    b"2147483648",
+    b"\"",
+    b"'",
+    b"\\x4",
+    b"SET",
+    b"GET",
+    b"PING",
+    b" ",
+    b"\x00",
+    b"*1\r\n$4\r\nPING\r\n",
+    b"*2\r\n$3\r\nGET\r\n",
+    b"$600000000\r\n",
+    b"*-5\r\n",
+    b"MSET a",
+    b"HELLO 3",
+    b"CONFIG SET maxmemory",
+    b"DEBUG",
+    b"\xff\xfe",
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n",
 ];
 
 fn junk(g: &mut Gen) -> Vec<u8> {

@@ -9,7 +9,11 @@ use crate::tools::cli;
 #[test]
 fn conf_file_and_directives_configure_the_server() {
     let conf = std::env::temp_dir().join(format!("redsim-it-{}.conf", std::process::id()));
-    std::fs::write(&conf, "# a redis.conf\nmaxmemory 1mb\nmaxmemory-policy allkeys-lru\nhz 20\nrequirepass \"s3cret pass\"\n").unwrap();
+    std::fs::write(
+        &conf,
+        "# a redis.conf\nmaxmemory 1mb\nmaxmemory-policy allkeys-lru\nhz 20\nrequirepass \"s3cret pass\"\n",
+    )
+    .unwrap();
     // The file comes first; later --directives override it, as with redis-server.
     let server = Server::start_with(Flavor::Redsim, &[conf.to_str().unwrap(), "--hz", "15"]);
     let get = |name: &str| cli(server.port, &["-a", "s3cret pass", "--no-auth-warning", "config", "get", name]);

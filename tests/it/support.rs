@@ -94,10 +94,7 @@ impl Server {
                 Err(StartError::PortTaken) => continue,
             }
         }
-        panic!(
-            "{}: no free port after {START_ATTEMPTS_MAX} attempts",
-            flavor.name()
-        );
+        panic!("{}: no free port after {START_ATTEMPTS_MAX} attempts", flavor.name());
     }
 
     fn start_on(flavor: Flavor, port: u16, extra: &[String]) -> Result<Server, StartError> {
@@ -111,13 +108,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{}: spawn failed: {e}", flavor.name()));
-        let mut server = Server {
-            flavor,
-            port,
-            child,
-            dir,
-            extra: extra.to_vec(),
-        };
+        let mut server = Server { flavor, port, child, dir, extra: extra.to_vec() };
         server.wait_ready()?;
         Ok(server)
     }
@@ -211,11 +202,7 @@ fn free_port() -> u16 {
 
 fn temp_dir(flavor: Flavor) -> PathBuf {
     let index = NEXT_DIR_INDEX.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "redsim-it-{}-{}-{index}",
-        std::process::id(),
-        flavor.name()
-    ));
+    let dir = std::env::temp_dir().join(format!("redsim-it-{}-{}-{index}", std::process::id(), flavor.name()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("create server dir");
     dir

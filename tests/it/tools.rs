@@ -32,13 +32,25 @@ fn redis_cli_pipe_loads_without_errors() {
 fn redis_benchmark_string_tests_run_without_errors() {
     let server = Server::start(Flavor::Redsim);
     let out = Command::new("redis-benchmark")
-        .args(["-p", &server.port.to_string(), "-t", "ping,set,get,incr,mset", "-n", "2000", "-c", "10", "-r", "1000", "--csv"])
+        .args([
+            "-p",
+            &server.port.to_string(),
+            "-t",
+            "ping,set,get,incr,mset",
+            "-n",
+            "2000",
+            "-c",
+            "10",
+            "-r",
+            "1000",
+            "--csv",
+        ])
         .output()
         .expect("redis-benchmark");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "redis-benchmark failed: {text} {}", String::from_utf8_lossy(&out.stderr));
     for test in ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET"] {
-        assert!(text.lines().any(|l| l.starts_with(&format!("\"{test}")) ), "no result for {test} in:\n{text}");
+        assert!(text.lines().any(|l| l.starts_with(&format!("\"{test}"))), "no result for {test} in:\n{text}");
     }
     assert!(!text.contains("ERR"), "errors in benchmark output:\n{text}");
 }

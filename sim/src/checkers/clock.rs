@@ -19,9 +19,7 @@ impl ClockTimeline {
     /// `changes` in time order; before the first one the clock is exact.
     pub fn new(changes: &[ClockChange]) -> Self {
         debug_assert!(changes.windows(2).all(|w| w[0].at_us <= w[1].at_us));
-        ClockTimeline {
-            changes: changes.to_vec(),
-        }
+        ClockTimeline { changes: changes.to_vec() }
     }
 
     fn err_in_segment(seg: Option<&ClockChange>, t_us: u64) -> i64 {
@@ -49,11 +47,7 @@ impl ClockTimeline {
         // Each change inside the interval ends one segment (its left limit is a candidate
         // maximum) and starts another (its value is a candidate minimum).
         let mut prev: Option<&ClockChange> = self.changes.iter().rev().find(|c| c.at_us <= a_us);
-        for c in self
-            .changes
-            .iter()
-            .filter(|c| c.at_us > a_us && c.at_us <= b_us)
-        {
+        for c in self.changes.iter().filter(|c| c.at_us > a_us && c.at_us <= b_us) {
             let left_limit = c.at_us as i64 + Self::err_in_segment(prev, c.at_us);
             let start = c.at_us as i64 + c.error_us;
             hi_seen = hi_seen.max(left_limit);
@@ -71,11 +65,7 @@ mod tests {
     use super::*;
 
     fn change(at_us: u64, error_us: i64, drift_ppm: i64) -> ClockChange {
-        ClockChange {
-            at_us,
-            error_us,
-            drift_ppm,
-        }
+        ClockChange { at_us, error_us, drift_ppm }
     }
 
     #[test]

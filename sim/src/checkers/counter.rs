@@ -39,9 +39,7 @@ pub fn check(history: &History) -> Vec<Finding> {
         let (Some(key), Some(sent)) = (op.call.key(), op.sent_us) else {
             continue;
         };
-        let epoch = epochs
-            .entry((op.node, key, history.epoch(op.node, sent)))
-            .or_default();
+        let epoch = epochs.entry((op.node, key, history.epoch(op.node, sent))).or_default();
         match (&op.call, &op.outcome) {
             (Call::Incr { .. }, Outcome::Ok(Value::Int(n))) => {
                 epoch.sent.push(sent);
@@ -79,11 +77,7 @@ pub fn check(history: &History) -> Vec<Finding> {
 }
 
 fn bad(op: &Op, what: &str) -> Finding {
-    Finding {
-        checker: "counter".into(),
-        message: format!("{what}: {}", describe(op)),
-        ops: vec![op.id],
-    }
+    Finding { checker: "counter".into(), message: format!("{what}: {}", describe(op)), ops: vec![op.id] }
 }
 
 fn check_epoch(ctx: &str, e: &Epoch<'_>, findings: &mut Vec<Finding>) {
@@ -102,14 +96,7 @@ fn check_epoch(ctx: &str, e: &Epoch<'_>, findings: &mut Vec<Finding>) {
     }
     let completed_before = |t: u64| {
         let k = by_completion.partition_point(|&(c, _)| c < t);
-        (
-            k as i64,
-            if k == 0 {
-                None
-            } else {
-                Some(prefix_max[k - 1])
-            },
-        )
+        (k as i64, if k == 0 { None } else { Some(prefix_max[k - 1]) })
     };
     let mut fail = |op: &Op, msg: String| {
         findings.push(Finding {
@@ -121,31 +108,16 @@ fn check_epoch(ctx: &str, e: &Epoch<'_>, findings: &mut Vec<Finding>) {
     let mut seen: BTreeMap<i64, &Op> = BTreeMap::new();
     for &(s, c, n, op) in &e.acked {
         if let Some(other) = seen.insert(n, op) {
-            fail(
-                op,
-                format!("INCR reply {n} also returned by op #{}", other.id),
-            );
+            fail(op, format!("INCR reply {n} also returned by op #{}", other.id));
             continue;
         }
         let (done, max_done) = completed_before(s);
         if let Some(max) = max_done.filter(|&max| max >= n) {
-            fail(
-                op,
-                format!("INCR returned {n} after an INCR that had returned {max} completed"),
-            );
+            fail(op, format!("INCR returned {n} after an INCR that had returned {max} completed"));
         } else if n < 1 + done {
-            fail(
-                op,
-                format!("INCR returned {n} though {done} INCRs had completed before it was sent"),
-            );
+            fail(op, format!("INCR returned {n} though {done} INCRs had completed before it was sent"));
         } else if n > sent_before(c) {
-            fail(
-                op,
-                format!(
-                    "INCR returned {n} though only {} INCRs were sent before it completed",
-                    sent_before(c)
-                ),
-            );
+            fail(op, format!("INCR returned {n} though only {} INCRs were sent before it completed", sent_before(c)));
         }
     }
     for &(s, c, n, op) in &e.gets {
@@ -153,15 +125,9 @@ fn check_epoch(ctx: &str, e: &Epoch<'_>, findings: &mut Vec<Finding>) {
         let low = done.max(max_done.unwrap_or(0));
         let high = sent_before(c);
         if n < low {
-            fail(
-                op,
-                format!("GET returned {n} though the counter had reached {low} before it was sent"),
-            );
+            fail(op, format!("GET returned {n} though the counter had reached {low} before it was sent"));
         } else if n > high {
-            fail(
-                op,
-                format!("GET returned {n} though only {high} INCRs were sent before it completed"),
-            );
+            fail(op, format!("GET returned {n} though only {high} INCRs were sent before it completed"));
         }
     }
 }
@@ -172,11 +138,7 @@ mod tests {
     use crate::scenario::OpKind;
 
     fn op(h: &mut History, call: Call, t: (u64, u64), outcome: Outcome) {
-        let kind = if matches!(call, Call::Incr { .. }) {
-            OpKind::Incr
-        } else {
-            OpKind::GetCounter
-        };
+        let kind = if matches!(call, Call::Incr { .. }) { OpKind::Incr } else { OpKind::GetCounter };
         let id = h.ops.len();
         h.ops.push(Op {
             id,
@@ -191,12 +153,7 @@ mod tests {
         });
     }
     fn incr(h: &mut History, t: (u64, u64), n: i64) {
-        op(
-            h,
-            Call::Incr { key: "c0".into() },
-            t,
-            Outcome::Ok(Value::Int(n)),
-        );
+        op(h, Call::Incr { key: "c0".into() }, t, Outcome::Ok(Value::Int(n)));
     }
     fn get(h: &mut History, t: (u64, u64), v: Value) {
         op(h, Call::GetCounter { key: "c0".into() }, t, Outcome::Ok(v));
@@ -231,17 +188,9 @@ mod tests {
         incr(&mut h, (0, 1), 2);
         assert_eq!(check(&h).len(), 1);
         let mut h = History::new(1);
-        op(
-            &mut h,
-            Call::Incr { key: "c0".into() },
-            (0, 9),
-            Outcome::Unknown("timeout".into()),
-        );
+        op(&mut h, Call::Incr { key: "c0".into() }, (0, 9), Outcome::Unknown("timeout".into()));
         incr(&mut h, (1, 2), 2);
-        assert!(
-            check(&h).is_empty(),
-            "the unknown INCR may have landed first"
-        );
+        assert!(check(&h).is_empty(), "the unknown INCR may have landed first");
     }
 
     #[test]

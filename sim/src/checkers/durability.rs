@@ -25,9 +25,7 @@ pub fn check(history: &History) -> Vec<Finding> {
     // One finding per lost append, at the first read that misses it: later reads only repeat it.
     let mut reported: BTreeSet<u64> = BTreeSet::new();
     for read in &history.ops {
-        let (Call::Read, Some(Value::Ids(ids)), Some(read_sent)) =
-            (&read.call, read.value(), read.sent_us)
-        else {
+        let (Call::Read, Some(Value::Ids(ids)), Some(read_sent)) = (&read.call, read.value(), read.sent_us) else {
             continue;
         };
         let present: BTreeSet<u64> = ids.iter().copied().collect();

@@ -12,12 +12,7 @@ pub fn check(history: &History, grace_us: u64) -> Vec<Finding> {
     let from = history.healed_us + grace_us;
     let mut findings = Vec::new();
     let mut ok_per_client: BTreeMap<u32, usize> = BTreeMap::new();
-    let clients = history
-        .ops
-        .iter()
-        .map(|o| o.client)
-        .max()
-        .map_or(0, |c| c + 1);
+    let clients = history.ops.iter().map(|o| o.client).max().map_or(0, |c| c + 1);
     for c in 0..clients {
         ok_per_client.insert(c, 0);
     }
@@ -27,11 +22,7 @@ pub fn check(history: &History, grace_us: u64) -> Vec<Finding> {
         } else {
             findings.push(Finding {
                 checker: "liveness".into(),
-                message: format!(
-                    "healed since {} but {}",
-                    fmt_us(history.healed_us),
-                    describe(op)
-                ),
+                message: format!("healed since {} but {}", fmt_us(history.healed_us), describe(op)),
                 ops: vec![op.id],
             });
         }

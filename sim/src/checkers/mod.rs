@@ -48,34 +48,21 @@ pub fn run(kinds: &[CheckerKind], history: &History, liveness_grace_us: u64) -> 
         let mut found = match kind {
             CheckerKind::Register => {
                 let (f, stats) = register::check(history, register::DEFAULT_STEP_BUDGET);
-                v.notes.push(format!(
-                    "register: {} keys, {} ops searched",
-                    stats.keys, stats.ops
-                ));
+                v.notes.push(format!("register: {} keys, {} ops searched", stats.keys, stats.ops));
                 v.inconclusive.extend(
-                    stats
-                        .inconclusive_keys
-                        .into_iter()
-                        .map(|k| format!("register: {k}: search budget exhausted")),
+                    stats.inconclusive_keys.into_iter().map(|k| format!("register: {k}: search budget exhausted")),
                 );
                 f
             }
             CheckerKind::Counter => {
-                v.notes.push(format!(
-                    "counter: {} ops",
-                    history.ops.iter().filter(|o| o.kind.is_counter()).count()
-                ));
+                v.notes.push(format!("counter: {} ops", history.ops.iter().filter(|o| o.kind.is_counter()).count()));
                 counter::check(history)
             }
             CheckerKind::Liveness => liveness::check(history, liveness_grace_us),
             CheckerKind::Durability => {
                 v.notes.push(format!(
                     "durability: {} acknowledged appends",
-                    history
-                        .ops
-                        .iter()
-                        .filter(|o| o.kind == crate::scenario::OpKind::Append && o.is_ok())
-                        .count()
+                    history.ops.iter().filter(|o| o.kind == crate::scenario::OpKind::Append && o.is_ok()).count()
                 ));
                 durability::check(history)
             }

@@ -154,9 +154,7 @@ impl Events {
             }
         }
         let prev = (0..=n).map(|i| i.wrapping_sub(1)).collect();
-        let next = (0..=n)
-            .map(|i| if i == n { usize::MAX } else { i + 1 })
-            .collect();
+        let next = (0..=n).map(|i| if i == n { usize::MAX } else { i + 1 }).collect();
         Events { ev, prev, next }
     }
 
@@ -223,10 +221,7 @@ fn search(model: &Model<'_>, budget: u64) -> Search {
                 blocker = op;
             }
             let Some((call, prev_state)) = stack.pop() else {
-                return Search::Violation {
-                    blocker,
-                    depth: best_depth,
-                };
+                return Search::Violation { blocker, depth: best_depth };
             };
             let op = events.ev[call].0;
             state = prev_state;
@@ -262,15 +257,10 @@ pub fn check(history: &History, budget: u64) -> (Vec<Finding>, RegisterStats) {
         };
         stats.keys += 1;
         stats.ops += rops.len();
-        let model = Model {
-            ops: &rops,
-            clock: &clock,
-        };
+        let model = Model { ops: &rops, clock: &clock };
         match search(&model, budget) {
             Search::Linearizable => {}
-            Search::OutOfBudget => stats
-                .inconclusive_keys
-                .push(format!("node {node} key {key}")),
+            Search::OutOfBudget => stats.inconclusive_keys.push(format!("node {node} key {key}")),
             Search::Violation { blocker, depth } => {
                 let what = match rops[blocker].origin {
                     Some(i) => describe(&history.ops[i]),
@@ -317,10 +307,7 @@ fn key_ops(history: &History, node: u32, ops: &[&Op]) -> Result<Vec<ROp>, Findin
                 None => {
                     return Err(Finding {
                         checker: "register".into(),
-                        message: format!(
-                            "node {node}: {} returned a value no SET wrote",
-                            describe(op)
-                        ),
+                        message: format!("node {node}: {} returned a value no SET wrote", describe(op)),
                         ops: vec![op.id],
                     })
                 }
@@ -346,10 +333,7 @@ fn key_ops(history: &History, node: u32, ops: &[&Op]) -> Result<Vec<ROp>, Findin
                 {
                     continue;
                 }
-                Kind::Set {
-                    val,
-                    ttl_us: ttl_ms.map(|ms| ms as i64 * 1000),
-                }
+                Kind::Set { val, ttl_us: ttl_ms.map(|ms| ms as i64 * 1000) }
             }
             (Call::Get { .. }, Outcome::Ok(Value::Nil)) => Kind::Get(None),
             (Call::Get { .. }, Outcome::Ok(Value::Str(s))) => Kind::Get(Some(values[s.as_str()])),
@@ -358,20 +342,10 @@ fn key_ops(history: &History, node: u32, ops: &[&Op]) -> Result<Vec<ROp>, Findin
             (Call::Del { .. }, _) => Kind::Del(None),
             _ => continue,
         };
-        rops.push(ROp {
-            start,
-            end,
-            kind,
-            origin: Some(op.id),
-        });
+        rops.push(ROp { start, end, kind, origin: Some(op.id) });
     }
     for &k in &history.kills_us[node as usize] {
-        rops.push(ROp {
-            start: k,
-            end: k,
-            kind: Kind::Reset,
-            origin: None,
-        });
+        rops.push(ROp { start: k, end: k, kind: Kind::Reset, origin: None });
     }
     Ok(rops)
 }
@@ -438,18 +412,8 @@ mod tests {
         fn set(&mut self, v: &str, t: (u64, u64)) -> &mut Self {
             self.set_ttl(v, None, t, Outcome::Ok(Value::Ok))
         }
-        fn set_ttl(
-            &mut self,
-            v: &str,
-            ttl_ms: Option<u64>,
-            t: (u64, u64),
-            o: Outcome,
-        ) -> &mut Self {
-            let call = Call::Set {
-                key: "r0".into(),
-                value: v.into(),
-                ttl_ms,
-            };
+        fn set_ttl(&mut self, v: &str, ttl_ms: Option<u64>, t: (u64, u64), o: Outcome) -> &mut Self {
+            let call = Call::Set { key: "r0".into(), value: v.into(), ttl_ms };
             self.op(call, t, o)
         }
         fn get(&mut self, v: Option<&str>, t: (u64, u64)) -> &mut Self {
@@ -464,11 +428,7 @@ mod tests {
     #[test]
     fn sequential_reads_of_the_last_write_pass() {
         let mut h = H::new();
-        h.get(None, (0, 1))
-            .set("a", (2, 3))
-            .get(Some("a"), (4, 5))
-            .set("b", (6, 7))
-            .get(Some("b"), (8, 9));
+        h.get(None, (0, 1)).set("a", (2, 3)).get(Some("a"), (4, 5)).set("b", (6, 7)).get(Some("b"), (8, 9));
         assert!(h.verdict().is_empty());
     }
 
@@ -484,16 +444,10 @@ mod tests {
     #[test]
     fn concurrent_write_may_be_seen_either_way() {
         let mut h = H::new();
-        h.set("a", (0, 1))
-            .set("b", (2, 10))
-            .get(Some("a"), (3, 4))
-            .get(Some("b"), (5, 6));
+        h.set("a", (0, 1)).set("b", (2, 10)).get(Some("a"), (3, 4)).get(Some("b"), (5, 6));
         assert!(h.verdict().is_empty());
         let mut h = H::new();
-        h.set("a", (0, 1))
-            .set("b", (2, 10))
-            .get(Some("b"), (3, 4))
-            .get(Some("a"), (5, 6));
+        h.set("a", (0, 1)).set("b", (2, 10)).get(Some("b"), (3, 4)).get(Some("a"), (5, 6));
         assert_eq!(h.verdict().len(), 1, "b was seen, a cannot come back");
     }
 
@@ -501,10 +455,7 @@ mod tests {
     fn unknown_write_may_land_late_or_never() {
         let mut h = H::new();
         let unknown = Outcome::Unknown("timeout".into());
-        h.set("a", (0, 1))
-            .set_ttl("b", None, (2, 3), unknown)
-            .get(Some("a"), (4, 5))
-            .get(Some("b"), (50, 51));
+        h.set("a", (0, 1)).set_ttl("b", None, (2, 3), unknown).get(Some("a"), (4, 5)).get(Some("b"), (50, 51));
         assert!(h.verdict().is_empty());
     }
 
@@ -519,20 +470,12 @@ mod tests {
         h.set("a", (0, 1));
         h.h.kills_us[0].push(10);
         h.get(Some("a"), (20, 21));
-        assert_eq!(
-            h.verdict().len(),
-            1,
-            "a restarted node without persistence is empty"
-        );
+        assert_eq!(h.verdict().len(), 1, "a restarted node without persistence is empty");
         let mut h = H::new();
         h.set_ttl("a", None, (0, 1), Outcome::Unknown("eof".into()));
         h.h.kills_us[0].push(10);
         h.get(Some("a"), (20, 21));
-        assert_eq!(
-            h.verdict().len(),
-            1,
-            "an unknown write before a kill cannot land after it"
-        );
+        assert_eq!(h.verdict().len(), 1, "an unknown write before a kill cannot land after it");
     }
 
     #[test]
@@ -552,12 +495,10 @@ mod tests {
             .get(None, (150 * ms, 151 * ms));
         assert!(h.verdict().is_empty());
         let mut h = H::new();
-        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok))
-            .get(Some("a"), (200 * ms, 201 * ms));
+        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok)).get(Some("a"), (200 * ms, 201 * ms));
         assert_eq!(h.verdict().len(), 1, "read 200 ms after a 100 ms TTL");
         let mut h = H::new();
-        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok))
-            .get(None, (50 * ms, 51 * ms));
+        h.set_ttl("a", Some(100), (0, ms), Outcome::Ok(Value::Ok)).get(None, (50 * ms, 51 * ms));
         assert_eq!(h.verdict().len(), 1, "gone after 50 ms of a 100 ms TTL");
     }
 
@@ -566,38 +507,19 @@ mod tests {
         let ms = 1_000;
         // The node's clock jumps 10 s ahead: the key may vanish at once.
         let mut h = H::new();
-        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok))
-            .get(None, (50 * ms, 51 * ms));
-        h.h.clocks[0].push(ClockChange {
-            at_us: 10 * ms,
-            error_us: 10_000 * ms as i64,
-            drift_ppm: 0,
-        });
+        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok)).get(None, (50 * ms, 51 * ms));
+        h.h.clocks[0].push(ClockChange { at_us: 10 * ms, error_us: 10_000 * ms as i64, drift_ppm: 0 });
         assert!(h.verdict().is_empty());
         // The clock stepped back 10 s: a value past its TTL in true time is still live.
         let mut h = H::new();
-        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok))
-            .get(Some("a"), (5_000 * ms, 5_001 * ms));
-        h.h.clocks[0].push(ClockChange {
-            at_us: 10 * ms,
-            error_us: -10_000 * ms as i64,
-            drift_ppm: 0,
-        });
+        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok)).get(Some("a"), (5_000 * ms, 5_001 * ms));
+        h.h.clocks[0].push(ClockChange { at_us: 10 * ms, error_us: -10_000 * ms as i64, drift_ppm: 0 });
         assert!(h.verdict().is_empty());
         // A forward excursion that came back may still have let the expire cycle delete it.
         let mut h = H::new();
-        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok))
-            .get(None, (500 * ms, 501 * ms));
-        h.h.clocks[0].push(ClockChange {
-            at_us: 10 * ms,
-            error_us: 60_000 * ms as i64,
-            drift_ppm: 0,
-        });
-        h.h.clocks[0].push(ClockChange {
-            at_us: 20 * ms,
-            error_us: 0,
-            drift_ppm: 0,
-        });
+        h.set_ttl("a", Some(1_000), (0, ms), Outcome::Ok(Value::Ok)).get(None, (500 * ms, 501 * ms));
+        h.h.clocks[0].push(ClockChange { at_us: 10 * ms, error_us: 60_000 * ms as i64, drift_ppm: 0 });
+        h.h.clocks[0].push(ClockChange { at_us: 20 * ms, error_us: 0, drift_ppm: 0 });
         assert!(h.verdict().is_empty());
     }
 }

@@ -87,10 +87,7 @@ impl Disk for SlowDisk {
     async fn open(&self, name: &str, create: bool) -> io::Result<SlowFile> {
         latency(&self.disk).await;
         let file = self.disk.open(name, create).await?;
-        Ok(SlowFile {
-            file,
-            disk: self.disk.clone(),
-        })
+        Ok(SlowFile { file, disk: self.disk.clone() })
     }
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         latency(&self.disk).await;
@@ -207,8 +204,7 @@ impl Env for SimEnv {
         None
     }
     fn log_line(&self, line: &str) {
-        self.trace
-            .event(self.world_us(), &format!("{} log: {line}", self.name));
+        self.trace.event(self.world_us(), &format!("{} log: {line}", self.name));
     }
     fn cpu_usage(&self) -> (f64, f64) {
         // Simulated time has no CPU; a function of it keeps INFO plausible and deterministic.

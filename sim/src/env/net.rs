@@ -37,28 +37,16 @@ pub struct SimNet {
 
 impl SimNet {
     pub fn new(config: NetConfig, rng: SeededRng) -> Self {
-        SimNet {
-            inner: TokioNet,
-            config,
-            rng: Arc::new(Mutex::new(rng)),
-        }
+        SimNet { inner: TokioNet, config, rng: Arc::new(Mutex::new(rng)) }
     }
 
     fn conn_rng(&self) -> SeededRng {
-        let seed = self
-            .rng
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .next_u64();
+        let seed = self.rng.lock().unwrap_or_else(|e| e.into_inner()).next_u64();
         SeededRng::from_seed(seed)
     }
 
     fn wrap(&self, stream: tokio::net::TcpStream) -> SimConn {
-        SimConn {
-            inner: stream,
-            rng: self.conn_rng(),
-            split_threshold: threshold(self.config.split_write_probability),
-        }
+        SimConn { inner: stream, rng: self.conn_rng(), split_threshold: threshold(self.config.split_write_probability) }
     }
 }
 
@@ -83,10 +71,7 @@ impl Net for SimNet {
     type Listener = SimListener;
     async fn bind(&self, addr: SocketAddr) -> io::Result<SimListener> {
         let inner = self.inner.bind(addr).await?;
-        Ok(SimListener {
-            inner,
-            net: self.clone(),
-        })
+        Ok(SimListener { inner, net: self.clone() })
     }
     async fn connect(&self, addr: SocketAddr) -> io::Result<SimConn> {
         match self.inner.connect(addr).await {
@@ -94,10 +79,7 @@ impl Net for SimNet {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 let ms = self.config.connect_timeout_ms;
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connect to {addr} timed out after {ms}ms"),
-                ))
+                Err(io::Error::new(io::ErrorKind::TimedOut, format!("connect to {addr} timed out after {ms}ms")))
             }
             Err(e) => Err(e),
         }
@@ -112,21 +94,13 @@ pub struct SimConn {
 }
 
 impl AsyncRead for SimConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for SimConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let mut n = buf.len();
         if n > 1 && this.split_threshold > 0 && this.rng.below(1 << 32) < this.split_threshold {

@@ -64,9 +64,7 @@ fn reply_help(ctx: &mut Ctx, a: &[Bytes], lines: &[&str]) {
     let name = String::from_utf8_lossy(&a[0]).to_uppercase();
     let out = ctx.out();
     out.array(lines.len() + 3);
-    out.simple(&format!(
-        "{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ));
+    out.simple(&format!("{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
     for line in lines {
         out.simple(line);
     }
@@ -142,8 +140,7 @@ pub fn memory_help(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 /// Bytes one key costs (see the module comment).
 pub fn key_usage(key: &[u8], obj: &RObj, has_ttl: bool) -> u64 {
-    let mut n =
-        alloc_bytes(Dict::<RObj>::entry_bytes()) + heap_bytes_for(key.len()) + obj.val.heap_bytes();
+    let mut n = alloc_bytes(Dict::<RObj>::entry_bytes()) + heap_bytes_for(key.len()) + obj.val.heap_bytes();
     if has_ttl {
         n += alloc_bytes(Dict::<u64>::entry_bytes()) + heap_bytes_for(key.len());
     }
@@ -171,9 +168,7 @@ pub fn memory_usage(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     check_usage_options(a)?;
     let db = &ctx.srv.dbs[ctx.client.db];
     let key = &a[2];
-    let usage = db
-        .get(key)
-        .map(|o| key_usage(key, o, db.expire_of(key).is_some()));
+    let usage = db.get(key).map(|o| key_usage(key, o, db.expire_of(key).is_some()));
     match usage {
         Some(n) => ctx.out().int(n as i64),
         None => ctx.out().null(),
@@ -212,14 +207,8 @@ impl MemOverhead {
         let (allocated, active, resident) = srv.sys.allocator_stats().unwrap_or((used, used, rss));
         // The running client is out of the map while its command runs.
         let others = srv.clients.values().map(|c| c.out.buf.capacity() + c.qbuf);
-        let clients_normal =
-            others.sum::<usize>() + ctx.client.out.buf.capacity() + ctx.client.qbuf;
-        let dbs: Vec<DbOverhead> = srv
-            .dbs
-            .iter()
-            .filter(|db| !db.is_empty())
-            .map(db_overhead)
-            .collect();
+        let clients_normal = others.sum::<usize>() + ctx.client.out.buf.capacity() + ctx.client.qbuf;
+        let dbs: Vec<DbOverhead> = srv.dbs.iter().filter(|db| !db.is_empty()).map(db_overhead).collect();
         MemOverhead {
             used,
             peak: srv.stats.peak_memory.max(used),
@@ -236,9 +225,7 @@ impl MemOverhead {
     }
 
     fn total(&self) -> u64 {
-        self.startup
-            + self.clients_normal
-            + self.dbs.iter().map(|d| d.main + d.expires).sum::<u64>()
+        self.startup + self.clients_normal + self.dbs.iter().map(|d| d.main + d.expires).sum::<u64>()
     }
 
     fn net_usage(&self) -> u64 {
@@ -260,8 +247,7 @@ fn db_overhead(db: &crate::engine::db::Db) -> DbOverhead {
     DbOverhead {
         id: db.id,
         main: db.len() as u64 * main_entry + db.dict.buckets() as u64 * BUCKET_BYTES,
-        expires: db.expires.len() as u64 * expires_entry
-            + db.expires.buckets() as u64 * BUCKET_BYTES,
+        expires: db.expires.len() as u64 * expires_entry + db.expires.buckets() as u64 * BUCKET_BYTES,
     }
 }
 
@@ -321,24 +307,15 @@ fn write_stats_tail(out: &mut crate::protocol::ReplyBuf, m: &MemOverhead) {
     let fields = [
         ("overhead.total", V::I(m.total() as i64)),
         ("keys.count", V::I(m.keys as i64)),
-        (
-            "keys.bytes-per-key",
-            V::I(net.checked_div(m.keys).unwrap_or(0) as i64),
-        ),
+        ("keys.bytes-per-key", V::I(net.checked_div(m.keys).unwrap_or(0) as i64)),
         ("dataset.bytes", V::I(m.dataset() as i64)),
         ("dataset.percentage", V::D(ratio(m.dataset() * 100, net))),
         ("peak.percentage", V::D(ratio(m.used * 100, m.peak))),
         ("allocator.allocated", V::I(m.allocated as i64)),
         ("allocator.active", V::I(m.active as i64)),
         ("allocator.resident", V::I(m.resident as i64)),
-        (
-            "allocator-fragmentation.ratio",
-            V::D(ratio(m.active, m.allocated)),
-        ),
-        (
-            "allocator-fragmentation.bytes",
-            V::I(diff(m.active, m.allocated)),
-        ),
+        ("allocator-fragmentation.ratio", V::D(ratio(m.active, m.allocated))),
+        ("allocator-fragmentation.bytes", V::I(diff(m.active, m.allocated))),
         ("allocator-rss.ratio", V::D(ratio(m.resident, m.active))),
         ("allocator-rss.bytes", V::I(diff(m.resident, m.active))),
         ("rss-overhead.ratio", V::D(ratio(m.rss, m.resident))),
@@ -365,11 +342,7 @@ fn doctor_issues(m: &MemOverhead) -> Vec<String> {
     if waste(ratio(m.rss, m.used), diff(m.rss, m.used), 1.4) {
         v.push(DOCTOR_FRAG.replace("%s", ZMALLOC_LIB));
     }
-    if waste(
-        ratio(m.active, m.allocated),
-        diff(m.active, m.allocated),
-        1.1,
-    ) {
+    if waste(ratio(m.active, m.allocated), diff(m.active, m.allocated), 1.1) {
         v.push(DOCTOR_ALLOC_FRAG.to_string());
     }
     if waste(ratio(m.resident, m.active), diff(m.resident, m.active), 1.1) {
@@ -392,8 +365,7 @@ fn doctor_report(m: &MemOverhead) -> String {
     if issues.is_empty() {
         return DOCTOR_FINE.to_string();
     }
-    let mut s =
-        String::from("Sam, I detected a few issues in this Redis instance memory implants:\n\n");
+    let mut s = String::from("Sam, I detected a few issues in this Redis instance memory implants:\n\n");
     for issue in issues {
         s.push_str(&issue);
         s.push_str("\n\n");
@@ -411,8 +383,7 @@ pub fn memory_doctor(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
 /// The allocator's own report is not reachable from node code; Redis answers this way when
 /// built without jemalloc.
 pub fn memory_malloc_stats(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
-    ctx.out()
-        .verbatim(b"Stats not supported for the current allocator");
+    ctx.out().verbatim(b"Stats not supported for the current allocator");
     Ok(())
 }
 

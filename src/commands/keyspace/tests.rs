@@ -41,17 +41,8 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let now = Now {
-            unix_ms: START_UNIX_MS,
-            unix_us: START_UNIX_MS * 1000,
-            mono_ms: 1,
-        };
-        let mut srv = Server::new(
-            Config::default(),
-            SeededRng::from_seed(7),
-            Box::new(FixedSys),
-            now,
-        );
+        let now = Now { unix_ms: START_UNIX_MS, unix_us: START_UNIX_MS * 1000, mono_ms: 1 };
+        let mut srv = Server::new(Config::default(), SeededRng::from_seed(7), Box::new(FixedSys), now);
         srv.propagate_enabled = true;
         let client = srv.add_client("127.0.0.1:40000".into(), "127.0.0.1:6379".into());
         World { srv, client }
@@ -59,18 +50,9 @@ impl World {
 
     /// Runs one command (arguments split on spaces) and returns its reply as text.
     fn run(&mut self, line: &str) -> String {
-        let argv = line
-            .split(' ')
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect();
+        let argv = line.split(' ').map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
         self.srv.process(self.client, argv);
-        let out = &mut self
-            .srv
-            .clients
-            .get_mut(&self.client)
-            .expect("client")
-            .out
-            .buf;
+        let out = &mut self.srv.clients.get_mut(&self.client).expect("client").out.buf;
         String::from_utf8_lossy(&std::mem::take(out)).into_owned()
     }
 
@@ -83,9 +65,7 @@ impl World {
     }
 
     fn ttl_ms(&self, db: usize, key: &str) -> Option<u64> {
-        self.srv.dbs[db]
-            .expire_of(key.as_bytes())
-            .map(|when| when - self.srv.now.unix_ms)
+        self.srv.dbs[db].expire_of(key.as_bytes()).map(|when| when - self.srv.now.unix_ms)
     }
 
     /// The commands propagated since the last call, as text.
@@ -93,11 +73,7 @@ impl World {
         let cmds = std::mem::take(&mut self.srv.propagated);
         cmds.iter()
             .map(|p| {
-                let words: Vec<String> = p
-                    .argv
-                    .iter()
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
+                let words: Vec<String> = p.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
                 format!("{}: {}", p.db, words.join(" "))
             })
             .collect()
@@ -111,14 +87,7 @@ impl World {
             let reply = self.run(&format!("SCAN {cursor} {opts}"));
             let lines: Vec<&str> = reply.split("\r\n").collect();
             cursor = lines[2].to_string();
-            seen.extend(
-                lines
-                    .iter()
-                    .skip(5)
-                    .step_by(2)
-                    .filter(|l| !l.is_empty())
-                    .map(|l| l.to_string()),
-            );
+            seen.extend(lines.iter().skip(5).step_by(2).filter(|l| !l.is_empty()).map(|l| l.to_string()));
             if cursor == "0" {
                 break;
             }
@@ -139,11 +108,7 @@ fn rename_moves_the_ttl_and_replaces_the_target_with_its_ttl() {
     assert_eq!(w.run("EXISTS t"), ":0\r\n");
     w.run("SET plain y");
     assert_eq!(w.run("RENAME plain other"), "+OK\r\n");
-    assert_eq!(
-        w.ttl_ms(0, "other"),
-        None,
-        "the target's TTL goes with the target"
-    );
+    assert_eq!(w.ttl_ms(0, "other"), None, "the target's TTL goes with the target");
     assert_eq!(w.run("GET other"), "$1\r\ny\r\n");
 }
 
@@ -155,10 +120,7 @@ fn rename_to_itself_needs_a_live_key_and_changes_nothing() {
     assert_eq!(w.run("RENAME k k"), "+OK\r\n");
     assert_eq!(w.run("RENAMENX k k"), ":0\r\n");
     assert_eq!(w.ttl_ms(0, "k"), Some(100));
-    assert!(
-        w.propagated().is_empty(),
-        "nothing changed, nothing propagates"
-    );
+    assert!(w.propagated().is_empty(), "nothing changed, nothing propagates");
     w.advance_ms(101);
     assert_eq!(w.run("RENAME k k"), "-ERR no such key\r\n");
     assert_eq!(w.propagated(), ["0: DEL k"]);
@@ -170,10 +132,7 @@ fn renamenx_refuses_a_taken_name_and_keeps_both_ttls() {
     w.run("SET a 1 PX 1000");
     w.run("SET b 2 PX 2000");
     assert_eq!(w.run("RENAMENX a b"), ":0\r\n");
-    assert_eq!(
-        (w.ttl_ms(0, "a"), w.ttl_ms(0, "b")),
-        (Some(1000), Some(2000))
-    );
+    assert_eq!((w.ttl_ms(0, "a"), w.ttl_ms(0, "b")), (Some(1000), Some(2000)));
     assert_eq!(w.run("RENAMENX a c"), ":1\r\n");
     assert_eq!(w.ttl_ms(0, "c"), Some(1000));
 }
@@ -222,10 +181,7 @@ fn move_carries_the_ttl_and_refuses_a_taken_name() {
     assert!(!w.srv.dbs[0].contains(b"k"));
     w.run("SET k again");
     assert_eq!(w.run("MOVE k 3"), ":0\r\n");
-    assert_eq!(
-        w.run("MOVE k 0"),
-        "-ERR source and destination objects are the same\r\n"
-    );
+    assert_eq!(w.run("MOVE k 0"), "-ERR source and destination objects are the same\r\n");
     assert_eq!(
         w.run("MOVE k 99999999999"),
         "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
@@ -266,10 +222,7 @@ fn scan_with_a_type_filter_returns_every_key_across_growth_and_shrink() {
     for i in 0..200 {
         assert!(seen.contains(&format!("key:{i}")), "key:{i} missed");
     }
-    assert!(
-        w.srv.dbs[0].dict.buckets() < 1024,
-        "the table shrank back during the scan"
-    );
+    assert!(w.srv.dbs[0].dict.buckets() < 1024, "the table shrank back during the scan");
     assert!(w.scan_all("COUNT 7 TYPE list", |_, _| {}).is_empty());
 }
 
@@ -297,12 +250,7 @@ fn scan_cursor_is_parsed_as_strtoul() {
     assert_eq!(parse_scan_cursor(b"18446744073709551616"), None);
     assert_eq!(parse_scan_cursor(b"3\0junk"), Some(3));
     for bad in [&b" 1"[..], b"1 ", b"-", b"+", b"0x1", b"1.5", b"abc"] {
-        assert_eq!(
-            parse_scan_cursor(bad),
-            None,
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
+        assert_eq!(parse_scan_cursor(bad), None, "{:?}", String::from_utf8_lossy(bad));
     }
 }
 
@@ -345,15 +293,8 @@ fn writes_propagate_as_sent_only_when_they_changed_something() {
     w.run("UNLINK a missing");
     w.run("FLUSHDB");
     w.run("FLUSHALL ASYNC");
-    assert_eq!(
-        w.propagated(),
-        ["0: UNLINK a missing", "0: FLUSHDB", "0: FLUSHALL ASYNC"]
-    );
-    assert_eq!(
-        w.srv.dirty,
-        dirty + 2,
-        "UNLINK one key, FLUSHDB of nothing, FLUSHALL's own one"
-    );
+    assert_eq!(w.propagated(), ["0: UNLINK a missing", "0: FLUSHDB", "0: FLUSHALL ASYNC"]);
+    assert_eq!(w.srv.dirty, dirty + 2, "UNLINK one key, FLUSHDB of nothing, FLUSHALL's own one");
 }
 
 #[test]
@@ -364,26 +305,15 @@ fn memory_usage_counts_key_value_and_ttl_bookkeeping() {
     w.run(&format!("SET emb {}", "e".repeat(30)));
     w.run(&format!("SET raw {}", "r".repeat(100)));
     let usage = |w: &mut World, k: &str| -> u64 {
-        w.run(&format!("MEMORY USAGE {k}"))
-            .trim_start_matches(':')
-            .trim_end()
-            .parse()
-            .expect("integer reply")
+        w.run(&format!("MEMORY USAGE {k}")).trim_start_matches(':').trim_end().parse().expect("integer reply")
     };
-    let (int, emb, raw) = (
-        usage(&mut w, "int"),
-        usage(&mut w, "emb"),
-        usage(&mut w, "raw"),
-    );
+    let (int, emb, raw) = (usage(&mut w, "int"), usage(&mut w, "emb"), usage(&mut w, "raw"));
     assert!(int < emb && emb < raw, "{int} {emb} {raw}");
     assert!(raw >= 100 + 3);
     let obj = w.srv.dbs[0].get(b"raw").expect("raw").clone();
     assert_eq!(raw, key_usage(b"raw", &obj, false));
     assert!(key_usage(b"raw", &obj, true) > raw);
     assert_eq!(w.run("MEMORY USAGE missing"), "$-1\r\n");
-    assert_eq!(
-        w.run("MEMORY USAGE int SAMPLES -1"),
-        "-ERR syntax error\r\n"
-    );
+    assert_eq!(w.run("MEMORY USAGE int SAMPLES -1"), "-ERR syntax error\r\n");
     assert_eq!(w.run("MEMORY USAGE int SAMPLES 0"), format!(":{int}\r\n"));
 }

@@ -68,11 +68,7 @@ pub fn id(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
 
 pub fn setname(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     validate_client_name(&a[2])?;
-    ctx.client.name = if a[2].is_empty() {
-        None
-    } else {
-        Some(a[2].clone())
-    };
+    ctx.client.name = if a[2].is_empty() { None } else { Some(a[2].clone()) };
     ctx.out().ok();
     Ok(())
 }
@@ -110,10 +106,7 @@ fn client_by_id<'a>(ctx: &'a Ctx, id: u64) -> Option<&'a Client> {
 }
 
 fn unknown_type(name: &[u8]) -> CmdError {
-    CmdError::err(format!(
-        "Unknown client type '{}'",
-        String::from_utf8_lossy(name)
-    ))
+    CmdError::err(format!("Unknown client type '{}'", String::from_utf8_lossy(name)))
 }
 
 /// CLIENT LIST [TYPE type | ID id ...].
@@ -122,10 +115,7 @@ pub fn list(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let mut text = String::new();
     if a.len() == 4 && a[2].eq_ignore_ascii_case(b"type") {
         let t = ClientType::by_name(&a[3]).ok_or_else(|| unknown_type(&a[3]))?;
-        for c in all_clients(ctx)
-            .into_iter()
-            .filter(|c| c.client_type() == t)
-        {
+        for c in all_clients(ctx).into_iter().filter(|c| c.client_type() == t) {
             text.push_str(&c.info_line(now));
             text.push('\n');
         }
@@ -171,10 +161,7 @@ impl KillFilter<'_> {
 
 /// The new form's `<option> <value>` pairs.
 fn parse_kill_filter(a: &[Bytes]) -> Result<KillFilter<'_>, CmdError> {
-    let mut f = KillFilter {
-        skipme: true,
-        ..Default::default()
-    };
+    let mut f = KillFilter { skipme: true, ..Default::default() };
     for pair in a[2..].chunks(2) {
         let [opt, val] = pair else {
             return Err(CmdError::Syntax);
@@ -182,21 +169,14 @@ fn parse_kill_filter(a: &[Bytes]) -> Result<KillFilter<'_>, CmdError> {
         match opt.to_ascii_lowercase().as_slice() {
             b"id" => {
                 let id = crate::util::arg_i64(val).filter(|&n| n >= 1);
-                f.id = Some(
-                    id.ok_or_else(|| CmdError::err("client-id should be greater than 0"))? as u64,
-                );
+                f.id = Some(id.ok_or_else(|| CmdError::err("client-id should be greater than 0"))? as u64);
             }
             b"type" => f.kind = Some(ClientType::by_name(val).ok_or_else(|| unknown_type(val))?),
             b"addr" => f.addr = Some(val),
             b"laddr" => f.laddr = Some(val),
             // The default user is the only user.
             b"user" if val.as_ref() == b"default" => {}
-            b"user" => {
-                return Err(CmdError::err(format!(
-                    "No such user '{}'",
-                    String::from_utf8_lossy(val)
-                )))
-            }
+            b"user" => return Err(CmdError::err(format!("No such user '{}'", String::from_utf8_lossy(val)))),
             b"skipme" if val.eq_ignore_ascii_case(b"yes") => f.skipme = true,
             b"skipme" if val.eq_ignore_ascii_case(b"no") => f.skipme = false,
             _ => return Err(CmdError::Syntax),
@@ -210,20 +190,9 @@ fn parse_kill_filter(a: &[Bytes]) -> Result<KillFilter<'_>, CmdError> {
 /// caller, when killed, gets its reply first.
 pub fn kill(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let old_form = a.len() == 3;
-    let filter = if old_form {
-        KillFilter {
-            addr: Some(&a[2]),
-            ..Default::default()
-        }
-    } else {
-        parse_kill_filter(a)?
-    };
+    let filter = if old_form { KillFilter { addr: Some(&a[2]), ..Default::default() } } else { parse_kill_filter(a)? };
     let me = ctx.client.id;
-    let victims: Vec<u64> = all_clients(ctx)
-        .into_iter()
-        .filter(|c| filter.matches(c, me))
-        .map(|c| c.id)
-        .collect();
+    let victims: Vec<u64> = all_clients(ctx).into_iter().filter(|c| filter.matches(c, me)).map(|c| c.id).collect();
     for &id in &victims {
         if id == me {
             ctx.client.close_after_reply = true;
@@ -283,8 +252,7 @@ pub fn pause(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         Some(m) if m.eq_ignore_ascii_case(b"write") => PauseKind::Write,
         Some(_) => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
     };
-    let ms = crate::util::arg_i64(&a[2])
-        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    let ms = crate::util::arg_i64(&a[2]).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
     }

@@ -109,14 +109,12 @@ impl Filter<'_> {
 fn parse_list_filter(a: &[Bytes]) -> Result<Filter<'_>, CmdError> {
     match &a[2..] {
         [] => Ok(Filter::All),
-        [by, kind, arg] if by.eq_ignore_ascii_case(b"filterby") => {
-            match kind.to_ascii_lowercase().as_slice() {
-                b"module" => Ok(Filter::Module),
-                b"aclcat" => Ok(Filter::AclCat(meta::acl_category_by_name(arg))),
-                b"pattern" => Ok(Filter::Pattern(arg)),
-                _ => Err(CmdError::Syntax),
-            }
-        }
+        [by, kind, arg] if by.eq_ignore_ascii_case(b"filterby") => match kind.to_ascii_lowercase().as_slice() {
+            b"module" => Ok(Filter::Module),
+            b"aclcat" => Ok(Filter::AclCat(meta::acl_category_by_name(arg))),
+            b"pattern" => Ok(Filter::Pattern(arg)),
+            _ => Err(CmdError::Syntax),
+        },
         _ => Err(CmdError::Syntax),
     }
 }
@@ -136,12 +134,8 @@ fn every_command(table: &CommandTable) -> Vec<&Command> {
 /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern].
 pub fn list(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let filter = parse_list_filter(a)?;
-    let names: Vec<&str> = every_command(ctx.srv.table)
-        .into_iter()
-        .map(|c| c.meta)
-        .filter(|m| filter.keeps(m))
-        .map(|m| m.name)
-        .collect();
+    let names: Vec<&str> =
+        every_command(ctx.srv.table).into_iter().map(|c| c.meta).filter(|m| filter.keeps(m)).map(|m| m.name).collect();
     let out = ctx.out();
     out.array(names.len());
     for n in names {
@@ -161,23 +155,18 @@ pub fn getkeys_and_flags(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 /// Redis's `getKeysSubcommandImpl`: the keys of the command in `a[2..]`, from its key specs.
 fn reply_keys(ctx: &mut Ctx, a: &[Bytes], with_flags: bool) -> CmdResult {
     let argv = &a[2..];
-    let m = lookup_command(ctx.srv.table, argv)
-        .ok_or_else(|| CmdError::err("Invalid command specified"))?;
+    let m = lookup_command(ctx.srv.table, argv).ok_or_else(|| CmdError::err("Invalid command specified"))?;
     let has_keyspec = m.key_specs.iter().any(|s| s.flags & key_flag::NOT_KEY == 0);
     if !has_keyspec && m.get_keys_function.is_none() {
         return Err(CmdError::err("The command has no key arguments"));
     }
     let argc = argv.len() as i32;
     if (m.arity > 0 && m.arity != argc) || argc < -m.arity {
-        return Err(CmdError::err(
-            "Invalid number of arguments specified for command",
-        ));
+        return Err(CmdError::err("Invalid number of arguments specified for command"));
     }
     // Redis falls back to a per-command key finder when the specs cannot answer; redsim has
     // the ones whose keys' flags depend on the arguments, and otherwise no keys.
-    let keys = variable_flags_keys(m, argv)
-        .or_else(|| keys_from_specs(m, argv))
-        .unwrap_or_default();
+    let keys = variable_flags_keys(m, argv).or_else(|| keys_from_specs(m, argv)).unwrap_or_default();
     if keys.is_empty() && !m.has_flag(flag::NO_MANDATORY_KEYS) {
         return Err(CmdError::err("Invalid arguments specified for command"));
     }
@@ -244,11 +233,7 @@ fn lookup_command(table: &CommandTable, argv: &[Bytes]) -> Option<&'static Comma
 fn keys_from_specs(m: &CommandMeta, argv: &[Bytes]) -> Option<Vec<(usize, u64)>> {
     let argc = argv.len() as i32;
     let mut keys = Vec::new();
-    for spec in m
-        .key_specs
-        .iter()
-        .filter(|s| s.flags & key_flag::NOT_KEY == 0)
-    {
+    for spec in m.key_specs.iter().filter(|s| s.flags & key_flag::NOT_KEY == 0) {
         let Some(first) = begin_search(spec, argv)? else {
             continue;
         };
@@ -271,11 +256,7 @@ fn begin_search(spec: &KeySpec, argv: &[Bytes]) -> Option<Option<i32>> {
     match spec.begin_search {
         BeginSearch::Index { pos } => Some(Some(pos)),
         BeginSearch::Keyword { keyword, startfrom } => {
-            let start = if startfrom > 0 {
-                startfrom
-            } else {
-                argc + startfrom
-            };
+            let start = if startfrom > 0 { startfrom } else { argc + startfrom };
             let end = if startfrom > 0 { argc - 1 } else { 1 };
             let mut i = start;
             while i != end && (1..argc).contains(&i) {
@@ -294,11 +275,7 @@ fn begin_search(spec: &KeySpec, argv: &[Bytes]) -> Option<Option<i32>> {
 fn find_keys(spec: &KeySpec, argv: &[Bytes], first: i32) -> Option<(i32, i32, i32)> {
     let argc = argv.len() as i32;
     match spec.find_keys {
-        FindKeys::Range {
-            lastkey,
-            keystep,
-            limit,
-        } => {
+        FindKeys::Range { lastkey, keystep, limit } => {
             let last = if lastkey >= 0 {
                 first + lastkey
             } else if limit == 0 {
@@ -308,21 +285,11 @@ fn find_keys(spec: &KeySpec, argv: &[Bytes], first: i32) -> Option<(i32, i32, i3
             };
             Some((first, last, keystep))
         }
-        FindKeys::Keynum {
-            keynumidx,
-            firstkey,
-            keystep,
-        } => {
-            let at = usize::try_from(first + keynumidx)
-                .ok()
-                .filter(|&i| i < argv.len())?;
+        FindKeys::Keynum { keynumidx, firstkey, keystep } => {
+            let at = usize::try_from(first + keynumidx).ok().filter(|&i| i < argv.len())?;
             let numkeys = crate::util::arg_i64(&argv[at]).filter(|&n| n >= 0)?;
             let first = first + firstkey;
-            Some((
-                first,
-                first.saturating_add(i32::try_from(numkeys).ok()?) - 1,
-                keystep,
-            ))
+            Some((first, first.saturating_add(i32::try_from(numkeys).ok()?) - 1, keystep))
         }
         FindKeys::Unknown => None,
     }

@@ -39,11 +39,7 @@ pub fn set(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     let pairs: Vec<(&[u8], &[u8])> = a[2..].chunks(2).map(|p| (&p[0][..], &p[1][..])).collect();
     let local = ctx.client.is_local();
-    let changed = ctx
-        .srv
-        .config
-        .set_pairs(&pairs, local)
-        .map_err(|e| CmdError::Other(e.text()))?;
+    let changed = ctx.srv.config.set_pairs(&pairs, local).map_err(|e| CmdError::Other(e.text()))?;
     if changed.contains(&"maxmemory") && ctx.srv.config.hot.maxmemory > 0 {
         ctx.srv.perform_evictions();
     }
@@ -53,10 +49,7 @@ pub fn set(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 pub fn resetstat(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     let peak = ctx.srv.sys.used_memory();
-    ctx.srv.stats = crate::server::Stats {
-        peak_memory: peak,
-        ..Default::default()
-    };
+    ctx.srv.stats = crate::server::Stats { peak_memory: peak, ..Default::default() };
     for s in ctx.srv.cmd_stats.iter_mut() {
         *s = Default::default();
     }
@@ -72,7 +65,5 @@ pub fn rewrite(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     if ctx.srv.config_file.is_empty() {
         return Err(CmdError::err("The server is running without a config file"));
     }
-    Err(CmdError::err(
-        "Rewriting config file: Operation not supported",
-    ))
+    Err(CmdError::err("Rewriting config file: Operation not supported"))
 }

@@ -54,9 +54,7 @@ fn reply_help(ctx: &mut Ctx, cmd: &[u8], lines: &[&str]) {
     let name = String::from_utf8_lossy(cmd).to_uppercase();
     let out = ctx.out();
     out.array(lines.len() + 3);
-    out.simple(&format!(
-        "{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ));
+    out.simple(&format!("{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
     for line in lines {
         out.simple(line);
     }
@@ -68,20 +66,14 @@ fn reply_help(ctx: &mut Ctx, cmd: &[u8], lines: &[&str]) {
 fn subcommand_syntax_error(a: &[Bytes]) -> CmdError {
     let sub = String::from_utf8_lossy(&a[1][..a[1].len().min(128)]).into_owned();
     let cmd = String::from_utf8_lossy(&a[0]).to_uppercase();
-    CmdError::err(format!(
-        "unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."
-    ))
+    CmdError::err(format!("unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."))
 }
 
 fn ping(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     match a.len() {
         1 => ctx.out().simple("PONG"),
         2 => ctx.out().bulk(&a[1]),
-        _ => {
-            return Err(CmdError::Other(
-                "ERR wrong number of arguments for 'ping' command".into(),
-            ))
-        }
+        _ => return Err(CmdError::Other("ERR wrong number of arguments for 'ping' command".into())),
     }
     Ok(())
 }
@@ -117,11 +109,7 @@ fn auth(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
              configuration is correct?",
         ));
     }
-    let (user, pass): (&[u8], &[u8]) = if a.len() == 3 {
-        (&a[1], &a[2])
-    } else {
-        (b"default", &a[1])
-    };
+    let (user, pass): (&[u8], &[u8]) = if a.len() == 3 { (&a[1], &a[2]) } else { (b"default", &a[1]) };
     check_password(ctx, user, pass)?;
     ctx.out().ok();
     Ok(())
@@ -137,18 +125,12 @@ struct HelloArgs<'a> {
 /// HELLO's arguments in Redis's order: the version, then options left to right; SETNAME's
 /// name is validated where it stands, before later options are looked at.
 fn parse_hello(a: &[Bytes]) -> Result<HelloArgs<'_>, CmdError> {
-    let mut args = HelloArgs {
-        version: None,
-        auth: None,
-        name: None,
-    };
+    let mut args = HelloArgs { version: None, auth: None, name: None };
     if a.len() >= 2 {
         let v = crate::util::arg_i64(&a[1])
             .ok_or_else(|| CmdError::err("Protocol version is not an integer or out of range"))?;
         if !(2..=3).contains(&v) {
-            return Err(CmdError::Other(
-                "NOPROTO unsupported protocol version".into(),
-            ));
+            return Err(CmdError::Other("NOPROTO unsupported protocol version".into()));
         }
         args.version = Some(v as u8);
     }
@@ -164,9 +146,7 @@ fn parse_hello(a: &[Bytes]) -> Result<HelloArgs<'_>, CmdError> {
             j += 2;
         } else {
             let opt = String::from_utf8_lossy(&a[j]).into_owned();
-            return Err(CmdError::err(format!(
-                "Syntax error in HELLO option '{opt}'"
-            )));
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{opt}'")));
         }
     }
     Ok(args)
@@ -215,9 +195,7 @@ fn hello(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 /// CLIENT SETNAME's rule: no spaces, newlines or other special characters.
 pub fn validate_client_name(name: &[u8]) -> Result<(), CmdError> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(CmdError::err(
-            "Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
     }
     Ok(())
 }
@@ -232,10 +210,7 @@ fn reset(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
 }
 
 fn info(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let args: Vec<String> = a[1..]
-        .iter()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .collect();
+    let args: Vec<String> = a[1..].iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let sections = select_sections(&refs);
     let text = ctx.srv.info(&sections);
@@ -284,11 +259,7 @@ fn debug(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 fn atof(b: &[u8]) -> f64 {
     let s = String::from_utf8_lossy(b);
     let t = s.trim_start();
-    (1..=t.len())
-        .rev()
-        .filter(|&n| t.is_char_boundary(n))
-        .find_map(|n| t[..n].parse().ok())
-        .unwrap_or(0.0)
+    (1..=t.len()).rev().filter(|&n| t.is_char_boundary(n)).find_map(|n| t[..n].parse().ok()).unwrap_or(0.0)
 }
 
 /// C's `atoi`.

@@ -48,9 +48,7 @@ fn sectors(pending: &[MOp]) -> Vec<MOp> {
         };
         for (i, byte) in data.iter().enumerate() {
             match out.last_mut() {
-                Some(MOp::Write(start, d))
-                    if i > 0 && (at + i) % SECTOR != 0 && *start + d.len() == at + i =>
-                {
+                Some(MOp::Write(start, d)) if i > 0 && (at + i) % SECTOR != 0 && *start + d.len() == at + i => {
                     d.push(*byte)
                 }
                 _ => out.push(MOp::Write(at + i, vec![*byte])),
@@ -91,18 +89,12 @@ fn check_fate_shape(mode: PowerLoss, pieces: &[MOp], fates: &[SectorFate]) {
             let kept = fates.iter().take_while(|&&f| f == SectorFate::Kept).count();
             for (i, &fate) in fates.iter().enumerate().skip(kept) {
                 let torn_ok = i == kept && tearable(i, torn_garbage);
-                assert!(
-                    fate == SectorFate::Lost || (fate == SectorFate::Garbage && torn_ok),
-                    "{fates:?}"
-                );
+                assert!(fate == SectorFate::Lost || (fate == SectorFate::Garbage && torn_ok), "{fates:?}");
             }
         }
         PowerLoss::AnySector { torn_garbage } => {
             for (i, &fate) in fates.iter().enumerate() {
-                assert!(
-                    fate != SectorFate::Garbage || tearable(i, torn_garbage),
-                    "{fates:?}"
-                );
+                assert!(fate != SectorFate::Garbage || tearable(i, torn_garbage), "{fates:?}");
             }
         }
     }
@@ -133,13 +125,7 @@ impl Model {
     }
 
     /// Checks one file's fates and contents after a power loss, then adopts what the disk holds.
-    fn settle_file(
-        &mut self,
-        disk: &SimDisk,
-        name: &str,
-        mode: PowerLoss,
-        report: &PowerLossReport,
-    ) {
+    fn settle_file(&mut self, disk: &SimDisk, name: &str, mode: PowerLoss, report: &PowerLossReport) {
         let id = self.durable_dir[name];
         let f = &mut self.files[id];
         let pieces = sectors(&f.pending);
@@ -148,22 +134,10 @@ impl Model {
         check_fate_shape(mode, &pieces, fates);
         let (expected, wild) = settle(&f.durable, &pieces, fates);
         let actual = disk.durable_contents(name).unwrap();
-        assert_eq!(
-            actual.len(),
-            expected.len(),
-            "{name}: length after power loss"
-        );
+        assert_eq!(actual.len(), expected.len(), "{name}: length after power loss");
         let differs = |i: &usize| !wild[*i] && actual[*i] != expected[*i];
-        assert_eq!(
-            (0..actual.len()).find(differs),
-            None,
-            "{name}: byte outside the model"
-        );
-        *f = MFile {
-            cache: actual.clone(),
-            durable: actual,
-            pending: Vec::new(),
-        };
+        assert_eq!((0..actual.len()).find(differs), None, "{name}: byte outside the model");
+        *f = MFile { cache: actual.clone(), durable: actual, pending: Vec::new() };
     }
 
     fn power_fail(&mut self, disk: &SimDisk, mode: PowerLoss, report: &PowerLossReport) {
@@ -171,10 +145,7 @@ impl Model {
         for name in &names {
             self.settle_file(disk, name, mode, report);
         }
-        assert!(report
-            .files
-            .keys()
-            .all(|n| self.durable_dir.contains_key(n)));
+        assert!(report.files.keys().all(|n| self.durable_dir.contains_key(n)));
         self.cache_dir = self.durable_dir.clone();
     }
 }
@@ -188,13 +159,9 @@ struct Swarm {
 
 const ALL_MODES: &[PowerLoss] = &[
     PowerLoss::LoseAll,
-    PowerLoss::Prefix {
-        torn_garbage: false,
-    },
+    PowerLoss::Prefix { torn_garbage: false },
     PowerLoss::Prefix { torn_garbage: true },
-    PowerLoss::AnySector {
-        torn_garbage: false,
-    },
+    PowerLoss::AnySector { torn_garbage: false },
     PowerLoss::AnySector { torn_garbage: true },
 ];
 
@@ -233,14 +200,7 @@ impl Run {
         if swarm.faults {
             disk.set_faults(random_faults(&mut rng));
         }
-        Run {
-            disk,
-            model: Model::default(),
-            handles: Vec::new(),
-            rng,
-            swarm,
-            transcript: Vec::new(),
-        }
+        Run { disk, model: Model::default(), handles: Vec::new(), rng, swarm, transcript: Vec::new() }
     }
 
     fn name(&mut self) -> &'static str {
@@ -266,20 +226,15 @@ impl Run {
     fn open(&mut self) {
         let (name, create) = (self.name(), self.rng.below(4) != 0);
         let result = block_on(self.disk.open(name, create));
-        self.transcript
-            .push(format!("open {name} {create}: {:?}", result.as_ref().err()));
+        self.transcript.push(format!("open {name} {create}: {:?}", result.as_ref().err()));
         let id = match (self.model.cache_dir.get(name), create) {
             (Some(&id), _) => id,
             (None, true) => {
                 self.model.files.push(MFile::default());
-                self.model
-                    .cache_dir
-                    .insert(name.to_string(), self.model.files.len() - 1);
+                self.model.cache_dir.insert(name.to_string(), self.model.files.len() - 1);
                 self.model.files.len() - 1
             }
-            (None, false) => {
-                return assert_eq!(result.unwrap_err().kind(), io::ErrorKind::NotFound)
-            }
+            (None, false) => return assert_eq!(result.unwrap_err().kind(), io::ErrorKind::NotFound),
         };
         self.handles.push((result.unwrap(), id));
         if self.handles.len() > MAX_HANDLES {
@@ -295,16 +250,11 @@ impl Run {
         let Some(h) = self.handle() else { return };
         let id = self.handles[h].1;
         let len = self.model.files[id].cache.len();
-        let at = if self.rng.below(3) == 0 {
-            self.rng.below(len as u64 + 600) as usize
-        } else {
-            len
-        };
+        let at = if self.rng.below(3) == 0 { self.rng.below(len as u64 + 600) as usize } else { len };
         let mut data = vec![0u8; 1 + self.rng.below(1500) as usize];
         self.rng.fill(&mut data);
         let result = block_on(self.handles[h].0.write_at(&data, at as u64));
-        self.transcript
-            .push(format!("write {id} @{at} +{}: {result:?}", data.len()));
+        self.transcript.push(format!("write {id} @{at} +{}: {result:?}", data.len()));
         if let Ok(n) = result {
             assert!((1..=data.len()).contains(&n), "a write lands 1..=len bytes");
             let op = MOp::Write(at, data[..n].to_vec());
@@ -316,12 +266,9 @@ impl Run {
     fn set_len(&mut self) {
         let Some(h) = self.handle() else { return };
         let id = self.handles[h].1;
-        let len = self
-            .rng
-            .below(self.model.files[id].cache.len() as u64 + 700) as usize;
+        let len = self.rng.below(self.model.files[id].cache.len() as u64 + 700) as usize;
         let result = block_on(self.handles[h].0.set_len(len as u64));
-        self.transcript
-            .push(format!("set_len {id} {len}: {result:?}"));
+        self.transcript.push(format!("set_len {id} {len}: {result:?}"));
         if result.is_ok() {
             apply(&mut self.model.files[id].cache, &MOp::SetLen(len));
             self.model.files[id].pending.push(MOp::SetLen(len));
@@ -329,24 +276,16 @@ impl Run {
     }
 
     fn durable_image(&self) -> Vec<(String, Option<Vec<u8>>)> {
-        NAMES
-            .iter()
-            .map(|n| (n.to_string(), self.disk.durable_contents(n)))
-            .collect()
+        NAMES.iter().map(|n| (n.to_string(), self.disk.durable_contents(n))).collect()
     }
 
     fn sync(&mut self) {
         let Some(h) = self.handle() else { return };
         let before = self.durable_image();
         let result = block_on(self.handles[h].0.sync_data());
-        self.transcript
-            .push(format!("sync {}: {result:?}", self.handles[h].1));
+        self.transcript.push(format!("sync {}: {result:?}", self.handles[h].1));
         if result.is_err() {
-            assert_eq!(
-                before,
-                self.durable_image(),
-                "a failed fsync made something durable"
-            );
+            assert_eq!(before, self.durable_image(), "a failed fsync made something durable");
         }
         self.model.sync(self.handles[h].1, result.is_ok());
     }
@@ -359,8 +298,7 @@ impl Run {
     fn rename(&mut self) {
         let (from, to) = (self.name(), self.name());
         let result = block_on(self.disk.rename(from, to));
-        self.transcript
-            .push(format!("rename {from} {to}: {result:?}"));
+        self.transcript.push(format!("rename {from} {to}: {result:?}"));
         match self.model.cache_dir.remove(from) {
             Some(id) => {
                 result.unwrap();
@@ -395,8 +333,7 @@ impl Run {
     fn power_fail(&mut self) {
         let mode = pick(&mut self.rng, self.swarm.modes);
         let report = self.disk.power_fail(mode);
-        self.transcript
-            .push(format!("power_fail {mode:?}: {report:?}"));
+        self.transcript.push(format!("power_fail {mode:?}: {report:?}"));
         self.handles.clear();
         self.model.power_fail(&self.disk, mode, &report);
     }
@@ -406,18 +343,10 @@ impl Run {
         assert_eq!(self.disk.cached_names(), names(&self.model.cache_dir));
         assert_eq!(self.disk.durable_names(), names(&self.model.durable_dir));
         for (name, &id) in &self.model.cache_dir {
-            assert_eq!(
-                self.disk.cache_contents(name).unwrap(),
-                self.model.files[id].cache,
-                "cache of {name}"
-            );
+            assert_eq!(self.disk.cache_contents(name).unwrap(), self.model.files[id].cache, "cache of {name}");
         }
         for (name, &id) in &self.model.durable_dir {
-            assert_eq!(
-                self.disk.durable_contents(name).unwrap(),
-                self.model.files[id].durable,
-                "{name}"
-            );
+            assert_eq!(self.disk.durable_contents(name).unwrap(), self.model.files[id].durable, "{name}");
         }
     }
 }
@@ -454,33 +383,17 @@ fn lose_all_leaves_exactly_the_synced_image() {
 
 #[test]
 fn prefix_loss_keeps_a_sector_prefix_of_pending_writes() {
-    run_seeds(
-        &[PowerLoss::Prefix {
-            torn_garbage: false,
-        }],
-        true,
-    );
+    run_seeds(&[PowerLoss::Prefix { torn_garbage: false }], true);
 }
 
 #[test]
 fn any_sector_loss_leaves_each_sector_old_or_new() {
-    run_seeds(
-        &[PowerLoss::AnySector {
-            torn_garbage: false,
-        }],
-        true,
-    );
+    run_seeds(&[PowerLoss::AnySector { torn_garbage: false }], true);
 }
 
 #[test]
 fn torn_garbage_lands_only_on_bytes_a_lost_write_targeted() {
-    run_seeds(
-        &[
-            PowerLoss::Prefix { torn_garbage: true },
-            PowerLoss::AnySector { torn_garbage: true },
-        ],
-        true,
-    );
+    run_seeds(&[PowerLoss::Prefix { torn_garbage: true }, PowerLoss::AnySector { torn_garbage: true }], true);
 }
 
 #[test]
@@ -491,15 +404,9 @@ fn fault_free_disk_matches_the_model_in_every_mode() {
 #[test]
 fn same_seed_replays_the_same_run() {
     for seed in 0..50 {
-        let swarm = Swarm {
-            modes: ALL_MODES,
-            faults: true,
-        };
+        let swarm = Swarm { modes: ALL_MODES, faults: true };
         assert_eq!(run_seed(seed, swarm), run_seed(seed, swarm), "seed {seed}");
     }
-    let swarm = Swarm {
-        modes: ALL_MODES,
-        faults: true,
-    };
+    let swarm = Swarm { modes: ALL_MODES, faults: true };
     assert_ne!(run_seed(1, swarm), run_seed(2, swarm));
 }

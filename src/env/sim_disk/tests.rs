@@ -148,9 +148,7 @@ fn failed_fsync_drops_pending_and_a_later_fsync_lies() {
     sync(&f).unwrap();
     assert_eq!(read_all(&disk, "appendonly.aof"), b"synced|lost");
     assert_eq!(disk.durable_contents("appendonly.aof").unwrap(), b"synced|");
-    disk.power_fail(PowerLoss::Prefix {
-        torn_garbage: false,
-    });
+    disk.power_fail(PowerLoss::Prefix { torn_garbage: false });
     assert_eq!(read_all(&disk, "appendonly.aof"), b"synced|");
     assert_eq!(disk.stats().failed_fsyncs, 1);
 }
@@ -173,10 +171,7 @@ fn write_past_capacity_is_cut_then_refused_with_enospc() {
     let err = block_on(f.write_at(b"x", 10)).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::StorageFull);
     assert_eq!(block_on(f.write_at(b"overwrite", 0)).unwrap(), 9);
-    assert_eq!(
-        block_on(f.set_len(11)).unwrap_err().raw_os_error(),
-        Some(libc::ENOSPC)
-    );
+    assert_eq!(block_on(f.set_len(11)).unwrap_err().raw_os_error(), Some(libc::ENOSPC));
 }
 
 #[test]
@@ -211,10 +206,7 @@ fn process_crash_keeps_the_page_cache_but_not_durability() {
     let tmp = open(&disk, "temp.rdb");
     disk.process_crash();
     assert_eq!(read_all(&disk, "appendonly.aof"), b"synced|unsynced");
-    assert_eq!(
-        disk.cached_names(),
-        vec!["appendonly.aof".to_string(), "temp.rdb".to_string()]
-    );
+    assert_eq!(disk.cached_names(), vec!["appendonly.aof".to_string(), "temp.rdb".to_string()]);
     drop(tmp);
     disk.power_fail(PowerLoss::LoseAll);
     assert_eq!(read_all(&disk, "appendonly.aof"), b"synced|");
@@ -224,10 +216,7 @@ fn process_crash_keeps_the_page_cache_but_not_durability() {
 fn handles_from_before_a_crash_are_dead() {
     let (disk, f) = disk_with("a", b"x");
     disk.process_crash();
-    assert_eq!(
-        block_on(f.write_at(b"y", 0)).unwrap_err().raw_os_error(),
-        Some(libc::EBADF)
-    );
+    assert_eq!(block_on(f.write_at(b"y", 0)).unwrap_err().raw_os_error(), Some(libc::EBADF));
     let g = open(&disk, "a");
     drop(f);
     write(&g, b"z", 0);
@@ -241,17 +230,9 @@ fn prefix_power_loss_keeps_whole_sectors_in_write_order() {
         let f = open(&disk, "a");
         sync_dir(&disk);
         write(&f, &[1u8; 3 * SECTOR_BYTES as usize], 0);
-        let report = disk.power_fail(PowerLoss::Prefix {
-            torn_garbage: false,
-        });
-        let kept = report.files["a"]
-            .iter()
-            .take_while(|&&x| x == SectorFate::Kept)
-            .count();
-        assert_eq!(
-            read_all(&disk, "a"),
-            vec![1u8; kept * SECTOR_BYTES as usize]
-        );
+        let report = disk.power_fail(PowerLoss::Prefix { torn_garbage: false });
+        let kept = report.files["a"].iter().take_while(|&&x| x == SectorFate::Kept).count();
+        assert_eq!(read_all(&disk, "a"), vec![1u8; kept * SECTOR_BYTES as usize]);
     }
 }
 
@@ -260,16 +241,10 @@ fn any_sector_power_loss_leaves_each_sector_old_or_new() {
     for seed in 0..50 {
         let (disk, f) = seeded_disk_with(seed, "a", &[0xAA; 4 * SECTOR_BYTES as usize]);
         write(&f, &[0xBB; 4 * SECTOR_BYTES as usize], 0);
-        let report = disk.power_fail(PowerLoss::AnySector {
-            torn_garbage: false,
-        });
+        let report = disk.power_fail(PowerLoss::AnySector { torn_garbage: false });
         let after = read_all(&disk, "a");
         for (sector, fate) in after.chunks(SECTOR_BYTES as usize).zip(&report.files["a"]) {
-            let expected = if *fate == SectorFate::Kept {
-                0xBB
-            } else {
-                0xAA
-            };
+            let expected = if *fate == SectorFate::Kept { 0xBB } else { 0xAA };
             assert!(sector.iter().all(|&b| b == expected), "seed {seed}");
         }
     }
@@ -283,11 +258,7 @@ fn torn_sector_holds_garbage_only_where_the_lost_write_aimed() {
         write(&f, &[0xBB; 50], 100);
         let report = disk.power_fail(PowerLoss::Prefix { torn_garbage: true });
         let after = read_all(&disk, "a");
-        assert_eq!(
-            (&after[..100], after.len()),
-            (&[0xAA; 100][..], 150),
-            "seed {seed}"
-        );
+        assert_eq!((&after[..100], after.len()), (&[0xAA; 100][..], 150), "seed {seed}");
         match report.files["a"][..] {
             [SectorFate::Kept] => assert_eq!(&after[100..], &[0xBB; 50]),
             [SectorFate::Garbage] => torn += 1,
@@ -325,10 +296,7 @@ fn read_bitflip_flips_one_bit_of_the_configured_file_only() {
         x.read_bitflip_probability = 1.0;
         x.read_bitflip_file = Some("dump.rdb".into());
     }));
-    let flipped: u32 = read_all(&disk, "dump.rdb")
-        .iter()
-        .map(|b| b.count_ones())
-        .sum();
+    let flipped: u32 = read_all(&disk, "dump.rdb").iter().map(|b| b.count_ones()).sum();
     assert_eq!(flipped, 1);
     assert_eq!(read_all(&disk, "other"), vec![0u8; 64]);
     assert_eq!(disk.cache_contents("dump.rdb").unwrap(), vec![0u8; 64]);
@@ -348,23 +316,11 @@ fn latency_is_zero_without_faults_and_in_range_with_them() {
 fn bad_names_are_refused_and_missing_files_not_found() {
     let disk = SimDisk::new(1);
     for bad in ["", ".", "..", "a/b"] {
-        assert_eq!(
-            block_on(disk.open(bad, true)).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(block_on(disk.open(bad, true)).unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
-    assert_eq!(
-        block_on(disk.open("nope", false)).unwrap_err().kind(),
-        io::ErrorKind::NotFound
-    );
-    assert_eq!(
-        block_on(disk.rename("nope", "x")).unwrap_err().kind(),
-        io::ErrorKind::NotFound
-    );
-    assert_eq!(
-        block_on(disk.remove("nope")).unwrap_err().kind(),
-        io::ErrorKind::NotFound
-    );
+    assert_eq!(block_on(disk.open("nope", false)).unwrap_err().kind(), io::ErrorKind::NotFound);
+    assert_eq!(block_on(disk.rename("nope", "x")).unwrap_err().kind(), io::ErrorKind::NotFound);
+    assert_eq!(block_on(disk.remove("nope")).unwrap_err().kind(), io::ErrorKind::NotFound);
 }
 
 #[test]
@@ -376,10 +332,7 @@ fn stats_count_operations_and_failures() {
     disk.power_fail(PowerLoss::LoseAll);
     let stats = disk.stats();
     assert_eq!((stats.writes, stats.bytes_written), (1, 3));
-    assert_eq!(
-        (stats.fsyncs, stats.failed_fsyncs, stats.dir_syncs),
-        (2, 1, 1)
-    );
+    assert_eq!((stats.fsyncs, stats.failed_fsyncs, stats.dir_syncs), (2, 1, 1));
     assert_eq!((stats.process_crashes, stats.power_failures), (1, 1));
 }
 

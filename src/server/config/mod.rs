@@ -16,11 +16,8 @@ use table::{APPENDFSYNC_NAMES, LOGLEVEL_NAMES, MULTI_ARG};
 pub use values::{memtoull, notify, obuf_limits, strtoll};
 
 /// Directives Redis still accepts in a config file and ignores.
-const DEPRECATED_DIRECTIVES: &[&str] = &[
-    "list-max-ziplist-entries",
-    "list-max-ziplist-value",
-    "lua-replicate-commands",
-];
+const DEPRECATED_DIRECTIVES: &[&str] =
+    &["list-max-ziplist-entries", "list-max-ziplist-value", "lua-replicate-commands"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaxmemoryPolicy {
@@ -54,10 +51,7 @@ impl MaxmemoryPolicy {
         matches!(self, Self::VolatileLru | Self::AllkeysLru)
     }
     pub fn is_allkeys(self) -> bool {
-        matches!(
-            self,
-            Self::AllkeysLru | Self::AllkeysLfu | Self::AllkeysRandom
-        )
+        matches!(self, Self::AllkeysLru | Self::AllkeysLfu | Self::AllkeysRandom)
     }
 }
 
@@ -205,10 +199,7 @@ impl ConfigSetError {
     }
 
     fn failed(arg: &str, why: impl Into<String>) -> Self {
-        Self::Failed {
-            arg: arg.to_string(),
-            why: why.into(),
-        }
+        Self::Failed { arg: arg.to_string(), why: why.into() }
     }
 }
 
@@ -225,11 +216,7 @@ impl Default for Config {
     fn default() -> Self {
         let values: Vec<String> = DEFS.iter().map(|d| d.default.to_string()).collect();
         let hot = Values(&values).hot();
-        Config {
-            values,
-            save_from_file: false,
-            hot,
-        }
+        Config { values, save_from_file: false, hot }
     }
 }
 
@@ -270,9 +257,7 @@ impl Values<'_> {
             lfu_decay_time: self.uint("lfu-decay-time"),
             hz: self.uint("hz").clamp(1, 500),
             active_expire_effort: self.uint("active-expire-effort"),
-            requirepass: Some(self.get("requirepass"))
-                .filter(|p| !p.is_empty())
-                .map(|p| p.as_bytes().to_vec()),
+            requirepass: Some(self.get("requirepass")).filter(|p| !p.is_empty()).map(|p| p.as_bytes().to_vec()),
             proto_max_bulk_len: self.uint("proto-max-bulk-len"),
             client_query_buffer_limit: self.uint("client-query-buffer-limit") as usize,
             timeout_secs: self.uint("timeout"),
@@ -290,10 +275,7 @@ impl Values<'_> {
             lazyfree_lazy_user_del: self.flag("lazyfree-lazy-user-del"),
             lazyfree_lazy_user_flush: self.flag("lazyfree-lazy-user-flush"),
             loglevel: self.enum_value("loglevel", LOGLEVEL_NAMES) as u8,
-            notify_keyspace_events: values::keyspace_events_from_str(
-                self.get("notify-keyspace-events"),
-            )
-            .unwrap_or(0),
+            notify_keyspace_events: values::keyspace_events_from_str(self.get("notify-keyspace-events")).unwrap_or(0),
             enable_debug_command: ProtectedAction::parse(self.get("enable-debug-command")),
             enable_protected_configs: ProtectedAction::parse(self.get("enable-protected-configs")),
             hash_max_listpack_entries: self.uint("hash-max-listpack-entries"),
@@ -320,9 +302,7 @@ impl Config {
     /// pattern lists matching directives and aliases. Each name once, case-insensitively.
     pub fn get_matching(&self, patterns: &[&[u8]]) -> Vec<(Vec<u8>, String)> {
         let mut out: Vec<(Vec<u8>, String)> = Vec::new();
-        let seen = |out: &[(Vec<u8>, String)], name: &[u8]| {
-            out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-        };
+        let seen = |out: &[(Vec<u8>, String)], name: &[u8]| out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
         for &p in patterns {
             if !p.iter().any(|c| matches!(c, b'[' | b'*' | b'?')) {
                 let found = std::str::from_utf8(p).ok().and_then(lookup);
@@ -333,10 +313,7 @@ impl Config {
             }
             for e in &entries().1 {
                 let name = e.name().as_bytes();
-                if e.def().has(HIDDEN)
-                    || seen(&out, name)
-                    || !crate::util::glob_match(p, name, true)
-                {
+                if e.def().has(HIDDEN) || seen(&out, name) || !crate::util::glob_match(p, name, true) {
                     continue;
                 }
                 out.push((name.to_vec(), self.values[e.def].clone()));
@@ -360,8 +337,8 @@ impl Config {
         for (e, (_, value)) in found.iter().zip(pairs) {
             let d = e.def();
             let args = values::split_value(d, &String::from_utf8_lossy(value));
-            let v = values::parse(d, &args, &next.values[e.def])
-                .map_err(|why| ConfigSetError::failed(e.name(), why))?;
+            let v =
+                values::parse(d, &args, &next.values[e.def]).map_err(|why| ConfigSetError::failed(e.name(), why))?;
             if v != next.values[e.def] {
                 next.values[e.def] = v;
                 changed.push(*e);
@@ -375,11 +352,7 @@ impl Config {
         Ok(changed.iter().map(|e| e.def().name).collect())
     }
 
-    fn settable_entries(
-        &self,
-        pairs: &[(&[u8], &[u8])],
-        local_client: bool,
-    ) -> Result<Vec<Entry>, ConfigSetError> {
+    fn settable_entries(&self, pairs: &[(&[u8], &[u8])], local_client: bool) -> Result<Vec<Entry>, ConfigSetError> {
         let mut found: Vec<Entry> = Vec::with_capacity(pairs.len());
         for (name, _) in pairs {
             let typed = String::from_utf8_lossy(name);
@@ -403,9 +376,7 @@ impl Config {
     /// `save` lines add up.
     pub fn apply_directive(&mut self, name: &str, vals: &[String]) -> Result<(), String> {
         let Some(e) = lookup(name) else {
-            if DEPRECATED_DIRECTIVES.contains(&name.to_ascii_lowercase().as_str())
-                && vals.len() == 1
-            {
+            if DEPRECATED_DIRECTIVES.contains(&name.to_ascii_lowercase().as_str()) && vals.len() == 1 {
                 return Ok(());
             }
             return Err("Bad directive or wrong number of arguments".into());
@@ -444,20 +415,13 @@ impl Config {
                 continue;
             }
             let Some(args) = split_args(trimmed.as_bytes()) else {
-                return Err(format!(
-                    "line {}\n>>> '{trimmed}'\nUnbalanced quotes in configuration line",
-                    i + 1
-                ));
+                return Err(format!("line {}\n>>> '{trimmed}'\nUnbalanced quotes in configuration line", i + 1));
             };
-            let args: Vec<String> = args
-                .into_iter()
-                .map(|a| String::from_utf8_lossy(&a).into_owned())
-                .collect();
+            let args: Vec<String> = args.into_iter().map(|a| String::from_utf8_lossy(&a).into_owned()).collect();
             let Some((name, vals)) = args.split_first() else {
                 continue;
             };
-            self.apply_directive(name, vals)
-                .map_err(|e| format!("line {}\n>>> '{}'\n{e}", i + 1, trimmed))?;
+            self.apply_directive(name, vals).map_err(|e| format!("line {}\n>>> '{}'\n{e}", i + 1, trimmed))?;
         }
         Ok(())
     }

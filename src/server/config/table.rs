@@ -91,16 +91,10 @@ pub struct Def {
 
 impl Def {
     const fn alias(self, alias: &'static str) -> Def {
-        Def {
-            alias: Some(alias),
-            ..self
-        }
+        Def { alias: Some(alias), ..self }
     }
     const fn with(self, flags: u8) -> Def {
-        Def {
-            flags: self.flags | flags,
-            ..self
-        }
+        Def { flags: self.flags | flags, ..self }
     }
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
@@ -108,13 +102,7 @@ impl Def {
 }
 
 const fn def(name: &'static str, kind: Kind, default: &'static str) -> Def {
-    Def {
-        name,
-        alias: None,
-        kind,
-        default,
-        flags: 0,
-    }
+    Def { name, alias: None, kind, default, flags: 0 }
 }
 
 const fn boolean(name: &'static str, default: &'static str) -> Def {
@@ -129,24 +117,8 @@ const fn checked_string(name: &'static str, default: &'static str, check: StrChe
     def(name, Kind::Str { check: Some(check) }, default)
 }
 
-const fn num(
-    name: &'static str,
-    min: i64,
-    max: i64,
-    unsigned: bool,
-    unit: Unit,
-    default: &'static str,
-) -> Def {
-    def(
-        name,
-        Kind::Num(Num {
-            min,
-            max,
-            unsigned,
-            unit,
-        }),
-        default,
-    )
+const fn num(name: &'static str, min: i64, max: i64, unsigned: bool, unit: Unit, default: &'static str) -> Def {
+    def(name, Kind::Num(Num { min, max, unsigned, unit }), default)
 }
 
 /// A signed C integer (int, long, long long, ssize_t, time_t, off_t; also unsigned long,
@@ -168,11 +140,7 @@ const fn umemory(name: &'static str, min: i64, max: i64, default: &'static str) 
     num(name, min, max, true, Unit::Memory, default)
 }
 
-const fn enumeration(
-    name: &'static str,
-    names: &'static [(&'static str, u32)],
-    default: &'static str,
-) -> Def {
+const fn enumeration(name: &'static str, names: &'static [(&'static str, u32)], default: &'static str) -> Def {
     def(name, Kind::Enum { names, check: None }, default)
 }
 
@@ -190,8 +158,7 @@ const MAXMEMORY_POLICY_NAMES: &[(&str, u32)] = &[
     ("allkeys-random", 6),
     ("noeviction", 7),
 ];
-pub const LOGLEVEL_NAMES: &[(&str, u32)] =
-    &[("debug", 0), ("verbose", 1), ("notice", 2), ("warning", 3)];
+pub const LOGLEVEL_NAMES: &[(&str, u32)] = &[("debug", 0), ("verbose", 1), ("notice", 2), ("warning", 3)];
 pub const APPENDFSYNC_NAMES: &[(&str, u32)] = &[("everysec", 0), ("always", 1), ("no", 2)];
 const SYSLOG_FACILITY_NAMES: &[(&str, u32)] = &[
     ("user", 0),
@@ -205,27 +172,18 @@ const SYSLOG_FACILITY_NAMES: &[(&str, u32)] = &[
     ("local7", 8),
 ];
 const SUPERVISED_NAMES: &[(&str, u32)] = &[("upstart", 0), ("systemd", 1), ("auto", 2), ("no", 3)];
-const REPL_DISKLESS_LOAD_NAMES: &[(&str, u32)] =
-    &[("disabled", 0), ("on-empty-db", 1), ("swapdb", 2)];
+const REPL_DISKLESS_LOAD_NAMES: &[(&str, u32)] = &[("disabled", 0), ("on-empty-db", 1), ("swapdb", 2)];
 const TLS_AUTH_CLIENTS_NAMES: &[(&str, u32)] = &[("no", 0), ("yes", 1), ("optional", 2)];
-const OOM_SCORE_ADJ_NAMES: &[(&str, u32)] =
-    &[("no", 0), ("yes", 1), ("relative", 1), ("absolute", 2)];
+const OOM_SCORE_ADJ_NAMES: &[(&str, u32)] = &[("no", 0), ("yes", 1), ("relative", 1), ("absolute", 2)];
 const ACL_PUBSUB_DEFAULT_NAMES: &[(&str, u32)] = &[("allchannels", 1), ("resetchannels", 0)];
 const SANITIZE_DUMP_PAYLOAD_NAMES: &[(&str, u32)] = &[("no", 0), ("yes", 1), ("clients", 2)];
 const PROTECTED_ACTION_NAMES: &[(&str, u32)] = &[("no", 0), ("yes", 1), ("local", 2)];
-const CLUSTER_ENDPOINT_TYPE_NAMES: &[(&str, u32)] =
-    &[("ip", 0), ("hostname", 1), ("unknown-endpoint", 2)];
-const PROPAGATION_ERROR_BEHAVIOR_NAMES: &[(&str, u32)] =
-    &[("ignore", 0), ("panic", 1), ("panic-on-replicas", 2)];
+const CLUSTER_ENDPOINT_TYPE_NAMES: &[(&str, u32)] = &[("ip", 0), ("hostname", 1), ("unknown-endpoint", 2)];
+const PROPAGATION_ERROR_BEHAVIOR_NAMES: &[(&str, u32)] = &[("ignore", 0), ("panic", 1), ("panic-on-replicas", 2)];
 pub const SHUTDOWN_SAVE: u32 = 1;
 pub const SHUTDOWN_NOSAVE: u32 = 2;
-const SHUTDOWN_ON_SIG_NAMES: &[(&str, u32)] = &[
-    ("default", 0),
-    ("save", SHUTDOWN_SAVE),
-    ("nosave", SHUTDOWN_NOSAVE),
-    ("now", 4),
-    ("force", 8),
-];
+const SHUTDOWN_ON_SIG_NAMES: &[(&str, u32)] =
+    &[("default", 0), ("save", SHUTDOWN_SAVE), ("nosave", SHUTDOWN_NOSAVE), ("now", 4), ("force", 8)];
 
 fn valid_shutdown_flags(flags: u32) -> Result<(), &'static str> {
     if flags & SHUTDOWN_SAVE != 0 && flags & SHUTDOWN_NOSAVE != 0 {
@@ -281,10 +239,7 @@ fn valid_announced_hostname(s: &str) -> Result<(), &'static str> {
     if s.len() >= NET_HOST_STR_LEN {
         return Err("Hostnames must be less than 256 characters");
     }
-    if !s
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
-    {
+    if !s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.') {
         return Err("Hostnames may only contain alphanumeric characters, hyphens or dots");
     }
     Ok(())
@@ -358,13 +313,7 @@ pub static DEFS: &[Def] = &[
     boolean("replica-read-only", "yes").alias("slave-read-only"),
     boolean("replica-ignore-maxmemory", "yes").alias("slave-ignore-maxmemory"),
     boolean("jemalloc-bg-thread", "yes"),
-    def(
-        "activedefrag",
-        Kind::Bool {
-            check: Some(valid_activedefrag),
-        },
-        "no",
-    ),
+    def("activedefrag", Kind::Bool { check: Some(valid_activedefrag) }, "no"),
     boolean("syslog-enabled", "no").with(IMMUTABLE),
     boolean("cluster-enabled", "no").with(IMMUTABLE),
     boolean("appendonly", "no"),
@@ -397,11 +346,7 @@ pub static DEFS: &[Def] = &[
     string("aof_rewrite_cpulist", "").with(IMMUTABLE),
     string("bgsave_cpulist", "").with(IMMUTABLE),
     string("ignore-warnings", ""),
-    checked_string(
-        "proc-title-template",
-        "{title} {listen-addr} {server-mode}",
-        valid_proc_title_template,
-    ),
+    checked_string("proc-title-template", "{title} {listen-addr} {server-mode}", valid_proc_title_template),
     string("bind-source-addr", ""),
     string("logfile", "").with(IMMUTABLE),
     string("masterauth", "").with(SENSITIVE),
@@ -414,40 +359,22 @@ pub static DEFS: &[Def] = &[
     enumeration("maxmemory-policy", MAXMEMORY_POLICY_NAMES, "noeviction"),
     enumeration("appendfsync", APPENDFSYNC_NAMES, "everysec"),
     enumeration("oom-score-adj", OOM_SCORE_ADJ_NAMES, "no"),
-    enumeration(
-        "acl-pubsub-default",
-        ACL_PUBSUB_DEFAULT_NAMES,
-        "resetchannels",
-    ),
+    enumeration("acl-pubsub-default", ACL_PUBSUB_DEFAULT_NAMES, "resetchannels"),
     enumeration("sanitize-dump-payload", SANITIZE_DUMP_PAYLOAD_NAMES, "no"),
     enumeration("enable-protected-configs", PROTECTED_ACTION_NAMES, "no").with(IMMUTABLE),
     enumeration("enable-debug-command", PROTECTED_ACTION_NAMES, "no").with(IMMUTABLE),
     enumeration("enable-module-command", PROTECTED_ACTION_NAMES, "no").with(IMMUTABLE),
-    enumeration(
-        "cluster-preferred-endpoint-type",
-        CLUSTER_ENDPOINT_TYPE_NAMES,
-        "ip",
-    ),
-    enumeration(
-        "propagation-error-behavior",
-        PROPAGATION_ERROR_BEHAVIOR_NAMES,
-        "ignore",
-    ),
+    enumeration("cluster-preferred-endpoint-type", CLUSTER_ENDPOINT_TYPE_NAMES, "ip"),
+    enumeration("propagation-error-behavior", PROPAGATION_ERROR_BEHAVIOR_NAMES, "ignore"),
     def(
         "shutdown-on-sigint",
-        Kind::Enum {
-            names: SHUTDOWN_ON_SIG_NAMES,
-            check: Some(valid_shutdown_flags),
-        },
+        Kind::Enum { names: SHUTDOWN_ON_SIG_NAMES, check: Some(valid_shutdown_flags) },
         "default",
     )
     .with(MULTI_ARG),
     def(
         "shutdown-on-sigterm",
-        Kind::Enum {
-            names: SHUTDOWN_ON_SIG_NAMES,
-            check: Some(valid_shutdown_flags),
-        },
+        Kind::Enum { names: SHUTDOWN_ON_SIG_NAMES, check: Some(valid_shutdown_flags) },
         "default",
     )
     .with(MULTI_ARG),
@@ -520,24 +447,11 @@ pub static DEFS: &[Def] = &[
     uint("tracking-table-max-keys", 0, LONG_MAX, "1000000"),
     umemory("client-query-buffer-limit", MB, LONG_MAX, "1073741824"),
     // ssize_t
-    num(
-        "maxmemory-clients",
-        -100,
-        LONG_MAX,
-        false,
-        Unit::MemoryOrPercent,
-        "0",
-    ),
+    num("maxmemory-clients", -100, LONG_MAX, false, Unit::MemoryOrPercent, "0"),
     // time_t, off_t
     int("repl-backlog-ttl", 0, LONG_MAX, "3600"),
     memory("auto-aof-rewrite-min-size", 0, LONG_MAX, "67108864"),
-    int(
-        "loading-process-events-interval-bytes",
-        1024,
-        INT_MAX,
-        "2097152",
-    )
-    .with(HIDDEN),
+    int("loading-process-events-interval-bytes", 1024, INT_MAX, "2097152").with(HIDDEN),
     // TLS (redis-server is built with it; redsim has no TLS listener)
     int("tls-port", 0, 65535, "0"),
     int("tls-session-cache-size", 0, INT_MAX, "20480"),
@@ -568,23 +482,11 @@ pub static DEFS: &[Def] = &[
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     )
     .with(MULTI_ARG),
-    special(
-        "oom-score-adj-values",
-        Special::OomScoreAdjValues,
-        "0 200 800",
-    )
-    .with(MULTI_ARG),
+    special("oom-score-adj-values", Special::OomScoreAdjValues, "0 200 800").with(MULTI_ARG),
     special("notify-keyspace-events", Special::NotifyKeyspaceEvents, ""),
     special("bind", Special::Bind, "* -::*").with(MULTI_ARG),
-    special("replicaof", Special::ReplicaOf, "")
-        .alias("slaveof")
-        .with(IMMUTABLE | MULTI_ARG),
-    special(
-        "latency-tracking-info-percentiles",
-        Special::LatencyTrackingInfoPercentiles,
-        "50 99 99.9",
-    )
-    .with(MULTI_ARG),
+    special("replicaof", Special::ReplicaOf, "").alias("slaveof").with(IMMUTABLE | MULTI_ARG),
+    special("latency-tracking-info-percentiles", Special::LatencyTrackingInfoPercentiles, "50 99 99.9").with(MULTI_ARG),
 ];
 
 #[cfg(test)]
@@ -603,13 +505,8 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_lowercase() {
-        let mut names: Vec<&str> = DEFS
-            .iter()
-            .flat_map(|d| std::iter::once(d.name).chain(d.alias))
-            .collect();
-        assert!(names
-            .iter()
-            .all(|n| n.bytes().all(|b| !b.is_ascii_uppercase())));
+        let mut names: Vec<&str> = DEFS.iter().flat_map(|d| std::iter::once(d.name).chain(d.alias)).collect();
+        assert!(names.iter().all(|n| n.bytes().all(|b| !b.is_ascii_uppercase())));
         let n = names.len();
         names.sort_unstable();
         names.dedup();

@@ -16,10 +16,7 @@ const OBUF_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
 /// `memtoull`: digits then an optional unit; no sign, no blanks. Digits that overflow
 /// saturate, as strtoull does.
 pub fn memtoull(s: &str) -> Option<u64> {
-    let digits_end = s
-        .bytes()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(s.len());
+    let digits_end = s.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(digits_end);
     let mul: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -34,9 +31,7 @@ pub fn memtoull(s: &str) -> Option<u64> {
     if digits.len() >= 128 {
         return None;
     }
-    let val = digits.bytes().fold(0u64, |acc, d| {
-        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    });
+    let val = digits.bytes().fold(0u64, |acc, d| acc.saturating_mul(10).saturating_add(u64::from(d - b'0')));
     if val > u64::MAX / mul {
         return None;
     }
@@ -52,17 +47,13 @@ pub fn strtoll(s: &str, base: u32) -> (i64, &str, bool) {
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    let n = body
-        .bytes()
-        .take_while(|b| (*b as char).is_digit(base))
-        .count();
+    let n = body.bytes().take_while(|b| (*b as char).is_digit(base)).count();
     if n == 0 {
         return (0, s, false);
     }
     let mut mag: i128 = 0;
     for b in body[..n].bytes() {
-        mag = (mag * i128::from(base) + i128::from((b as char).to_digit(base).unwrap_or(0)))
-            .min(1 << 64);
+        mag = (mag * i128::from(base) + i128::from((b as char).to_digit(base).unwrap_or(0))).min(1 << 64);
     }
     let v = if neg { -mag } else { mag };
     let clamped = v.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
@@ -149,16 +140,10 @@ fn check_bounds(n: &Num, v: i64) -> Result<(), String> {
         }
     } else if n.unit == Unit::MemoryOrPercent && v < 0 {
         if v < n.min {
-            return Err(format!(
-                "percentage argument must be less or equal to {}",
-                -n.min
-            ));
+            return Err(format!("percentage argument must be less or equal to {}", -n.min));
         }
     } else if v < n.min || v > n.max {
-        return Err(format!(
-            "argument must be between {} and {} inclusive",
-            n.min, n.max
-        ));
+        return Err(format!("argument must be between {} and {} inclusive", n.min, n.max));
     }
     Ok(())
 }
@@ -182,10 +167,7 @@ fn parse_enum(
 ) -> Result<String, String> {
     let value = enum_value(names, args, bitflags).ok_or_else(|| {
         let list: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
-        let mut text = format!(
-            "argument(s) must be one of the following: {}",
-            list.join(", ")
-        );
+        let mut text = format!("argument(s) must be one of the following: {}", list.join(", "));
         text.truncate(LOADBUF_SIZE - 1);
         text
     })?;
@@ -198,10 +180,7 @@ fn enum_value(names: &[(&str, u32)], args: &[String], bitflags: bool) -> Option<
         return None;
     }
     args.iter().try_fold(0, |acc, a| {
-        let bits = names
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(a))
-            .map(|(_, v)| *v);
+        let bits = names.iter().filter(|(n, _)| n.eq_ignore_ascii_case(a)).map(|(_, v)| *v);
         bits.reduce(|x, y| x | y).map(|b| acc | b)
     })
 }
@@ -237,9 +216,8 @@ fn parse_special(s: Special, args: &[String], current: &str) -> Result<String, S
         Special::ClientOutputBufferLimit => parse_obuf_limits(args, current),
         Special::OomScoreAdjValues => parse_oom_values(args),
         Special::NotifyKeyspaceEvents => {
-            let flags = keyspace_events_from_str(&single()?).ok_or_else(|| {
-                "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()
-            })?;
+            let flags = keyspace_events_from_str(&single()?)
+                .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
             Ok(keyspace_events_to_str(flags))
         }
         Special::Bind => parse_bind(args),
@@ -251,11 +229,7 @@ fn parse_special(s: Special, args: &[String], current: &str) -> Result<String, S
 /// `setConfigSaveOption`: pairs of seconds (>= 1) and changes (>= 0).
 fn parse_save(args: &[String]) -> Result<String, String> {
     const BAD: &str = "Invalid save parameters";
-    let args = if args.len() == 1 && args[0].is_empty() {
-        &[][..]
-    } else {
-        args
-    };
+    let args = if args.len() == 1 && args[0].is_empty() { &[][..] } else { args };
     if args.len() % 2 == 1 {
         return Err(BAD.into());
     }
@@ -266,11 +240,7 @@ fn parse_save(args: &[String]) -> Result<String, String> {
             return Err(BAD.into());
         }
         // Changes are a C int.
-        out.push(if j % 2 == 0 {
-            v.to_string()
-        } else {
-            (v as i32).to_string()
-        });
+        out.push(if j % 2 == 0 { v.to_string() } else { (v as i32).to_string() });
     }
     Ok(out.join(" "))
 }
@@ -301,28 +271,15 @@ fn parse_obuf_limits(args: &[String], current: &str) -> Result<String, String> {
     }
     let mut limits = obuf_limits(current);
     for g in args.chunks(4) {
-        let class = obuf_class(&g[0])
-            .ok_or("Invalid client class specified in buffer limit configuration.")?;
+        let class = obuf_class(&g[0]).ok_or("Invalid client class specified in buffer limit configuration.")?;
         let (secs, rest, _) = strtoll(&g[3], 10);
         let secs = secs as i32;
         match (memtoull(&g[1]), memtoull(&g[2])) {
-            (Some(hard), Some(soft)) if secs >= 0 && rest.is_empty() => {
-                limits[class] = (hard, soft, secs as u64)
-            }
-            _ => {
-                return Err(
-                    "Error in hard, soft or soft_seconds setting in buffer limit configuration."
-                        .into(),
-                )
-            }
+            (Some(hard), Some(soft)) if secs >= 0 && rest.is_empty() => limits[class] = (hard, soft, secs as u64),
+            _ => return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into()),
         }
     }
-    Ok(OBUF_CLASSES
-        .iter()
-        .zip(limits)
-        .map(|(c, (h, s, t))| format!("{c} {h} {s} {t}"))
-        .collect::<Vec<_>>()
-        .join(" "))
+    Ok(OBUF_CLASSES.iter().zip(limits).map(|(c, (h, s, t))| format!("{c} {h} {s} {t}")).collect::<Vec<_>>().join(" "))
 }
 
 /// (hard bytes, soft bytes, soft seconds) per class, from CONFIG GET's form.
@@ -331,11 +288,7 @@ pub fn obuf_limits(value: &str) -> [(u64, u64, u64); 3] {
     let words: Vec<&str> = value.split(' ').collect();
     for g in words.chunks(4) {
         if let (Some(class), [_, h, s, t]) = (obuf_class(g[0]), g) {
-            out[class] = (
-                h.parse().unwrap_or(0),
-                s.parse().unwrap_or(0),
-                t.parse().unwrap_or(0),
-            );
+            out[class] = (h.parse().unwrap_or(0), s.parse().unwrap_or(0), t.parse().unwrap_or(0));
         }
     }
     out
@@ -349,11 +302,7 @@ fn parse_oom_values(args: &[String]) -> Result<String, String> {
     for a in args {
         match strtoll(a, 10) {
             (v, "", _) if (-2000..=2000).contains(&v) => out.push(v.to_string()),
-            _ => {
-                return Err(
-                    "Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into(),
-                )
-            }
+            _ => return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into()),
         }
     }
     Ok(out.join(" "))
@@ -380,20 +329,12 @@ fn parse_replicaof(args: &[String]) -> Result<String, String> {
 }
 
 fn parse_percentiles(args: &[String]) -> Result<String, String> {
-    let args = if args.len() == 1 && args[0].is_empty() {
-        &[][..]
-    } else {
-        args
-    };
+    let args = if args.len() == 1 && args[0].is_empty() { &[][..] } else { args };
     let mut out = Vec::with_capacity(args.len());
     for a in args {
-        let p = crate::util::parse_f64(a.as_bytes())
-            .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+        let p = crate::util::parse_f64(a.as_bytes()).ok_or("Invalid latency-tracking-info-percentiles parameters")?;
         if !(0.0..=100.0).contains(&p) {
-            return Err(
-                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
-                    .into(),
-            );
+            return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into());
         }
         out.push(trim_double(&format!("{p:.6}")));
     }
@@ -425,8 +366,7 @@ pub mod notify {
     pub const MODULE: u32 = 1 << 12;
     pub const NEW: u32 = 1 << 13;
     /// 'A': every class but key-miss and new.
-    pub const ALL: u32 =
-        GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+    pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 }
 
 const NOTIFY_CLASS_CHARS: &[(u8, u32)] = &[
@@ -463,18 +403,9 @@ pub fn keyspace_events_to_str(flags: u32) -> String {
     if flags & notify::ALL == notify::ALL {
         s.push('A');
     } else {
-        s.extend(
-            NOTIFY_CLASS_CHARS
-                .iter()
-                .filter(|(_, bit)| flags & bit != 0)
-                .map(|(c, _)| *c as char),
-        );
+        s.extend(NOTIFY_CLASS_CHARS.iter().filter(|(_, bit)| flags & bit != 0).map(|(c, _)| *c as char));
     }
-    for (bit, c) in [
-        (notify::KEYSPACE, 'K'),
-        (notify::KEYEVENT, 'E'),
-        (notify::KEY_MISS, 'm'),
-    ] {
+    for (bit, c) in [(notify::KEYSPACE, 'K'), (notify::KEYEVENT, 'E'), (notify::KEY_MISS, 'm')] {
         if flags & bit != 0 {
             s.push(c);
         }
@@ -514,22 +445,13 @@ mod tests {
         assert_eq!(keyspace_events_to_str(f), "AKE");
         let f = keyspace_events_from_str("$lshzxetdgKm").unwrap();
         assert_eq!(keyspace_events_to_str(f), "AKm");
-        assert_eq!(
-            keyspace_events_to_str(keyspace_events_from_str("Egx").unwrap()),
-            "gxE"
-        );
+        assert_eq!(keyspace_events_to_str(keyspace_events_from_str("Egx").unwrap()), "gxE");
         assert!(keyspace_events_from_str("Q").is_none());
     }
 
     #[test]
     fn enum_names_for_bit_flags_follow_table_order() {
-        let names = &[
-            ("default", 0),
-            ("save", 1),
-            ("nosave", 2),
-            ("now", 4),
-            ("force", 8),
-        ];
+        let names = &[("default", 0), ("save", 1), ("nosave", 2), ("now", 4), ("force", 8)];
         assert_eq!(enum_name(names, 12, true), "now force");
         assert_eq!(enum_name(names, 0, true), "default");
         assert_eq!(enum_name(names, 16, true), "unknown");
@@ -541,10 +463,7 @@ mod tests {
         assert_eq!(parse_save(&words("+5 1")).unwrap(), "5 1");
         assert_eq!(parse_save(&words("3600 ")).unwrap(), "3600 0");
         assert!(parse_save(&words("0 1")).is_err());
-        assert_eq!(
-            parse_percentiles(&words("50 99.90 100")).unwrap(),
-            "50 99.9 100"
-        );
+        assert_eq!(parse_percentiles(&words("50 99.90 100")).unwrap(), "50 99.9 100");
         assert!(parse_percentiles(&words("101")).is_err());
     }
 }

@@ -485,6 +485,7 @@ mod tests {
     /// `REDSIM_COMMAND_ORACLE_DIR=DIR cargo test commands::docs -- --ignored`.
     #[test]
     #[ignore = "needs REDSIM_COMMAND_ORACLE_DIR from scripts/capture_command_replies.py"]
+    #[allow(clippy::disallowed_methods)] // test code reading a capture, not node code
     fn whole_table_matches_a_full_capture() {
         let dir =
             std::env::var("REDSIM_COMMAND_ORACLE_DIR").expect("set REDSIM_COMMAND_ORACLE_DIR to a `full` capture");

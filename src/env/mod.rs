@@ -18,6 +18,16 @@ use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub mod alloc;
+
+/// What the driver needs from the async runtime, named here so that no module outside the
+/// env layer names tokio: byte-stream helpers, a wake-up primitive, `select!`, and plain
+/// socket address types.
+pub mod rt {
+    pub use std::net::{IpAddr, SocketAddr};
+    pub use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    pub use tokio::select;
+    pub use tokio::sync::Notify;
+}
 pub mod real;
 pub mod sim_disk;
 pub mod skew;

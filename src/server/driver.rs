@@ -5,15 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Notify;
 
 use super::log::Level;
 use super::{Config, Flow, Now, Server, SysInfo};
+use crate::env::rt::{AsyncReadExt, AsyncWriteExt, IpAddr, Notify, SocketAddr};
 use crate::env::{Clock, Env, Listener, Net};
 use crate::protocol::parser::{Limits, ParseError, RequestParser};
 
@@ -117,7 +115,7 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
             "::*" => "::",
             h => h,
         };
-        let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
+        let addr: SocketAddr = match host.parse::<IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, port),
             Err(_) => {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("Invalid bind address '{host}'")))
@@ -279,7 +277,7 @@ async fn client_loop<E: Env>(
             if st.qbuf.capacity() - st.qbuf.len() < 1024 {
                 st.qbuf.reserve(PROTO_IOBUF_LEN);
             }
-            n = tokio::select! {
+            n = crate::env::rt::select! {
                 r = conn.read_buf(&mut st.qbuf) => r?,
                 _ = notify.notified() => {
                     if shared.lock().clients.get(&id).is_none_or(|c| c.close_asap) {
@@ -336,7 +334,7 @@ async fn wait_postponed<E: Env>(env: &E, shared: &Shared, notify: &Notify, id: u
             }
         };
         let wait_ms = end_ms.saturating_sub(env.clock().now_ms()).clamp(1, POSTPONED_RECHECK_MS);
-        tokio::select! {
+        crate::env::rt::select! {
             _ = env.clock().sleep_ms(wait_ms) => {}
             _ = notify.notified() => {}
         }

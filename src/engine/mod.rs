@@ -5,5 +5,6 @@ pub mod db;
 pub mod dict;
 pub mod expire;
 pub mod ldouble;
+pub mod listpack;
 pub mod object;
 pub mod sds;

@@ -65,11 +65,15 @@ impl CmdError {
 }
 
 /// One bound command: the metadata plus the handler (none for a container like CONFIG).
+/// Name lookups hash with foldhash: SipHash showed in profiles, and these maps are never
+/// iterated into a reply.
+type NameMap = HashMap<Box<[u8]>, usize, foldhash::fast::FixedState>;
+
 pub struct Command {
     pub meta: &'static CommandMeta,
     pub handler: Option<Handler>,
     /// Subcommands by lowercase name → index in the table.
-    pub subcommands: HashMap<Box<[u8]>, usize>,
+    pub subcommands: NameMap,
     pub index: usize,
 }
 
@@ -84,7 +88,7 @@ impl Command {
 
 pub struct CommandTable {
     pub cmds: Vec<Command>,
-    top: HashMap<Box<[u8]>, usize>,
+    top: NameMap,
 }
 
 impl CommandTable {
@@ -142,7 +146,7 @@ pub fn table() -> &'static CommandTable {
 }
 
 fn build_table() -> CommandTable {
-    let mut t = CommandTable { cmds: Vec::new(), top: HashMap::new() };
+    let mut t = CommandTable { cmds: Vec::new(), top: NameMap::default() };
     let bound: HashMap<&str, Handler> = handlers().map(|(n, h)| (*n, *h)).collect();
     for m in meta::COMMANDS.iter().filter(|m| m.in_server()) {
         let subs: Vec<&'static CommandMeta> = m.subcommands.iter().filter(|s| bound.contains_key(s.name)).collect();
@@ -151,14 +155,14 @@ fn build_table() -> CommandTable {
             continue;
         }
         let idx = t.cmds.len();
-        t.cmds.push(Command { meta: m, handler, subcommands: HashMap::new(), index: idx });
+        t.cmds.push(Command { meta: m, handler, subcommands: NameMap::default(), index: idx });
         t.top.insert(m.name.as_bytes().into(), idx);
         for s in subs {
             let sidx = t.cmds.len();
             t.cmds.push(Command {
                 meta: s,
                 handler: bound.get(s.name).copied(),
-                subcommands: HashMap::new(),
+                subcommands: NameMap::default(),
                 index: sidx,
             });
             t.cmds[idx].subcommands.insert(s.sub_name().as_bytes().into(), sidx);

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -26,6 +27,8 @@ pub struct Shared {
     server: Mutex<Server>,
     wakers: Mutex<BTreeMap<u64, Arc<Notify>>>,
     shutdown: Notify,
+    /// The server's `paused_until_mono_ms`, readable without the lock.
+    paused_until_mono_ms: AtomicU64,
 }
 
 impl Shared {
@@ -58,8 +61,10 @@ impl<E: Env> SysInfo for EnvSys<E> {
     }
 }
 
+/// The clocks for one turn: one wall-clock read (µs, ms derived from it) and one monotonic.
 pub fn now<C: Clock>(c: &C) -> Now {
-    Now { unix_ms: c.unix_ms(), unix_us: c.unix_us(), mono_ms: c.now_ms() }
+    let unix_us = c.unix_us();
+    Now { unix_ms: unix_us / 1000, unix_us, mono_ms: c.now_ms() }
 }
 
 /// Options that are not config directives.
@@ -149,8 +154,12 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
     startup('M', Level::Notice, &format!("Running mode=standalone, port={}.", server.listening_port));
     startup('M', Level::Warning, "Server initialized");
     startup('M', Level::Notice, "Ready to accept connections");
-    let shared =
-        Arc::new(Shared { server: Mutex::new(server), wakers: Mutex::new(BTreeMap::new()), shutdown: Notify::new() });
+    let shared = Arc::new(Shared {
+        server: Mutex::new(server),
+        wakers: Mutex::new(BTreeMap::new()),
+        shutdown: Notify::new(),
+        paused_until_mono_ms: AtomicU64::new(0),
+    });
     for l in listeners {
         env.spawn(accept_loop(env.clone(), shared.clone(), l));
     }
@@ -309,7 +318,8 @@ async fn client_loop<E: Env>(
 
 async fn wait_while_paused<E: Env>(env: &E, shared: &Shared) {
     loop {
-        let until = shared.lock().paused_until_mono_ms;
+        // An atomic copy, so that every request does not take the lock twice.
+        let until = shared.paused_until_mono_ms.load(Ordering::Relaxed);
         let now_ms = env.clock().now_ms();
         if until <= now_ms {
             return;
@@ -400,6 +410,7 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
         shared.shutdown.notify_one();
     }
     let pause = s.paused_until_mono_ms;
+    shared.paused_until_mono_ms.store(pause, Ordering::Relaxed);
     flush_logs(env, &mut s);
     wake(shared, &mut s);
     (flow, pause)
@@ -408,10 +419,11 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
 /// Runs one request; a panic in a handler becomes an error reply instead of taking the
 /// server down with a poisoned lock.
 fn process_guarded(s: &mut Server, id: u64, argv: Vec<Bytes>) -> Flow {
-    let name = String::from_utf8_lossy(&argv[0]).into_owned();
+    let name = argv[0].clone();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.process(id, argv))) {
         Ok(flow) => flow,
         Err(_) => {
+            let name = String::from_utf8_lossy(&name);
             s.log(Level::Warning, &format!("internal error while running '{name}'"));
             s.stats.unexpected_error_replies += 1;
             if let Some(c) = s.clients.get_mut(&id) {

@@ -99,7 +99,8 @@ pub struct Propagated {
 pub struct Server {
     pub config: Config,
     pub dbs: Vec<Db>,
-    pub clients: BTreeMap<u64, Client>,
+    /// Boxed: a client leaves the map while its command runs, and moving a pointer is cheap.
+    pub clients: BTreeMap<u64, Box<Client>>,
     pub table: &'static CommandTable,
     pub cmd_stats: Vec<CmdStat>,
     /// Per-command latency histograms (INFO latencystats), by command index.
@@ -194,7 +195,7 @@ impl Server {
         self.next_client_id += 1;
         self.stats.numconnections += 1;
         let c = Client::new(id, addr, laddr, self.now.mono_ms, self.config.hot.requirepass.is_none());
-        self.clients.insert(id, c);
+        self.clients.insert(id, Box::new(c));
         id
     }
 

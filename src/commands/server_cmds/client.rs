@@ -91,7 +91,7 @@ pub fn info(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
 /// Every client in id order, the caller included (it is out of the server's map while its
 /// command runs).
 fn all_clients<'a>(ctx: &'a Ctx) -> Vec<&'a Client> {
-    let mut all: Vec<&Client> = ctx.srv.clients.values().collect();
+    let mut all: Vec<&Client> = ctx.srv.clients.values().map(|c| &**c).collect();
     let at = all.partition_point(|c| c.id < ctx.client.id);
     all.insert(at, &*ctx.client);
     all
@@ -101,7 +101,7 @@ fn client_by_id<'a>(ctx: &'a Ctx, id: u64) -> Option<&'a Client> {
     if id == ctx.client.id {
         Some(&*ctx.client)
     } else {
-        ctx.srv.clients.get(&id)
+        ctx.srv.clients.get(&id).map(|c| &**c)
     }
 }
 

@@ -3,6 +3,7 @@
 //! - `diff`: case files under `tests/cases/`, replayed against real redis and redsim,
 //!   reply bytes compared (see the format at the top of `diff.rs`).
 //! - `memory`: maxmemory and the eviction policies.
+//! - `random_diff`: seeded random command streams, replies compared with real Redis.
 //! - `resp`: the RESP2/RESP3 reply reader those comparisons rest on.
 //! - `robustness`: junk input never takes the server down.
 //! - `server_cli`: redis.conf, directives, log format, SHUTDOWN.
@@ -14,6 +15,7 @@
 
 mod diff;
 mod memory;
+mod random_diff;
 mod resp;
 mod robustness;
 mod server_cli;

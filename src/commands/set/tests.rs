@@ -79,3 +79,58 @@ fn intset_converts_past_set_max_intset_entries() {
     assert_eq!(run(&mut srv, &["OBJECT", "ENCODING", "s"]), b"$9\r\nhashtable\r\n");
     assert_eq!(run(&mut srv, &["SCARD", "s"]), b":513\r\n");
 }
+
+#[test]
+fn set_algebra_stores_propagate_as_sent_and_empty_results_delete() {
+    let mut srv = server();
+    srv.propagate_enabled = true;
+    run(&mut srv, &["SADD", "a", "1", "2"]);
+    run(&mut srv, &["SADD", "b", "2", "3"]);
+    assert_eq!(run(&mut srv, &["SINTERSTORE", "d", "a", "b"]), b":1\r\n");
+    assert_eq!(run(&mut srv, &["SINTERSTORE", "d", "a", "missing"]), b":0\r\n");
+    assert_eq!(run(&mut srv, &["SINTERSTORE", "d", "a", "missing"]), b":0\r\n");
+    assert_eq!(run(&mut srv, &["SMOVE", "a", "b", "1"]), b":1\r\n");
+    assert_eq!(
+        take_propagated(&mut srv),
+        vec![
+            vec!["SADD", "a", "1", "2"],
+            vec!["SADD", "b", "2", "3"],
+            vec!["SINTERSTORE", "d", "a", "b"],
+            vec!["SINTERSTORE", "d", "a", "missing"],
+            vec!["SMOVE", "a", "b", "1"],
+        ],
+        "the second empty SINTERSTORE deleted nothing, so it changed nothing"
+    );
+}
+
+#[test]
+fn random_replies_repeat_with_the_seed() {
+    let replies = || {
+        let mut srv = server();
+        sadd_range(&mut srv, "s", 0, 100);
+        run(&mut srv, &["SADD", "h", "a", "b", "c", "d", "e", "f"]);
+        let mut all = Vec::new();
+        for argv in [
+            &["SRANDMEMBER", "s", "-5"][..],
+            &["SRANDMEMBER", "s", "10"],
+            &["SRANDMEMBER", "h", "4"],
+            &["SPOP", "h", "2"],
+        ] {
+            all.push(run(&mut srv, argv));
+        }
+        all
+    };
+    assert_eq!(replies(), replies());
+}
+
+#[test]
+fn srandmember_with_positive_count_never_repeats() {
+    let mut srv = server();
+    sadd_range(&mut srv, "s", 0, 30);
+    for count in ["2", "9", "11", "29"] {
+        let members = popped_members(&run(&mut srv, &["SRANDMEMBER", "s", count]));
+        let distinct: std::collections::BTreeSet<_> = members.iter().collect();
+        assert_eq!(members.len(), count.parse::<usize>().unwrap());
+        assert_eq!(distinct.len(), members.len(), "count {count}");
+    }
+}

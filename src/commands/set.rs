@@ -462,7 +462,7 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[Bytes], mode: Option<InterOut>) -> CmdR
         }
         return Ok(());
     }
-    let (max, seed) = (max_intset(ctx), dict_seed(ctx));
+    let (max, seed) = (max_intset(ctx), if store { dict_seed(ctx) } else { 0 });
     let db = &ctx.srv.dbs[ctx.client.db];
     let mut sets: Vec<&Set> = sets_of(db, keys, &exists).into_iter().flatten().collect();
     // A stable sort, as glibc's qsort (a merge sort) is: ties keep the key order.

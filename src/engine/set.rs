@@ -209,13 +209,7 @@ impl Set {
     /// or the intset would hold more than `max_intset` entries.
     pub fn add(&mut self, v: &[u8], max_intset: u64, seed: u64) -> bool {
         match self {
-            Set::Hashtable(ht) => {
-                if ht.dict.contains_key(v) {
-                    return false;
-                }
-                ht.dict.insert_new(v, ());
-                true
-            }
+            Set::Hashtable(ht) => ht.dict.insert(v, ()).is_none(),
             Set::Intset(is) => match parse_ll(v) {
                 Some(n) => {
                     if !is.insert(n) {

@@ -19,13 +19,16 @@ use crate::protocol::parser::parse_ll;
 /// Redis caps intsets at 2^30 entries whatever the config says (`setTypeAdd`).
 const INTSET_ENTRIES_MAX: u64 = 1 << 30;
 
-/// Sorted integers packed little-endian at one width (Redis's `intset`).
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Sorted integers packed little-endian at one width (Redis's `intset`), in one exact-size
+/// allocation: byte 0 is the width, the entries follow. A small set's whole value then costs
+/// two small allocations, as in Redis (object plus intset).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Intset {
-    /// Bytes per entry: 2, 4 or 8 (Redis's `INTSET_ENC_INT16/32/64`).
-    width: u8,
-    bytes: Vec<u8>,
+    bytes: Box<[u8]>,
 }
+
+/// Bytes before the first entry: the width.
+const INTSET_HEADER_LEN: usize = 1;
 
 fn width_for(v: i64) -> u8 {
     if i16::try_from(v).is_ok() {
@@ -37,27 +40,37 @@ fn width_for(v: i64) -> u8 {
     }
 }
 
+impl Default for Intset {
+    fn default() -> Self {
+        Intset::new()
+    }
+}
+
 impl Intset {
     pub fn new() -> Self {
-        Intset { width: 2, bytes: Vec::new() }
+        Intset { bytes: Box::new([2]) }
+    }
+
+    /// Bytes per entry: 2, 4 or 8 (Redis's `INTSET_ENC_INT16/32/64`).
+    pub fn width(&self) -> u8 {
+        self.bytes[0]
+    }
+
+    fn entries(&self) -> &[u8] {
+        &self.bytes[INTSET_HEADER_LEN..]
     }
 
     pub fn len(&self) -> usize {
-        self.bytes.len() / self.width as usize
+        self.entries().len() / self.width() as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// Bytes per entry (2, 4 or 8).
-    pub fn width(&self) -> u8 {
-        self.width
+        self.entries().is_empty()
     }
 
     pub fn get(&self, i: usize) -> i64 {
-        let w = self.width as usize;
-        let b = &self.bytes[i * w..(i + 1) * w];
+        let w = self.width() as usize;
+        let b = &self.entries()[i * w..(i + 1) * w];
         match w {
             2 => i16::from_le_bytes([b[0], b[1]]) as i64,
             4 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
@@ -65,14 +78,9 @@ impl Intset {
         }
     }
 
-    fn put(&mut self, i: usize, v: i64) {
-        let w = self.width as usize;
-        self.bytes[i * w..(i + 1) * w].copy_from_slice(&v.to_le_bytes()[..w]);
-    }
-
     /// Binary search: `Ok(position)` when present, else where it would go.
     pub fn search(&self, v: i64) -> Result<usize, usize> {
-        if width_for(v) > self.width {
+        if width_for(v) > self.width() {
             // Wider than every member: it would go at one end.
             return Err(if v < 0 { 0 } else { self.len() });
         }
@@ -92,36 +100,40 @@ impl Intset {
         self.search(v).is_ok()
     }
 
-    /// Adds `v`; false if present. Allocations are exact, as Redis's `intsetResize`: an
-    /// intset is small and memory is what this encoding is for.
+    /// Adds `v`; false if present. Every change reallocates to the exact size, as Redis's
+    /// `intsetResize` does: an intset is small and memory is what this encoding is for.
     pub fn insert(&mut self, v: i64) -> bool {
-        if width_for(v) > self.width {
+        if width_for(v) > self.width() {
             self.upgrade(width_for(v));
         }
         let Err(pos) = self.search(v) else { return false };
-        let w = self.width as usize;
-        self.bytes.reserve_exact(w);
-        let at = pos * w;
-        self.bytes.splice(at..at, std::iter::repeat_n(0, w));
-        self.put(pos, v);
+        let w = self.width() as usize;
+        let at = INTSET_HEADER_LEN + pos * w;
+        let mut bytes = std::mem::take(&mut self.bytes).into_vec();
+        bytes.reserve_exact(w);
+        bytes.splice(at..at, v.to_le_bytes()[..w].iter().copied());
+        self.bytes = bytes.into_boxed_slice();
         true
     }
 
     pub fn remove(&mut self, v: i64) -> bool {
         let Ok(pos) = self.search(v) else { return false };
-        let w = self.width as usize;
-        self.bytes.drain(pos * w..(pos + 1) * w);
-        self.bytes.shrink_to_fit();
+        let w = self.width() as usize;
+        let at = INTSET_HEADER_LEN + pos * w;
+        let mut bytes = std::mem::take(&mut self.bytes).into_vec();
+        bytes.drain(at..at + w);
+        self.bytes = bytes.into_boxed_slice();
         true
     }
 
     fn upgrade(&mut self, width: u8) {
-        debug_assert!(width > self.width);
-        let old = std::mem::replace(self, Intset { width, bytes: Vec::new() });
-        self.bytes.reserve_exact(old.len() * width as usize);
-        for v in old.iter() {
-            self.bytes.extend_from_slice(&v.to_le_bytes()[..width as usize]);
+        debug_assert!(width > self.width());
+        let mut bytes = Vec::with_capacity(INTSET_HEADER_LEN + self.len() * width as usize);
+        bytes.push(width);
+        for v in self.iter() {
+            bytes.extend_from_slice(&v.to_le_bytes()[..width as usize]);
         }
+        self.bytes = bytes.into_boxed_slice();
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = i64> + '_ {
@@ -129,7 +141,7 @@ impl Intset {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        alloc_bytes(self.bytes.capacity())
+        alloc_bytes(self.bytes.len())
     }
 }
 
@@ -169,7 +181,8 @@ impl Member<'_> {
 
 pub enum Set {
     Intset(Intset),
-    Hashtable(HtSet),
+    /// Boxed so that the common small set stays two words.
+    Hashtable(Box<HtSet>),
 }
 
 impl Set {
@@ -183,7 +196,7 @@ impl Set {
         if parse_ll(first).is_some() {
             Set::new_intset()
         } else {
-            Set::Hashtable(HtSet::new(seed))
+            Set::Hashtable(Box::new(HtSet::new(seed)))
         }
     }
 
@@ -283,7 +296,7 @@ impl Set {
         for n in is.iter() {
             ht.dict.insert_new(itoa::Buffer::new().format(n).as_bytes(), ());
         }
-        *self = Set::Hashtable(ht);
+        *self = Set::Hashtable(Box::new(ht));
     }
 
     pub fn iter(&self) -> SetIter<'_> {
@@ -320,6 +333,7 @@ impl Set {
         match self {
             Set::Intset(is) => own + is.heap_bytes(),
             Set::Hashtable(ht) => {
+                let own = own + alloc_bytes(std::mem::size_of::<HtSet>());
                 let buckets = alloc_bytes(ht.dict.buckets() * std::mem::size_of::<usize>());
                 let node = alloc_bytes(Dict::<()>::entry_bytes());
                 let members: usize = ht.dict.iter().map(|(k, _)| node + heap_bytes_for(k.len())).sum();
@@ -360,7 +374,7 @@ impl Clone for Set {
                 for (k, _) in ht.dict.iter() {
                     copy.dict.insert_new(k, ());
                 }
-                Set::Hashtable(copy)
+                Set::Hashtable(Box::new(copy))
             }
         }
     }
@@ -432,7 +446,7 @@ mod tests {
         assert!(is.contains(-40_000) && !is.contains(40_000) && !is.contains(i64::MIN));
         is.insert(i64::MIN);
         assert!(is.iter().eq([i64::MIN, -40_000, 1]));
-        assert_eq!(is.heap_bytes(), alloc_bytes(24));
+        assert_eq!(is.heap_bytes(), alloc_bytes(1 + 24));
     }
 
     #[test]
@@ -453,5 +467,16 @@ mod tests {
         assert!(t.contains(b"7") && t.contains(b"07") && !t.contains(b"x"));
         assert_eq!(Set::create(b"a", 1).encoding(), "hashtable");
         assert_eq!(t.clone(), t);
+    }
+
+    #[test]
+    fn small_set_stays_two_words() {
+        assert_eq!(std::mem::size_of::<Set>(), 16);
+        let mut s = Set::create(b"1", 1);
+        for m in [b"1", b"2", b"3"] {
+            s.add(m, 512, 1);
+        }
+        // The boxed Set (16) plus the intset's width byte and three 2-byte entries (8).
+        assert_eq!(s.heap_bytes(), 16 + 8);
     }
 }

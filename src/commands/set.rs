@@ -78,7 +78,7 @@ fn dict_seed(ctx: &mut Ctx) -> u64 {
 }
 
 fn new_set_obj(ctx: &Ctx, set: Set) -> RObj {
-    RObj::new(Value::Set(Box::new(set)), ctx.new_lru())
+    RObj::new(Value::Set(set), ctx.new_lru())
 }
 
 /// The set at `key` in the client's db, for changing it after a write lookup.

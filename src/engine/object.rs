@@ -106,7 +106,8 @@ impl Str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(Str),
-    Set(Box<super::set::Set>),
+    /// Two words inline: a small set costs one allocation beside its object, as in Redis.
+    Set(super::set::Set),
 }
 
 impl Value {

@@ -20,8 +20,7 @@ use crate::protocol::parser::parse_ll;
 const INTSET_ENTRIES_MAX: u64 = 1 << 30;
 
 /// Sorted integers packed little-endian at one width (Redis's `intset`), in one exact-size
-/// allocation: byte 0 is the width, the entries follow. A small set's whole value then costs
-/// two small allocations, as in Redis (object plus intset).
+/// allocation: byte 0 is the width, the entries follow.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Intset {
     bytes: Box<[u8]>,
@@ -326,14 +325,13 @@ impl Set {
         }
     }
 
-    /// Heap bytes behind the set (MEMORY USAGE): the set itself, then its encoding's
-    /// allocations at the allocator's size classes.
+    /// Heap bytes behind the set (MEMORY USAGE), at the allocator's size classes. The set
+    /// itself lives inside its object.
     pub fn heap_bytes(&self) -> usize {
-        let own = alloc_bytes(std::mem::size_of::<Set>());
         match self {
-            Set::Intset(is) => own + is.heap_bytes(),
+            Set::Intset(is) => is.heap_bytes(),
             Set::Hashtable(ht) => {
-                let own = own + alloc_bytes(std::mem::size_of::<HtSet>());
+                let own = alloc_bytes(std::mem::size_of::<HtSet>());
                 let buckets = alloc_bytes(ht.dict.buckets() * std::mem::size_of::<usize>());
                 let node = alloc_bytes(Dict::<()>::entry_bytes());
                 let members: usize = ht.dict.iter().map(|(k, _)| node + heap_bytes_for(k.len())).sum();
@@ -471,12 +469,13 @@ mod tests {
 
     #[test]
     fn small_set_stays_two_words() {
+        // It lives inline in `Value`, which must stay 24 bytes.
         assert_eq!(std::mem::size_of::<Set>(), 16);
         let mut s = Set::create(b"1", 1);
         for m in [b"1", b"2", b"3"] {
             s.add(m, 512, 1);
         }
-        // The boxed Set (16) plus the intset's width byte and three 2-byte entries (8).
-        assert_eq!(s.heap_bytes(), 16 + 8);
+        // The intset's width byte and three 2-byte entries, in one 8-byte size class.
+        assert_eq!(s.heap_bytes(), 8);
     }
 }

@@ -7,6 +7,7 @@ pub mod expire;
 pub mod keyspace;
 pub mod meta;
 pub mod server_cmds;
+pub mod set;
 pub mod string;
 #[cfg(test)]
 pub mod testing;
@@ -136,7 +137,7 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS].into_iter().flatten()
+    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS, set::COMMANDS].into_iter().flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

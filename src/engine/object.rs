@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use super::hash::Hash;
 use super::sds::SmallBytes;
 use crate::protocol::parser::parse_ll;
 
@@ -106,18 +107,21 @@ impl Str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(Str),
+    Hash(Box<Hash>),
 }
 
 impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
         }
     }
 
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 
@@ -125,6 +129,7 @@ impl Value {
     pub fn heap_bytes(&self) -> usize {
         match self {
             Value::Str(s) => s.heap_bytes(),
+            Value::Hash(h) => alloc_bytes(std::mem::size_of::<Hash>()) + h.heap_bytes(),
         }
     }
 }

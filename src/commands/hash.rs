@@ -4,10 +4,10 @@
 
 use bytes::Bytes;
 
+use super::keyspace::parse_scan_cursor;
 use super::{int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::hash::{Hash, HashLimits};
 use crate::engine::object::{RObj, Value};
-use super::keyspace::parse_scan_cursor;
 use crate::env::{Rng, SeededRng};
 use crate::protocol::parser::parse_ll;
 use crate::protocol::ReplyBuf;
@@ -427,4 +427,103 @@ fn hscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         out.bulk(v);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::testing::{run, server, take_propagated};
+    use crate::server::Server;
+
+    fn propagating() -> Server {
+        let mut srv = server();
+        srv.propagate_enabled = true;
+        srv
+    }
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn encoding(srv: &Server, key: &str) -> &'static str {
+        srv.dbs[0].get(key.as_bytes()).expect("stored").val.encoding()
+    }
+
+    #[test]
+    fn hincrbyfloat_propagates_as_hset_of_its_result() {
+        let mut srv = propagating();
+        run(&mut srv, &["HINCRBYFLOAT", "h", "f", "10.5"]);
+        assert_eq!(run(&mut srv, &["HINCRBYFLOAT", "h", "f", "0.1"]), b"$4\r\n10.6\r\n");
+        assert_eq!(take_propagated(&mut srv), [words(&["HSET", "h", "f", "10.5"]), words(&["HSET", "h", "f", "10.6"])]);
+    }
+
+    #[test]
+    fn writes_propagate_as_sent_and_failures_or_no_ops_not_at_all() {
+        let mut srv = propagating();
+        run(&mut srv, &["HSET", "h", "a", "1"]);
+        run(&mut srv, &["HSETNX", "h", "a", "2"]);
+        run(&mut srv, &["HINCRBY", "h", "a", "5"]);
+        run(&mut srv, &["HDEL", "h", "zz"]);
+        run(&mut srv, &["HDEL", "h", "a"]);
+        run(&mut srv, &["HINCRBY", "h", "a", "x"]);
+        assert_eq!(
+            take_propagated(&mut srv),
+            [words(&["HSET", "h", "a", "1"]), words(&["HINCRBY", "h", "a", "5"]), words(&["HDEL", "h", "a"])]
+        );
+        assert!(srv.dbs[0].get(b"h").is_none(), "HDEL of the last field deletes the key");
+    }
+
+    #[test]
+    fn listpack_converts_past_the_configured_limits_and_never_back() {
+        let mut srv = server();
+        run(&mut srv, &["CONFIG", "SET", "hash-max-listpack-entries", "2"]);
+        run(&mut srv, &["HSET", "h", "a", "1", "b", "2"]);
+        assert_eq!(encoding(&srv, "h"), "listpack");
+        run(&mut srv, &["HSET", "h", "c", "3"]);
+        assert_eq!(encoding(&srv, "h"), "hashtable");
+        run(&mut srv, &["HDEL", "h", "a", "b"]);
+        assert_eq!(encoding(&srv, "h"), "hashtable");
+        run(&mut srv, &["HSET", "v", "f", &"x".repeat(64)]);
+        assert_eq!(encoding(&srv, "v"), "listpack");
+        run(&mut srv, &["HINCRBYFLOAT", "v", "g", "1e70"]);
+        assert_eq!(encoding(&srv, "v"), "hashtable");
+    }
+
+    #[test]
+    fn hscan_of_a_hashtable_returns_every_field_across_calls() {
+        let mut srv = server();
+        run(&mut srv, &["CONFIG", "SET", "hash-max-listpack-entries", "0"]);
+        for i in 0..300 {
+            run(&mut srv, &["HSET", "h", &format!("f{i}"), "v"]);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let reply = String::from_utf8(run(&mut srv, &["HSCAN", "h", &cursor, "COUNT", "7"])).expect("utf8");
+            let lines: Vec<&str> = reply.split("\r\n").collect();
+            cursor = lines[2].to_string();
+            seen.extend(lines.iter().filter(|l| l.starts_with('f')).map(|l| l.to_string()));
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 300);
+    }
+
+    #[test]
+    fn hrandfield_distinct_counts_return_distinct_fields() {
+        let mut srv = server();
+        for enc_limit in ["512", "0"] {
+            run(&mut srv, &["CONFIG", "SET", "hash-max-listpack-entries", enc_limit]);
+            run(&mut srv, &["DEL", "h"]);
+            for i in 0..40 {
+                run(&mut srv, &["HSET", "h", &format!("f{i}"), "v"]);
+            }
+            for count in [2, 5, 20, 39] {
+                let reply = String::from_utf8(run(&mut srv, &["HRANDFIELD", "h", &count.to_string()])).expect("utf8");
+                let fields: std::collections::BTreeSet<&str> =
+                    reply.split("\r\n").filter(|l| l.starts_with('f')).collect();
+                assert_eq!(fields.len(), count, "{enc_limit} {count}");
+            }
+        }
+    }
 }

@@ -133,7 +133,9 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, hash::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS].into_iter().flatten()
+    [string::COMMANDS, hash::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS]
+        .into_iter()
+        .flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

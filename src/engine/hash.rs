@@ -306,6 +306,14 @@ mod tests {
     }
 
     #[test]
+    fn small_hashes_stay_small() {
+        // 100k small hashes cost one of these each, beside the listpack: keep it at 32 bytes
+        // (Redis pays a 16-byte robj), and a hashtable node in the 64-byte class.
+        assert!(std::mem::size_of::<Hash>() <= 32, "{}", std::mem::size_of::<Hash>());
+        assert!(Dict::<SmallBytes>::entry_bytes() <= 64, "{}", Dict::<SmallBytes>::entry_bytes());
+    }
+
+    #[test]
     fn remove_from_listpack_keeps_pairs_aligned() {
         let mut h = Hash::default();
         h.set(b"a", b"b", LIMITS);

@@ -338,6 +338,12 @@ fn hrandfield_with_count(h: &Hash, rng: &mut SeededRng, out: &mut ReplyBuf, l: i
         return;
     }
     header(out, count.min(size));
+    hrandfield_distinct(h, rng, out, count, withvalues);
+}
+
+/// Cases 2 to 4 of HRANDFIELD: `count` distinct fields, or all when there are no more.
+fn hrandfield_distinct(h: &Hash, rng: &mut SeededRng, out: &mut ReplyBuf, count: u64, withvalues: bool) {
+    let size = h.len() as u64;
     if count >= size {
         h.iter().for_each(|(k, v)| reply_pair(out, k, v, withvalues));
     } else if count * HRANDFIELD_SUB_STRATEGY_MUL > size {
@@ -356,6 +362,7 @@ fn hrandfield_with_count(h: &Hash, rng: &mut SeededRng, out: &mut ReplyBuf, l: i
             }
         }
     } else {
+        // Membership only: the reply follows the order of the picks, never the set's.
         let mut picked = std::collections::HashSet::new();
         while (picked.len() as u64) < count {
             let (k, v) = h.random(rng).expect("hashes are never empty");

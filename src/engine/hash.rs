@@ -46,8 +46,8 @@ impl Clone for Hash {
     }
 }
 
-/// A copy with the same contents (COPY, DEBUG RELOAD-like paths). The copy's bucket order
-/// derives from its size, so it is as repeatable as the original's.
+/// A copy with the same contents (COPY). The copy's bucket order derives from its size, so it
+/// is as repeatable as the original's.
 fn clone_dict(d: &Dict<SmallBytes>) -> Dict<SmallBytes> {
     let mut out = Dict::new(CLONE_SEED ^ d.len() as u64);
     out.reserve(d.len());

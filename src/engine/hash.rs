@@ -156,16 +156,7 @@ impl Hash {
                 }
                 inserted
             }
-            Hash::Table(d) => match d.get_mut(field) {
-                Some(v) => {
-                    *v = SmallBytes::new(value);
-                    false
-                }
-                None => {
-                    d.insert_new(field, SmallBytes::new(value));
-                    true
-                }
-            },
+            Hash::Table(d) => d.insert(field, SmallBytes::new(value)).is_none(),
         }
     }
 

@@ -315,4 +315,39 @@ mod tests {
         assert_eq!(h.get(b"b"), None);
         assert_eq!(h.len(), 1);
     }
+
+    #[test]
+    fn matches_an_ordered_model_under_random_writes() {
+        use crate::env::SeededRng;
+        for seed in 0..40 {
+            let mut rng = SeededRng::from_seed(seed);
+            let (mut h, mut model): (Hash, Vec<(Vec<u8>, Vec<u8>)>) = (Hash::default(), Vec::new());
+            let mut converted = false;
+            for _ in 0..300 {
+                let field = format!("f{}", rng.below(12)).into_bytes();
+                let value = vec![b'v'; rng.below(10) as usize];
+                if rng.below(3) == 0 {
+                    assert_eq!(h.remove(&field), model.iter().any(|(f, _)| *f == field));
+                    model.retain(|(f, _)| *f != field);
+                } else {
+                    let was_there = model.iter().any(|(f, _)| *f == field);
+                    assert_eq!(h.set(&field, &value, LIMITS), !was_there);
+                    match model.iter_mut().find(|(f, _)| *f == field) {
+                        Some(pair) => pair.1 = value.clone(),
+                        None => model.push((field, value.clone())),
+                    }
+                    converted |= model.len() > LIMITS.max_entries || value.len() > LIMITS.max_value;
+                }
+                assert_eq!(h.encoding() == "hashtable", converted, "seed {seed}");
+                assert_eq!(h.len(), model.len());
+                if !converted {
+                    let pairs: Vec<_> = h.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+                    assert_eq!(pairs, model, "listpack keeps insertion order, seed {seed}");
+                }
+                for (f, v) in &model {
+                    assert_eq!(h.get(f), Some(&v[..]));
+                }
+            }
+        }
+    }
 }

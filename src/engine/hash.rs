@@ -321,7 +321,7 @@ mod tests {
         use crate::env::SeededRng;
         for seed in 0..40 {
             let mut rng = SeededRng::from_seed(seed);
-            let (mut h, mut model): (Hash, Vec<(Vec<u8>, Vec<u8>)>) = (Hash::default(), Vec::new());
+            let (mut h, mut model) = (Hash::default(), Vec::<(Vec<u8>, Vec<u8>)>::new());
             let mut converted = false;
             for _ in 0..300 {
                 let field = format!("f{}", rng.below(12)).into_bytes();

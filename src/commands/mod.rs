@@ -4,6 +4,7 @@
 
 pub mod docs;
 pub mod expire;
+pub mod hash;
 pub mod keyspace;
 pub mod meta;
 pub mod server_cmds;
@@ -137,7 +138,9 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS, set::COMMANDS].into_iter().flatten()
+    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS, set::COMMANDS, hash::COMMANDS]
+        .into_iter()
+        .flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

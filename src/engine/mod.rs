@@ -4,6 +4,7 @@
 pub mod db;
 pub mod dict;
 pub mod expire;
+pub mod hash;
 pub mod ldouble;
 pub mod listpack;
 pub mod object;

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use super::hash::Hash;
 use super::sds::SmallBytes;
 use crate::protocol::parser::parse_ll;
 
@@ -108,6 +109,7 @@ pub enum Value {
     Str(Str),
     /// Two words inline: a small set costs one allocation beside its object, as in Redis.
     Set(super::set::Set),
+    Hash(Box<Hash>),
 }
 
 impl Value {
@@ -115,6 +117,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Set(_) => "set",
+            Value::Hash(_) => "hash",
         }
     }
 
@@ -122,6 +125,7 @@ impl Value {
         match self {
             Value::Str(s) => s.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 
@@ -130,6 +134,7 @@ impl Value {
         match self {
             Value::Str(s) => s.heap_bytes(),
             Value::Set(s) => s.heap_bytes(),
+            Value::Hash(h) => alloc_bytes(std::mem::size_of::<Hash>()) + h.heap_bytes(),
         }
     }
 }

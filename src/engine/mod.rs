@@ -8,3 +8,4 @@ pub mod ldouble;
 pub mod listpack;
 pub mod object;
 pub mod sds;
+pub mod zset;

@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 
 use super::sds::SmallBytes;
+use super::zset::Zset;
 use crate::protocol::parser::parse_ll;
 
 /// Integers below this are shared objects (Redis's `OBJ_SHARED_INTEGERS`).
@@ -106,18 +107,21 @@ impl Str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(Str),
+    Zset(Box<Zset>),
 }
 
 impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Zset(_) => "zset",
         }
     }
 
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::Zset(z) => z.encoding(),
         }
     }
 
@@ -125,6 +129,7 @@ impl Value {
     pub fn heap_bytes(&self) -> usize {
         match self {
             Value::Str(s) => s.heap_bytes(),
+            Value::Zset(z) => alloc_bytes(std::mem::size_of::<Zset>()) + z.heap_bytes(),
         }
     }
 }

@@ -336,7 +336,7 @@ fn keys(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 /// Redis's `parseScanCursorOrReply`, which uses `strtoul`: an optional sign, decimal digits,
 /// nothing after them (C stops at a NUL). A negative number wraps, the empty string is 0.
-fn parse_scan_cursor(b: &[u8]) -> Option<u64> {
+pub(crate) fn parse_scan_cursor(b: &[u8]) -> Option<u64> {
     let b = &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())];
     if b.is_empty() {
         return Some(0);

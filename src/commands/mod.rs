@@ -8,6 +8,7 @@ pub mod keyspace;
 pub mod meta;
 pub mod server_cmds;
 pub mod string;
+pub mod zset;
 #[cfg(test)]
 pub mod testing;
 
@@ -132,7 +133,7 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS].into_iter().flatten()
+    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS, zset::COMMANDS].into_iter().flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

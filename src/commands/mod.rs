@@ -8,9 +8,9 @@ pub mod keyspace;
 pub mod meta;
 pub mod server_cmds;
 pub mod string;
-pub mod zset;
 #[cfg(test)]
 pub mod testing;
+pub mod zset;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -133,7 +133,9 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS, zset::COMMANDS].into_iter().flatten()
+    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS, zset::COMMANDS]
+        .into_iter()
+        .flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

@@ -11,7 +11,7 @@ use super::{int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Value};
 use crate::engine::zset::{key_cmp, Limits, Zset};
 use crate::protocol::ReplyBuf;
-use crate::util::{glob_match, parse_f64};
+use crate::util::glob_match;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
     ("zadd", zadd),
@@ -112,21 +112,84 @@ fn delete_if_empty(ctx: &mut Ctx, key: &[u8]) {
     }
 }
 
-/// A score argument (Redis's `getDoubleFromObject`).
+/// A score or weight argument (Redis's `getDoubleFromObject`): strtod over every byte, no
+/// leading space, no overflow or underflow to zero, not NaN.
 fn parse_score(b: &[u8]) -> Result<f64, CmdError> {
-    parse_f64(b).ok_or(CmdError::NotFloat)
+    if b.first().is_none_or(|c| c.is_ascii_whitespace() || *c == 0x0b || *c == 0x0c) {
+        return Err(CmdError::NotFloat);
+    }
+    match c_strtod(b) {
+        Some((v, false)) if !v.is_nan() => Ok(v),
+        _ => Err(CmdError::NotFloat),
+    }
 }
 
-/// C's `strtod` over the whole C string: leading spaces allowed, nothing may follow, the
-/// empty string is 0 (Redis's range parsers only check that the end pointer reached NUL).
+/// C's `strtod` over the whole C string, as Redis's range parsers use it: leading spaces
+/// allowed, nothing may follow, the empty string is 0, overflow is infinity; NaN is refused.
 fn strtod_whole(b: &[u8]) -> Option<f64> {
     let b = &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())];
-    let start = b.iter().position(|c| !c.is_ascii_whitespace() && *c != 0x0b && *c != 0x0c);
-    match start {
-        None if b.is_empty() => Some(0.0),
-        None => None,
-        Some(i) => parse_f64(&b[i..]),
+    if b.is_empty() {
+        return Some(0.0);
     }
+    let start = b.iter().position(|c| !c.is_ascii_whitespace() && *c != 0x0b && *c != 0x0c)?;
+    c_strtod(&b[start..]).map(|(v, _)| v).filter(|v| !v.is_nan())
+}
+
+/// C's `strtod` when it consumes all of `b`: the value and whether it set ERANGE (overflow,
+/// or a nonzero number that underflowed to zero). Decimal, hex (`0x1.8p3`), inf, nan.
+fn c_strtod(b: &[u8]) -> Option<(f64, bool)> {
+    let (neg, body) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let lower = body.to_ascii_lowercase();
+    let v = if lower == b"inf" || lower == b"infinity" {
+        return Some((if neg { f64::NEG_INFINITY } else { f64::INFINITY }, false));
+    } else if lower.starts_with(b"nan") {
+        return Some((f64::NAN, false));
+    } else if lower.starts_with(b"0x") {
+        parse_hex_float(&lower[2..])?
+    } else {
+        if !lower.iter().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'+' | b'-')) {
+            return None;
+        }
+        std::str::from_utf8(body).ok()?.parse::<f64>().ok()?
+    };
+    let mantissa_nonzero = lower
+        .iter()
+        .take_while(|c| !matches!(c, b'e' | b'p'))
+        .any(|c| (b'1'..=b'9').contains(c) || (b'a'..=b'f').contains(c) && lower.starts_with(b"0x"));
+    let erange = v.is_infinite() || (v == 0.0 && mantissa_nonzero);
+    Some((if neg { -v } else { v }, erange))
+}
+
+/// The digits after `0x`: hex mantissa with an optional fraction and binary exponent.
+fn parse_hex_float(b: &[u8]) -> Option<f64> {
+    let (mant, exp) = match b.iter().position(|&c| c == b'p') {
+        Some(i) => (&b[..i], Some(&b[i + 1..])),
+        None => (b, None),
+    };
+    let (int, frac) = match mant.iter().position(|&c| c == b'.') {
+        Some(i) => (&mant[..i], &mant[i + 1..]),
+        None => (mant, &b""[..]),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0.0f64;
+    for &c in int.iter().chain(frac) {
+        v = v * 16.0 + f64::from((c as char).to_digit(16)?);
+    }
+    let mut e = -4 * frac.len() as i32;
+    if let Some(x) = exp {
+        let x = std::str::from_utf8(x).ok()?;
+        if x.is_empty() || x == "+" || x == "-" {
+            return None;
+        }
+        e = e.saturating_add(x.parse::<i32>().ok()?);
+    }
+    Some(v * 2f64.powi(e))
 }
 
 fn reply_members(out: &mut ReplyBuf, items: &[(Vec<u8>, f64)], withscores: bool) {
@@ -570,9 +633,7 @@ fn zrange_generic(
         kind = RangeType::Rank;
     }
     if limit != -1 && kind == RangeType::Rank {
-        return Err(CmdError::err(
-            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        ));
+        return Err(CmdError::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
     }
     if withscores && kind == RangeType::Lex {
         return Err(CmdError::err("syntax error, WITHSCORES not supported in combination with BYLEX"));
@@ -745,10 +806,7 @@ fn zpop_min_max(ctx: &mut Ctx, a: &[Bytes], max: bool) -> CmdResult {
     }
     let mut count = -1;
     if a.len() == 3 {
-        count = int_arg(&a[2])?;
-        if count < 0 {
-            return Err(CmdError::err("value is out of range, must be positive"));
-        }
+        count = positive_arg(&a[2], 0, "value is out of range, must be positive")?;
     }
     let nested = ctx.client.out.resp > 2 && count != -1;
     zpop_generic(ctx, &a[1..2], max, count, false, nested).map(|_| ())
@@ -762,18 +820,14 @@ fn zpopmax(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     zpop_min_max(ctx, a, true)
 }
 
-/// A long in `[1, LONG_MAX]`, else `msg` (Redis's `getRangeLongFromObjectOrReply`).
-fn positive_arg(b: &[u8], msg: &str) -> Result<i64, CmdError> {
-    let n = int_arg(b)?;
-    if n < 1 {
-        return Err(CmdError::err(msg));
-    }
-    Ok(n)
+/// A long in `[min, LONG_MAX]`, else `msg` (Redis's `getRangeLongFromObjectOrReply`).
+fn positive_arg(b: &[u8], min: i64, msg: &str) -> Result<i64, CmdError> {
+    crate::util::arg_i64(b).filter(|&n| n >= min).ok_or_else(|| CmdError::err(msg))
 }
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]; replicated as ZPOPMIN/ZPOPMAX key count.
 fn zmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let numkeys = positive_arg(&a[1], "numkeys should be greater than 0")? as u64;
+    let numkeys = positive_arg(&a[1], 1, "numkeys should be greater than 0")? as u64;
     let where_idx = 2u64.saturating_add(numkeys);
     if where_idx >= a.len() as u64 {
         return Err(CmdError::Syntax);
@@ -788,7 +842,7 @@ fn zmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let mut j = where_idx + 1;
     while j < a.len() {
         if count == -1 && a[j].eq_ignore_ascii_case(b"count") && j + 1 < a.len() {
-            count = positive_arg(&a[j + 1], "count should be greater than 0")?;
+            count = positive_arg(&a[j + 1], 1, "count should be greater than 0")?;
             j += 2;
         } else {
             return Err(CmdError::Syntax);
@@ -851,7 +905,8 @@ fn zrandmember_count(ctx: &mut Ctx, key: &[u8], count: i64, withscores: bool) ->
         let n = count.unsigned_abs();
         (0..n).map(|_| all[crate::env::Rng::below(rng, all.len() as u64) as usize].clone()).collect()
     } else if count as u64 >= all.len() as u64 {
-        all
+        // Redis walks the whole set from its tail here (`zuiInitIterator`).
+        all.into_iter().rev().collect()
     } else {
         let mut idx: Vec<usize> = (0..all.len()).collect();
         for i in 0..count as usize {
@@ -919,7 +974,14 @@ struct SetOpArgs {
 }
 
 /// Redis's `zunionInterDiffGenericCommand`: keys are looked up before the options parse.
-fn setop_generic(ctx: &mut Ctx, a: &[Bytes], dst: Option<&[u8]>, numkeys_idx: usize, op: SetOp, card: bool) -> CmdResult {
+fn setop_generic(
+    ctx: &mut Ctx,
+    a: &[Bytes],
+    dst: Option<&[u8]>,
+    numkeys_idx: usize,
+    op: SetOp,
+    card: bool,
+) -> CmdResult {
     let setnum = int_arg(&a[numkeys_idx])?;
     if setnum < 1 {
         let name = ctx.client.last_cmd;
@@ -974,7 +1036,7 @@ fn parse_setop_options(
         let set_op = args.op != SetOp::Diff && !card;
         if set_op && left > srcs.len() && o.eq_ignore_ascii_case(b"weights") {
             for (s, w) in srcs.iter_mut().zip(&opts[j + 1..]) {
-                s.weight = parse_f64(w).ok_or_else(|| CmdError::err("weight value is not a float"))?;
+                s.weight = parse_score(w).map_err(|_| CmdError::err("weight value is not a float"))?;
             }
             j += 1 + srcs.len();
         } else if set_op && left >= 2 && o.eq_ignore_ascii_case(b"aggregate") {
@@ -989,10 +1051,7 @@ fn parse_setop_options(
             args.withscores = true;
             j += 1;
         } else if card && left >= 2 && o.eq_ignore_ascii_case(b"limit") {
-            args.limit = int_arg(&opts[j + 1])?;
-            if args.limit < 0 {
-                return Err(CmdError::err("LIMIT can't be negative"));
-            }
+            args.limit = positive_arg(&opts[j + 1], 0, "LIMIT can't be negative")?;
             j += 2;
         } else {
             return Err(CmdError::Syntax);

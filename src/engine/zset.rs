@@ -131,7 +131,11 @@ impl Ordered {
     /// Entries from `rank` on, in order.
     pub fn iter_from(&self, rank: usize) -> impl Iterator<Item = &Entry> {
         let (ci, off) = self.locate(rank);
-        self.chunks.get(ci).into_iter().flat_map(move |c| c[off..].iter()).chain(self.chunks.iter().skip(ci + 1).flatten())
+        self.chunks
+            .get(ci)
+            .into_iter()
+            .flat_map(move |c| c[off..].iter())
+            .chain(self.chunks.iter().skip(ci + 1).flatten())
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Entry> {
@@ -163,7 +167,10 @@ impl Ordered {
         let entries: usize = self
             .chunks
             .iter()
-            .map(|c| alloc_bytes(c.capacity() * std::mem::size_of::<Entry>()) + c.iter().map(|e| e.member.heap_bytes()).sum::<usize>())
+            .map(|c| {
+                alloc_bytes(c.capacity() * std::mem::size_of::<Entry>())
+                    + c.iter().map(|e| e.member.heap_bytes()).sum::<usize>()
+            })
             .sum();
         entries + alloc_bytes(self.chunks.capacity() * std::mem::size_of::<Vec<Entry>>())
     }
@@ -232,6 +239,11 @@ fn lp_score(b: &[u8]) -> f64 {
     f64::from_le_bytes(b.try_into().expect("listpack scores are 8 bytes"))
 }
 
+/// Redis keeps listpack scores as text, where -0 reads back as 0; so does this.
+fn lp_encode_score(score: f64) -> [u8; 8] {
+    (score + 0.0).to_le_bytes()
+}
+
 impl Zset {
     pub fn new_listpack() -> Self {
         Zset::Listpack(Listpack::new())
@@ -256,7 +268,7 @@ impl Zset {
         match self {
             Zset::Listpack(lp) => {
                 lp.push_back(member);
-                lp.push_back(&score.to_le_bytes());
+                lp.push_back(&lp_encode_score(score));
             }
             Zset::Skiplist(s) => {
                 s.dict.insert_new(member, score);
@@ -339,7 +351,7 @@ impl Zset {
             Zset::Listpack(lp) => {
                 let pos = Self::lp_partition(lp, |s, m| key_cmp(s, m, score, member) == Ordering::Less);
                 lp.insert(2 * pos, member);
-                lp.insert(2 * pos + 1, &score.to_le_bytes());
+                lp.insert(2 * pos + 1, &lp_encode_score(score));
             }
             Zset::Skiplist(s) => {
                 s.dict.insert_new(member, score);

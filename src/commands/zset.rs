@@ -428,13 +428,13 @@ fn parse_add_flags(a: &[Bytes]) -> (AddFlags, usize) {
 /// Redis's `zaddGenericCommand` (ZINCRBY is ZADD INCR with one pair).
 fn zadd_generic(ctx: &mut Ctx, a: &[Bytes], f: AddFlags, scoreidx: usize) -> CmdResult {
     let pairs = &a[scoreidx..];
-    if pairs.is_empty() || pairs.len() % 2 != 0 {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if f.nx && f.xx {
         return Err(CmdError::err("XX and NX options at the same time are not compatible"));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Err(CmdError::err("GT, LT, and/or NX options at the same time are not compatible"));
     }
     if f.incr && pairs.len() > 2 {
@@ -873,7 +873,7 @@ fn zrandmember(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
         let withscores = a.len() == 4;
-        if withscores && (count < -i64::MAX / 2 || count > i64::MAX / 2) {
+        if withscores && !(-i64::MAX / 2..=i64::MAX / 2).contains(&count) {
             return Err(CmdError::err("value is out of range"));
         }
         return zrandmember_count(ctx, &a[1], count, withscores);
@@ -1200,4 +1200,78 @@ fn zscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         out.bulk(crate::protocol::reply::format_double(*s).as_bytes());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{run, server, take_propagated};
+    use crate::server::Server;
+
+    fn propagating() -> Server {
+        let mut srv = server();
+        srv.propagate_enabled = true;
+        srv
+    }
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn zmpop_propagates_as_zpopmin_or_zpopmax_with_the_requested_count() {
+        let mut srv = propagating();
+        run(&mut srv, &["ZADD", "z", "1", "a", "2", "b"]);
+        take_propagated(&mut srv);
+        run(&mut srv, &["ZMPOP", "2", "none", "z", "MAX", "COUNT", "5"]);
+        run(&mut srv, &["ZMPOP", "1", "none", "MIN"]);
+        assert_eq!(take_propagated(&mut srv), [words(&["ZPOPMAX", "z", "5"])]);
+        assert_eq!(run(&mut srv, &["EXISTS", "z"]), b":0\r\n");
+    }
+
+    #[test]
+    fn writes_that_change_nothing_are_not_propagated() {
+        let mut srv = propagating();
+        run(&mut srv, &["ZADD", "z", "1", "a"]);
+        take_propagated(&mut srv);
+        assert_eq!(run(&mut srv, &["ZADD", "z", "NX", "5", "a"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["ZADD", "z", "1", "a"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["ZREM", "z", "x"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["ZRANGESTORE", "d", "z", "5", "9"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["ZREMRANGEBYSCORE", "z", "5", "9"]), b":0\r\n");
+        assert!(take_propagated(&mut srv).is_empty());
+        run(&mut srv, &["ZINCRBY", "z", "1", "a"]);
+        assert_eq!(take_propagated(&mut srv), [words(&["ZINCRBY", "z", "1", "a"])]);
+    }
+
+    #[test]
+    fn a_store_with_an_empty_result_deletes_the_destination() {
+        let mut srv = propagating();
+        run(&mut srv, &["ZADD", "z", "1", "a"]);
+        run(&mut srv, &["SET", "d", "v"]);
+        take_propagated(&mut srv);
+        assert_eq!(run(&mut srv, &["ZINTERSTORE", "d", "2", "z", "none"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["EXISTS", "d"]), b":0\r\n");
+        assert_eq!(take_propagated(&mut srv), [words(&["ZINTERSTORE", "d", "2", "z", "none"])]);
+    }
+
+    #[test]
+    fn skiplist_sets_answer_rank_and_ranges_like_listpacks() {
+        let mut srv = server();
+        let mut argv = vec!["ZADD".to_string(), "z".to_string()];
+        for i in 0..500 {
+            argv.push((i % 50).to_string());
+            argv.push(format!("m{i:03}"));
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        run(&mut srv, &argv);
+        assert_eq!(run(&mut srv, &["OBJECT", "ENCODING", "z"]), b"$8\r\nskiplist\r\n");
+        // Score 0 holds m000, m050, ..., m450: m050 is second.
+        assert_eq!(run(&mut srv, &["ZRANK", "z", "m050"]), b":1\r\n");
+        assert_eq!(run(&mut srv, &["ZREVRANK", "z", "m000"]), b":499\r\n");
+        assert_eq!(run(&mut srv, &["ZCOUNT", "z", "(0", "1"]), b":10\r\n");
+        assert_eq!(run(&mut srv, &["ZRANGE", "z", "10", "11"]), b"*2\r\n$4\r\nm001\r\n$4\r\nm051\r\n");
+        assert_eq!(run(&mut srv, &["ZREMRANGEBYRANK", "z", "0", "249"]), b":250\r\n");
+        assert_eq!(run(&mut srv, &["ZRANK", "z", "m025"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["ZSCORE", "z", "m000"]), b"$-1\r\n");
+    }
 }

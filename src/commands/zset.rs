@@ -198,14 +198,8 @@ fn reply_members(out: &mut ReplyBuf, items: &[(Vec<u8>, f64)], withscores: bool)
     } else {
         out.array(items.len());
     }
-    for (m, s) in items {
-        if withscores && out.resp > 2 {
-            out.array(2);
-        }
-        out.bulk(m);
-        if withscores {
-            out.double(*s);
-        }
+    for item in items {
+        reply_member(out, item, withscores);
     }
 }
 
@@ -879,43 +873,72 @@ fn zrandmember(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         return zrandmember_count(ctx, &a[1], count, withscores);
     }
     let (z, out) = read_zset(ctx, &a[1])?;
-    let Some(all) = z.map(Zset::all) else {
+    let Some(len) = z.map(Zset::len) else {
         out.null();
         return Ok(());
     };
-    let i = crate::env::Rng::below(&mut ctx.srv.rng, all.len() as u64) as usize;
-    ctx.out().bulk(&all[i].0);
+    let (z, rng, out) = random_parts(ctx, &a[1]);
+    let i = crate::env::Rng::below(rng, len as u64) as usize;
+    out.bulk(&z.range(i, i + 1)[0].0);
     Ok(())
 }
 
-/// Redis's `zrandmemberWithCountCommand`: negative counts repeat, a count covering the set
-/// returns all of it in order, otherwise distinct random members.
+/// The zset at `key` (already looked up), the rng and the reply buffer, borrowed together.
+fn random_parts<'c>(ctx: &'c mut Ctx, key: &[u8]) -> (&'c Zset, &'c mut crate::env::SeededRng, &'c mut ReplyBuf) {
+    let srv = &mut *ctx.srv;
+    let obj = srv.dbs[ctx.client.db].get(key).expect("looked up by the caller");
+    let z = as_zset(obj).expect("type checked by the caller");
+    (z, &mut srv.rng, &mut ctx.client.out)
+}
+
+fn reply_member(out: &mut ReplyBuf, (m, s): &(Vec<u8>, f64), withscores: bool) {
+    if withscores && out.resp > 2 {
+        out.array(2);
+    }
+    out.bulk(m);
+    if withscores {
+        out.double(*s);
+    }
+}
+
+/// Redis's `zrandmemberWithCountCommand`: negative counts repeat (streamed: the count may
+/// be huge), a count covering the set returns all of it, otherwise distinct random members.
 fn zrandmember_count(ctx: &mut Ctx, key: &[u8], count: i64, withscores: bool) -> CmdResult {
     let (z, out) = read_zset(ctx, key)?;
-    let Some(all) = z.map(Zset::all) else {
+    let Some(len) = z.map(Zset::len) else {
         out.array(0);
         return Ok(());
     };
     if count == 0 {
-        ctx.out().array(0);
+        out.array(0);
         return Ok(());
     }
-    let rng = &mut ctx.srv.rng;
-    let picked: Members = if count < 0 || count == 1 {
+    let (z, rng, out) = random_parts(ctx, key);
+    if count < 0 || count == 1 {
         let n = count.unsigned_abs();
-        (0..n).map(|_| all[crate::env::Rng::below(rng, all.len() as u64) as usize].clone()).collect()
-    } else if count as u64 >= all.len() as u64 {
+        if withscores && out.resp == 2 {
+            out.array(n as usize * 2);
+        } else {
+            out.array(n as usize);
+        }
+        for _ in 0..n {
+            let i = crate::env::Rng::below(rng, len as u64) as usize;
+            reply_member(out, &z.range(i, i + 1)[0], withscores);
+        }
+        return Ok(());
+    }
+    let picked: Members = if count as u64 >= len as u64 {
         // Redis walks the whole set from its tail here (`zuiInitIterator`).
-        all.into_iter().rev().collect()
+        z.all().into_iter().rev().collect()
     } else {
-        let mut idx: Vec<usize> = (0..all.len()).collect();
+        let mut idx: Vec<usize> = (0..len).collect();
         for i in 0..count as usize {
-            let j = i + crate::env::Rng::below(rng, (all.len() - i) as u64) as usize;
+            let j = i + crate::env::Rng::below(rng, (len - i) as u64) as usize;
             idx.swap(i, j);
         }
-        idx[..count as usize].iter().map(|&i| all[i].clone()).collect()
+        idx[..count as usize].iter().map(|&i| z.range(i, i + 1).swap_remove(0)).collect()
     };
-    reply_members(ctx.out(), &picked, withscores);
+    reply_members(out, &picked, withscores);
     Ok(())
 }
 

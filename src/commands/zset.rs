@@ -1207,7 +1207,8 @@ fn zscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             let mut buckets_left = count.saturating_mul(SCAN_BUCKETS_PER_COUNT);
             loop {
                 cursor = s.dict.scan(cursor, |m, &sc| found.push((m.to_vec(), sc)));
-                if cursor == 0 || buckets_left == 0 || found.len() >= count {
+                // Redis counts member and score as two items against COUNT.
+                if cursor == 0 || buckets_left == 0 || 2 * found.len() >= count {
                     break;
                 }
                 buckets_left -= 1;
@@ -1296,5 +1297,31 @@ mod tests {
         assert_eq!(run(&mut srv, &["ZREMRANGEBYRANK", "z", "0", "249"]), b":250\r\n");
         assert_eq!(run(&mut srv, &["ZRANK", "z", "m025"]), b":0\r\n");
         assert_eq!(run(&mut srv, &["ZSCORE", "z", "m000"]), b"$-1\r\n");
+    }
+
+    #[test]
+    fn zscan_of_a_skiplist_visits_every_member_exactly_once_over_its_cursor() {
+        let mut srv = server();
+        let mut argv = vec!["ZADD".to_string(), "z".to_string()];
+        for i in 0..300 {
+            argv.push(i.to_string());
+            argv.push(format!("m{i}"));
+        }
+        run(&mut srv, &argv.iter().map(String::as_str).collect::<Vec<_>>());
+        let (mut cursor, mut seen) = ("0".to_string(), Vec::new());
+        loop {
+            let reply = String::from_utf8(run(&mut srv, &["ZSCAN", "z", &cursor, "COUNT", "20"])).expect("utf8");
+            let lines: Vec<&str> = reply.split("\r\n").collect();
+            cursor = lines[2].to_string();
+            let items: Vec<&str> = lines[4..].iter().skip(1).step_by(2).copied().collect();
+            seen.extend(items.chunks(2).filter(|p| p.len() == 2).map(|p| (p[0].to_string(), p[1].to_string())));
+            if cursor == "0" {
+                break;
+            }
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 300);
+        assert!(seen.iter().all(|(m, s)| m[1..] == *s));
     }
 }

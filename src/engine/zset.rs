@@ -118,13 +118,27 @@ impl Ordered {
             ci -= 1;
             off = self.chunks[ci].len();
         }
+        let last = ci + 1 == self.chunks.len();
         let chunk = &mut self.chunks[ci];
         debug_assert!(chunk.get(off).is_none_or(|e| e.cmp_key(score, member) != Ordering::Equal));
+        if chunk.len() == chunk.capacity() {
+            // Grow by doubling but never past a full chunk: a chunk holds at most
+            // CHUNK_MAX + 1 entries before it splits, and slack beyond that would stay forever.
+            chunk.reserve_exact(chunk.len().max(4).min(CHUNK_MAX + 1 - chunk.len()));
+        }
         chunk.insert(off, Entry { score, member: SmallBytes::new(member) });
         self.len += 1;
         if chunk.len() > CHUNK_MAX {
-            let tail = chunk.split_off(CHUNK_MAX / 2);
-            self.chunks.insert(ci + 1, tail);
+            // Appending (ascending scores) or prepending leaves the full chunk full and starts
+            // a new one, so sequential loads pack chunks densely; elsewhere split in halves.
+            if ci == 0 && off == 0 {
+                let head = vec![chunk.remove(0)];
+                self.chunks.insert(0, head);
+            } else {
+                let at = if last && off + 1 == chunk.len() { CHUNK_MAX } else { CHUNK_MAX / 2 };
+                let tail = chunk.split_off(at);
+                self.chunks.insert(ci + 1, tail);
+            }
             self.fenwick_rebuild();
         } else if self.fenwick.len() < self.chunks.len() {
             self.fenwick_rebuild();
@@ -620,5 +634,26 @@ mod tests {
         z.insert(b"abcde", 1.0, limits, 1);
         assert_eq!(z.encoding(), "skiplist");
         assert_eq!(z.rank(b"abcde"), Some(1));
+    }
+
+    #[test]
+    fn sequential_loads_pack_chunks_and_keep_ranks() {
+        let mut up = Ordered::default();
+        let mut down = Ordered::default();
+        for i in 0..2000 {
+            up.insert(f64::from(i), format!("m{i}").as_bytes());
+            down.insert(f64::from(-i), format!("m{i}").as_bytes());
+        }
+        assert!(up.chunks.len() <= 2000 / CHUNK_MAX + 1, "{}", up.chunks.len());
+        assert!(down.chunks.len() <= 2000 / CHUNK_MAX + 1, "{}", down.chunks.len());
+        for i in (0..2000).step_by(97) {
+            assert_eq!(up.rank(f64::from(i), format!("m{i}").as_bytes()), Some(i as usize));
+            assert_eq!(down.rank(f64::from(-i), format!("m{i}").as_bytes()), Some(1999 - i as usize));
+            assert_eq!(up.get(i as usize).map(|e| e.score), Some(f64::from(i)));
+        }
+        let ups: Vec<f64> = up.iter().map(|e| e.score).collect();
+        assert!(ups.windows(2).all(|w| w[0] < w[1]));
+        let downs: Vec<f64> = down.iter().map(|e| e.score).collect();
+        assert!(downs.windows(2).all(|w| w[0] < w[1]));
     }
 }

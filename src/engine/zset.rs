@@ -1,8 +1,9 @@
 //! Sorted set values (Redis's `t_zset.c` data side), in Redis's two encodings:
 //! - `listpack`: member/score pairs in one `Listpack`, sorted by (score, member), while the set
 //!   has at most `zset-max-listpack-entries` members of at most `zset-max-listpack-value` bytes.
-//!   Scores are stored as the 8 bytes of the f64 (Redis stores them as text or integers; the
-//!   size is alike and no float parsing sits on the read path).
+//!   Scores are binary: integral scores that fit take 1, 2 or 4 bytes (as Redis's listpack
+//!   integer encodings make small integer scores cheap), others the 8 bytes of the f64; the
+//!   entry length says which, and no float parsing sits on the read path.
 //! - `skiplist`: a `Dict` member → score for O(1) ZSCORE, plus an ordered index by
 //!   (score, member).
 //!
@@ -305,12 +306,48 @@ impl PartialEq for Zset {
 impl Eq for Zset {}
 
 fn lp_score(b: &[u8]) -> f64 {
-    f64::from_le_bytes(b.try_into().expect("listpack scores are 8 bytes"))
+    match *b {
+        [a] => f64::from(a as i8),
+        [a, b] => f64::from(i16::from_le_bytes([a, b])),
+        [a, b, c, d] => f64::from(i32::from_le_bytes([a, b, c, d])),
+        _ => f64::from_le_bytes(b.try_into().expect("listpack scores are 1, 2, 4 or 8 bytes")),
+    }
 }
 
-/// Redis keeps listpack scores as text, where -0 reads back as 0; so does this.
-fn lp_encode_score(score: f64) -> [u8; 8] {
-    (score + 0.0).to_le_bytes()
+/// A score's listpack bytes: the narrowest exact form. Redis keeps listpack scores as text,
+/// where -0 reads back as 0; so does this.
+fn lp_encode_score(score: f64) -> LpScore {
+    let s = score + 0.0;
+    let mut buf = [0u8; 8];
+    let len = if s.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&s) {
+        let i = s as i32;
+        if let Ok(v) = i8::try_from(i) {
+            buf[0] = v as u8;
+            1
+        } else if let Ok(v) = i16::try_from(i) {
+            buf[..2].copy_from_slice(&v.to_le_bytes());
+            2
+        } else {
+            buf[..4].copy_from_slice(&i.to_le_bytes());
+            4
+        }
+    } else {
+        buf = s.to_le_bytes();
+        8
+    };
+    LpScore { buf, len }
+}
+
+struct LpScore {
+    buf: [u8; 8],
+    len: usize,
+}
+
+impl std::ops::Deref for LpScore {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 impl Zset {
@@ -655,5 +692,18 @@ mod tests {
         assert!(ups.windows(2).all(|w| w[0] < w[1]));
         let downs: Vec<f64> = down.iter().map(|e| e.score).collect();
         assert!(downs.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn listpack_scores_round_trip_in_their_narrowest_form() {
+        for s in [0.0, -0.0, 1.0, -128.0, 127.0, 128.0, -32769.0, 2147483647.0, -2147483648.0, 2147483648.0, 0.5, 1e300]
+        {
+            let enc = lp_encode_score(s);
+            assert_eq!(lp_score(&enc).to_bits(), (s + 0.0).to_bits(), "{s}");
+        }
+        assert_eq!(lp_encode_score(5.0).len(), 1);
+        assert_eq!(lp_encode_score(300.0).len(), 2);
+        assert_eq!(lp_encode_score(70000.0).len(), 4);
+        assert_eq!(lp_encode_score(f64::INFINITY).len(), 8);
     }
 }

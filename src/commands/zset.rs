@@ -274,6 +274,23 @@ impl LexRange {
         Ok(LexRange { min: item(min).ok_or_else(err)?, max: item(max).ok_or_else(err)? })
     }
 
+    /// Redis's `zslIsInLexRange` emptiness test: min above max, or equal with an exclusive end.
+    fn is_empty(&self) -> bool {
+        fn key(b: &LexBound) -> (u8, &[u8]) {
+            match b {
+                LexBound::NegInf => (0, b""),
+                LexBound::Incl(v) | LexBound::Excl(v) => (1, v),
+                LexBound::PosInf => (2, b""),
+            }
+        }
+        let excl = matches!(self.min, LexBound::Excl(_)) || matches!(self.max, LexBound::Excl(_));
+        match key(&self.min).cmp(&key(&self.max)) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Equal => excl,
+            std::cmp::Ordering::Less => false,
+        }
+    }
+
     fn below_min(&self, m: &[u8]) -> bool {
         match &self.min {
             LexBound::NegInf => false,
@@ -299,14 +316,44 @@ enum Range {
     Lex(LexRange),
 }
 
-/// Forward ranks `[lo, hi)` of the members a score or lex range selects.
-fn bounds(z: &Zset, r: &Range) -> (usize, usize) {
-    let (lo, hi) = match r {
-        Range::Score(s) => (z.partition_point(|v, _| s.below_min(v)), z.partition_point(|v, _| s.within_max(v))),
-        Range::Lex(l) => (z.partition_point(|_, m| l.below_min(m)), z.partition_point(|_, m| l.within_max(m))),
+/// Forward ranks `[lo, hi)` of the members a score or lex range selects; `rev` walks as
+/// Redis's reverse range does (which differs only for lex ranges over mixed scores).
+fn bounds(z: &Zset, r: &Range, rev: bool) -> (usize, usize) {
+    match r {
+        Range::Score(s) => {
+            let lo = z.partition_point(|v, _| s.below_min(v));
+            (lo, z.partition_point(|v, _| s.within_max(v)).max(lo))
+        }
+        Range::Lex(l) => lex_bounds(z, l, rev),
         Range::Rank(..) => unreachable!("rank ranges have no bounds"),
-    };
-    (lo, hi.max(lo))
+    }
+}
+
+/// Lex ranges assume equal scores; over mixed scores Redis's answer is whatever its walk
+/// finds, so a listpack is walked exactly as `zzlFirstInLexRange`/`zzlLastInLexRange` do:
+/// both ends checked first, then a scan from the head (or tail) and a run while in range.
+fn lex_bounds(z: &Zset, l: &LexRange, rev: bool) -> (usize, usize) {
+    let n = z.len();
+    if n == 0 || l.is_empty() {
+        return (0, 0);
+    }
+    let (first, last) = (z.range(0, 1), z.range(n - 1, n));
+    if l.below_min(&last[0].0) || !l.within_max(&first[0].0) {
+        return (0, 0);
+    }
+    if !matches!(z, Zset::Listpack(_)) {
+        let lo = z.partition_point(|_, m| l.below_min(m));
+        return (lo, z.partition_point(|_, m| l.within_max(m)).max(lo));
+    }
+    let all = z.all();
+    if rev {
+        let Some(end) = all.iter().rposition(|(m, _)| l.within_max(m)) else { return (0, 0) };
+        let run = all[..=end].iter().rev().take_while(|(m, _)| !l.below_min(m)).count();
+        (end + 1 - run, end + 1)
+    } else {
+        let lo = all.iter().position(|(m, _)| !l.below_min(m)).unwrap_or(n);
+        (lo, lo + all[lo..].iter().take_while(|(m, _)| l.within_max(m)).count())
+    }
 }
 
 /// Redis's rank-range sanitizing: forward ranks `[lo, hi)`, or None when empty.
@@ -332,7 +379,7 @@ fn select(z: &Zset, r: &Range, rev: bool, offset: i64, limit: i64) -> Members {
         v.reverse();
         return v;
     }
-    let (lo, hi) = bounds(z, r);
+    let (lo, hi) = bounds(z, r, rev);
     if offset < 0 || (offset as u64) >= (hi - lo) as u64 {
         return Vec::new();
     }
@@ -524,7 +571,7 @@ fn zcard(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 fn count_range(ctx: &mut Ctx, key: &[u8], r: Range) -> CmdResult {
     let (z, out) = read_zset(ctx, key)?;
     let n = z.map_or(0, |z| {
-        let (lo, hi) = bounds(z, &r);
+        let (lo, hi) = bounds(z, &r, false);
         hi - lo
     });
     out.int(n as i64);
@@ -699,7 +746,7 @@ fn zremrange_generic(ctx: &mut Ctx, a: &[Bytes], range: Range) -> CmdResult {
     let z = as_zset_mut(o)?;
     let window = match range {
         Range::Rank(s, e) => rank_window(z.len(), s, e),
-        _ => Some(bounds(z, &range)),
+        _ => Some(bounds(z, &range, false)),
     };
     let (lo, hi) = window.unwrap_or((0, 0));
     z.remove_range(lo, hi);

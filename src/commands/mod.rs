@@ -12,6 +12,7 @@ pub mod set;
 pub mod string;
 #[cfg(test)]
 pub mod testing;
+pub mod zset;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -138,9 +139,17 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS, set::COMMANDS, hash::COMMANDS]
-        .into_iter()
-        .flatten()
+    [
+        string::COMMANDS,
+        expire::COMMANDS,
+        keyspace::COMMANDS,
+        server_cmds::COMMANDS,
+        set::COMMANDS,
+        hash::COMMANDS,
+        zset::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

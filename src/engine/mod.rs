@@ -10,3 +10,4 @@ pub mod listpack;
 pub mod object;
 pub mod sds;
 pub mod set;
+pub mod zset;

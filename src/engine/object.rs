@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use super::hash::Hash;
 use super::sds::SmallBytes;
+use super::zset::Zset;
 use crate::protocol::parser::parse_ll;
 
 /// Integers below this are shared objects (Redis's `OBJ_SHARED_INTEGERS`).
@@ -110,6 +111,7 @@ pub enum Value {
     /// Two words inline: a small set costs one allocation beside its object, as in Redis.
     Set(super::set::Set),
     Hash(Box<Hash>),
+    Zset(Box<Zset>),
 }
 
 impl Value {
@@ -118,6 +120,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Set(_) => "set",
             Value::Hash(_) => "hash",
+            Value::Zset(_) => "zset",
         }
     }
 
@@ -126,6 +129,7 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::Set(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
+            Value::Zset(z) => z.encoding(),
         }
     }
 
@@ -135,6 +139,7 @@ impl Value {
             Value::Str(s) => s.heap_bytes(),
             Value::Set(s) => s.heap_bytes(),
             Value::Hash(h) => alloc_bytes(std::mem::size_of::<Hash>()) + h.heap_bytes(),
+            Value::Zset(z) => alloc_bytes(std::mem::size_of::<Zset>()) + z.heap_bytes(),
         }
     }
 }

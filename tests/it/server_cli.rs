@@ -28,7 +28,15 @@ fn conf_file_and_directives_configure_the_server() {
 #[test]
 fn log_has_redis_format_and_shutdown_exits() {
     let mut server = Server::start(Flavor::Redsim);
-    let log = server.log();
+    // The port accepts connections as soon as it is bound, a moment before the line is logged.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = server.log();
+        if log.contains("Ready to accept connections") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let ready = log.lines().find(|l| l.ends_with("* Ready to accept connections")).expect("ready line");
     // "<pid>:M 25 Nov 2026 00:11:29.478 * Ready to accept connections"
     let (pid, rest) = ready.split_once(':').unwrap();

@@ -786,10 +786,7 @@ fn zpop_generic(
     emit_key: bool,
     nested: bool,
 ) -> Result<Option<Bytes>, CmdError> {
-    if count == 0 {
-        ctx.out().array(0);
-        return Ok(None);
-    }
+    // The type is checked before the count, as Redis does: `ZPOPMIN set 0` is WRONGTYPE.
     let mut found = None;
     for key in keys {
         if let Some(o) = ctx.lookup_write(key) {
@@ -806,6 +803,10 @@ fn zpop_generic(
         }
         return Ok(None);
     };
+    if count == 0 {
+        ctx.out().array(0);
+        return Ok(None);
+    }
     let db = ctx.client.db;
     let z = as_zset_mut(ctx.srv.dbs[db].get_mut(key).expect("found above"))?;
     let n = (count.max(1) as u64).min(z.len() as u64) as usize;

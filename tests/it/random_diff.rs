@@ -17,6 +17,8 @@ const SET_KEYS: &[&str] = &["s0", "s1", "s2", "k0"];
 const HASH_KEYS: &[&str] = &["h0", "h1", "h2", "k1"];
 const MEMBERS: &[&str] = &["1", "2", "3", "10", "-5", "100000", "a", "b", "c", "x y", "1.5", "007"];
 const FIELDS: &[&str] = &["f", "g", "h", "1", "long-field-name", "", "x"];
+const ZSET_KEYS: &[&str] = &["z0", "z1", "z2", "s0", "k2"];
+const SCORES: &[&str] = &["0", "1", "-1", "0.1", "0.2", "2.5", "1e3", "-inf", "+inf", "(1", "nan", "100000000000000000"];
 const VALUES: &[&str] =
     &["", "a", "hello", "0", "1", "-7", "42", "9999", "10000", "3.5", "1e3", "x y", "9223372036854775807"];
 /// Far enough ahead that no run reaches it, fixed so both servers see the same time.
@@ -42,9 +44,10 @@ enum Order {
 
 /// One random command: the string/keyspace families or, a third of the time, sets and hashes.
 fn command(g: &mut Gen) -> (Vec<String>, Order) {
-    match g.below(3) {
+    match g.below(4) {
         0 => set_command(g),
-        1 if g.below(2) == 0 => (hash_command(g), Order::Exact),
+        1 => (zset_command(g), Order::Exact),
+        2 if g.below(2) == 0 => (hash_command(g), Order::Exact),
         _ => (string_command(g), Order::Exact),
     }
 }
@@ -66,6 +69,31 @@ fn set_command(g: &mut Gen) -> (Vec<String>, Order) {
         11 => (s(&["SMOVE", &key, &key2, &a]), Order::Exact),
         12 => (s(&["SINTERCARD", "2", &key, &key2]), Order::Exact),
         _ => (s(&[*g.pick(&["SUNIONSTORE", "SINTERSTORE", "SDIFFSTORE"]), &key, &key2, "s0"]), Order::Exact),
+    }
+}
+
+/// Sorted-set commands: every reply's order is defined by (score, member).
+fn zset_command(g: &mut Gen) -> Vec<String> {
+    let (key, key2) = (g.pick(ZSET_KEYS).to_string(), g.pick(ZSET_KEYS).to_string());
+    let (m, m2) = (g.pick(MEMBERS).to_string(), g.pick(MEMBERS).to_string());
+    let (sc, sc2) = (g.pick(SCORES).to_string(), g.pick(SCORES).to_string());
+    let (i, j) = ((g.below(8) as i64 - 3).to_string(), (g.below(8) as i64 - 3).to_string());
+    let s = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    match g.below(16) {
+        0..=2 => s(&["ZADD", &key, &sc, &m, &sc2, &m2]),
+        3 => s(&["ZADD", &key, *g.pick(&["NX", "XX", "GT", "LT", "CH"]), &sc, &m]),
+        4 => s(&["ZINCRBY", &key, &sc, &m]),
+        5 => s(&["ZREM", &key, &m, &m2]),
+        6 => s(&["ZRANGE", &key, &i, &j, "WITHSCORES"]),
+        7 => s(&["ZRANGE", &key, &sc, &sc2, "BYSCORE", "LIMIT", "0", "3"]),
+        8 => s(&["ZRANGEBYLEX", &key, *g.pick(&["-", "[a", "(b", "[1"]), *g.pick(&["+", "[c", "(x"])]),
+        9 => s(&["ZRANK", &key, &m]),
+        10 => s(&["ZSCORE", &key, &m]),
+        11 => s(&["ZCOUNT", &key, &sc, &sc2]),
+        12 => s(&[*g.pick(&["ZPOPMIN", "ZPOPMAX"]), &key, &g.below(3).to_string()]),
+        13 => s(&[*g.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]), "z2", "2", &key, &key2]),
+        14 => s(&["ZREMRANGEBYRANK", &key, &i, &j]),
+        _ => s(&["ZCARD", &key]),
     }
 }
 

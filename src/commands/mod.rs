@@ -2,6 +2,7 @@
 //! `call`): lookup, arity, auth, memory, then the handler. Arity, flags and key positions come
 //! from Redis's own metadata (`meta`, generated); this module only binds names to handlers.
 
+pub mod bitops;
 pub mod docs;
 pub mod expire;
 pub mod keyspace;
@@ -132,7 +133,9 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS].into_iter().flatten()
+    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS, bitops::COMMANDS]
+        .into_iter()
+        .flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

@@ -5,6 +5,7 @@
 pub mod bitops;
 pub mod docs;
 pub mod expire;
+pub mod hyperloglog;
 pub mod keyspace;
 pub mod meta;
 pub mod server_cmds;
@@ -133,9 +134,16 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS, bitops::COMMANDS]
-        .into_iter()
-        .flatten()
+    [
+        string::COMMANDS,
+        expire::COMMANDS,
+        keyspace::COMMANDS,
+        server_cmds::COMMANDS,
+        bitops::COMMANDS,
+        hyperloglog::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

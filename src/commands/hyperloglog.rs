@@ -10,7 +10,8 @@ use bytes::Bytes;
 use super::{as_str, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Str, Value};
 
-pub static COMMANDS: &[(&str, Handler)] = &[("pfadd", pfadd), ("pfcount", pfcount), ("pfmerge", pfmerge)];
+pub static COMMANDS: &[(&str, Handler)] =
+    &[("pfadd", pfadd), ("pfcount", pfcount), ("pfmerge", pfmerge), ("pfdebug", pfdebug)];
 
 const HLL_P: u32 = 14;
 const HLL_Q: u32 = 64 - HLL_P;
@@ -548,6 +549,67 @@ fn pfmerge(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     invalidate_cache(v);
     ctx.dirty(1);
     ctx.out().ok();
+    Ok(())
+}
+
+/// The sparse opcodes as text, "z:len Z:len v:value,len" (PFDEBUG DECODE).
+fn sparse_decode_text(sparse: &[u8]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < sparse.len() {
+        let op = SparseOp::decode(sparse, i);
+        out.push(match op {
+            SparseOp::Zero(n) => format!("z:{n}"),
+            SparseOp::XZero(n) => format!("Z:{n}"),
+            SparseOp::Val(v, n) => format!("v:{v},{n}"),
+        });
+        i += op.oplen();
+    }
+    out.join(" ")
+}
+
+/// PFDEBUG GETREG|DECODE|ENCODING|TODENSE key. GETREG and TODENSE make a sparse HLL dense,
+/// which counts as a write so replicas convert too.
+fn pfdebug(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    let key = &a[2];
+    if ctx.lookup_write(key).is_none() {
+        return Err(CmdError::err("The specified key does not exist"));
+    }
+    let v = hll_for_write(ctx, key)?;
+    let sparse = v[HLL_ENCODING_OFFSET] == HLL_SPARSE;
+    let sub = a[1].to_ascii_lowercase();
+    match sub.as_slice() {
+        b"getreg" | b"todense" => {
+            if sparse {
+                sparse_to_dense(v).map_err(|_| CmdError::Other(INVALID_HLL_ERR.into()))?;
+            }
+            let regs: Vec<u8> = (0..HLL_REGISTERS).map(|i| dense_get(&v[HLL_HDR_SIZE..], i)).collect();
+            if sparse {
+                ctx.dirty(1);
+            }
+            let out = ctx.out();
+            if sub == b"todense" {
+                out.int(sparse as i64);
+            } else {
+                out.array(HLL_REGISTERS);
+                for r in regs {
+                    out.int(r as i64);
+                }
+            }
+        }
+        b"decode" => {
+            if !sparse {
+                return Err(CmdError::err("HLL encoding is not sparse"));
+            }
+            let text = sparse_decode_text(&v[HLL_HDR_SIZE..]);
+            ctx.out().bulk(text.as_bytes());
+        }
+        b"encoding" => ctx.out().simple(if sparse { "sparse" } else { "dense" }),
+        _ => {
+            let name = String::from_utf8_lossy(&a[1]).into_owned();
+            return Err(CmdError::err(format!("Unknown PFDEBUG subcommand '{name}'")));
+        }
+    }
     Ok(())
 }
 

@@ -404,29 +404,30 @@ fn parse_bitfield_ops(ctx: &Ctx, a: &[Bytes]) -> Result<Vec<FieldOp>, CmdError> 
     Ok(ops)
 }
 
-/// Runs one SET or INCRBY on the string; None when OVERFLOW FAIL refused it.
-fn bitfield_write(v: &mut [u8], op: &FieldOp) -> Option<i64> {
+/// Runs one SET or INCRBY on the string: its reply (None when OVERFLOW FAIL refused it)
+/// and whether the field changed.
+fn bitfield_write(v: &mut [u8], op: &FieldOp) -> (Option<i64>, bool) {
     let incr = op.kind == FieldOpKind::Incrby;
     if op.signed {
         let old = get_signed_field(v, op.offset, op.bits);
         let (value, add) = if incr { (old, op.arg) } else { (op.arg, 0) };
         let over = signed_overflow(value, add, op.bits, op.overflow);
         if over.is_some() && op.overflow == Overflow::Fail {
-            return None;
+            return (None, false);
         }
         let new = over.unwrap_or_else(|| value.wrapping_add(add));
         set_field(v, op.offset, op.bits, new as u64);
-        Some(if incr { new } else { old })
+        (Some(if incr { new } else { old }), new != old)
     } else {
         let old = get_unsigned_field(v, op.offset, op.bits);
         let (value, add) = if incr { (old, op.arg) } else { (op.arg as u64, 0) };
         let over = unsigned_overflow(value, add, op.bits, op.overflow);
         if over.is_some() && op.overflow == Overflow::Fail {
-            return None;
+            return (None, false);
         }
         let new = over.unwrap_or_else(|| value.wrapping_add(add as u64));
         set_field(v, op.offset, op.bits, new);
-        Some(if incr { new as i64 } else { old as i64 })
+        (Some(if incr { new as i64 } else { old as i64 }), new != old)
     }
 }
 
@@ -467,15 +468,19 @@ fn bitfield_generic(ctx: &mut Ctx, a: &[Bytes], readonly_cmd: bool) -> CmdResult
     if readonly_cmd {
         return Err(CmdError::err("BITFIELD_RO only supports the GET subcommand"));
     }
-    let (v, _) = lookup_string_for_bit(ctx, key, highest)?;
+    let (v, grown) = lookup_string_for_bit(ctx, key, highest)?;
     let mut replies = Vec::with_capacity(ops.len());
     let mut changes = 0;
     for op in &ops {
         replies.push(match op.kind {
             FieldOpKind::Get => Some(bitfield_read(v, op)),
             _ => {
-                changes += 1;
-                bitfield_write(v, op)
+                let (reply, changed) = bitfield_write(v, op);
+                // As SETBIT: a write that changes nothing is not propagated.
+                if reply.is_some() && (grown || changed) {
+                    changes += 1;
+                }
+                reply
             }
         });
     }
@@ -547,5 +552,35 @@ mod tests {
         assert_eq!(bitop_apply(BitOp::And, &srcs), vec![0xf0, 0x00]);
         assert_eq!(bitop_apply(BitOp::Or, &srcs), vec![0xff, 0x0f]);
         assert_eq!(bitop_apply(BitOp::Not, &srcs[1..]), vec![0x0f]);
+    }
+
+    fn propagated_after(cmds: &[&[&str]]) -> Vec<Vec<String>> {
+        let mut srv = crate::commands::testing::server();
+        srv.propagate_enabled = true;
+        for c in cmds {
+            crate::commands::testing::run(&mut srv, c);
+        }
+        crate::commands::testing::take_propagated(&mut srv).into_iter().filter(|c| c[0] != "SELECT").collect()
+    }
+
+    #[test]
+    fn writes_that_change_nothing_are_not_propagated() {
+        let p = propagated_after(&[
+            &["SETBIT", "x", "3", "1"],
+            &["SETBIT", "x", "3", "1"],
+            &["BITFIELD", "x", "SET", "u4", "0", "1"],
+            &["BITFIELD", "x", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "100"],
+            &["BITFIELD", "x", "GET", "u8", "0"],
+            &["BITOP", "OR", "y", "nokey"],
+        ]);
+        let names: Vec<&str> = p.iter().map(|c| c[0].as_str()).collect();
+        assert_eq!(names, ["SETBIT"]);
+    }
+
+    #[test]
+    fn bitop_deleting_its_destination_is_propagated() {
+        let p = propagated_after(&[&["SET", "y", "v"], &["BITOP", "OR", "y", "nokey"]]);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1], ["BITOP", "OR", "y", "nokey"]);
     }
 }

@@ -708,4 +708,16 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn pfcount_propagates_only_when_it_refreshes_the_cache() {
+        let mut srv = crate::commands::testing::server();
+        srv.propagate_enabled = true;
+        for c in [&["PFADD", "p", "a", "b"][..], &["PFCOUNT", "p"], &["PFCOUNT", "p"], &["PFADD", "p", "a"]] {
+            crate::commands::testing::run(&mut srv, c);
+        }
+        let p = crate::commands::testing::take_propagated(&mut srv);
+        let names: Vec<&str> = p.iter().map(|c| c[0].as_str()).filter(|n| *n != "SELECT").collect();
+        assert_eq!(names, ["PFADD", "PFCOUNT"]);
+    }
 }

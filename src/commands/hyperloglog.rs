@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use super::{as_str, CmdError, CmdResult, Ctx, Handler};
+use super::{as_str, as_str_mut, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Str, Value};
 
 pub static COMMANDS: &[(&str, Handler)] =
@@ -449,11 +449,7 @@ fn hll_for_write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Vec<u8>, Cm
         return Err(CmdError::Other(NOT_HLL_ERR.into()));
     }
     obj.shared = false;
-    match &mut obj.val {
-        Value::Str(s) => Ok(s.make_raw()),
-        #[allow(unreachable_patterns)]
-        _ => Err(CmdError::WrongType),
-    }
+    Ok(as_str_mut(obj)?.make_raw())
 }
 
 fn pfadd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
@@ -583,7 +579,10 @@ fn pfdebug(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             if sparse {
                 sparse_to_dense(v).map_err(|_| CmdError::Other(INVALID_HLL_ERR.into()))?;
             }
-            let regs: Vec<u8> = (0..HLL_REGISTERS).map(|i| dense_get(&v[HLL_HDR_SIZE..], i)).collect();
+            let regs: Vec<u8> = match sub.as_slice() {
+                b"getreg" => (0..HLL_REGISTERS).map(|i| dense_get(&v[HLL_HDR_SIZE..], i)).collect(),
+                _ => Vec::new(),
+            };
             if sparse {
                 ctx.dirty(1);
             }

@@ -11,7 +11,7 @@ use super::{as_str, as_str_mut, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Str, Value};
 
 pub static COMMANDS: &[(&str, Handler)] =
-    &[("pfadd", pfadd), ("pfcount", pfcount), ("pfmerge", pfmerge), ("pfdebug", pfdebug)];
+    &[("pfadd", pfadd), ("pfcount", pfcount), ("pfmerge", pfmerge), ("pfdebug", pfdebug), ("pfselftest", pfselftest)];
 
 const HLL_P: u32 = 14;
 const HLL_Q: u32 = 64 - HLL_P;
@@ -101,6 +101,13 @@ fn hll_create() -> Vec<u8> {
         push_zero_run(&mut v, run);
         left -= run;
     }
+    v
+}
+
+/// An empty dense HLL (PFSELFTEST's reference).
+fn hll_create_dense() -> Vec<u8> {
+    let mut v = vec![0u8; HLL_DENSE_SIZE];
+    v[..4].copy_from_slice(b"HYLL");
     v
 }
 
@@ -612,6 +619,62 @@ fn pfdebug(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+const HLL_TEST_CYCLES: usize = 1000;
+const HLL_TEST_ELEMENTS: u64 = 10_000_000;
+
+/// Redis's `pfselftestCommand`: register access, then dense and sparse HLLs fed the same
+/// 10M elements must agree and stay within 6 standard errors. Random values come from the
+/// server's seeded rng instead of rand().
+fn pfselftest(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
+    use crate::env::Rng;
+    let failed = |text: String| Err(CmdError::Other(format!("TESTFAILED {text}")));
+    let mut dense = vec![0u8; HLL_DENSE_SIZE - HLL_HDR_SIZE];
+    let mut bytecounters = vec![0u8; HLL_REGISTERS];
+    for _ in 0..HLL_TEST_CYCLES {
+        for (i, b) in bytecounters.iter_mut().enumerate() {
+            *b = (ctx.srv.rng.next_u64() & HLL_REGISTER_MAX as u64) as u8;
+            dense_set(&mut dense, i, *b);
+        }
+        for (i, &b) in bytecounters.iter().enumerate() {
+            let val = dense_get(&dense, i);
+            if val != b {
+                return failed(format!("Register {i} should be {b} but is {val}"));
+            }
+        }
+    }
+    let mut dense_hll = hll_create_dense();
+    let mut hll = hll_create();
+    let max_bytes = ctx.srv.config.hot.hll_sparse_max_bytes;
+    let relerr = 1.04 / (HLL_REGISTERS as f64).sqrt();
+    let seed = ctx.srv.rng.next_u64();
+    let mut checkpoint = 1u64;
+    for j in 1..=HLL_TEST_ELEMENTS {
+        let ele = (j ^ seed).to_le_bytes();
+        hll_add(&mut dense_hll, &ele, max_bytes).map_err(|_| CmdError::Other(INVALID_HLL_ERR.into()))?;
+        hll_add(&mut hll, &ele, max_bytes).map_err(|_| CmdError::Other(INVALID_HLL_ERR.into()))?;
+        if j != checkpoint {
+            continue;
+        }
+        if j < max_bytes / 2 && hll[HLL_ENCODING_OFFSET] != HLL_SPARSE {
+            return failed("sparse encoding not used".into());
+        }
+        let card = hll_estimate(&hll_histogram(&dense_hll).map_err(|_| CmdError::Other(INVALID_HLL_ERR.into()))?);
+        let card2 = hll_estimate(&hll_histogram(&hll).map_err(|_| CmdError::Other(INVALID_HLL_ERR.into()))?);
+        if card != card2 {
+            return failed("dense/sparse disagree".into());
+        }
+        let abserr = checkpoint.abs_diff(card);
+        // Cardinality 10 is allowed one collision, as in Redis.
+        let maxerr = if j == 10 { 1 } else { (relerr * 6.0 * checkpoint as f64).ceil() as u64 };
+        if abserr > maxerr {
+            return failed(format!("Too big error. card:{checkpoint} abserr:{abserr}"));
+        }
+        checkpoint *= 10;
+    }
+    ctx.out().ok();
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,5 +781,27 @@ mod tests {
         let p = crate::commands::testing::take_propagated(&mut srv);
         let names: Vec<&str> = p.iter().map(|c| c[0].as_str()).filter(|n| *n != "SELECT").collect();
         assert_eq!(names, ["PFADD", "PFCOUNT"]);
+    }
+
+    #[test]
+    fn sparse_and_dense_agree_register_by_register() {
+        let mut dense = hll_create_dense();
+        let mut sparse = hll_create();
+        let seed = 0x1234_5678_9abc_def0_u64;
+        for j in 1..=4_000u64 {
+            let ele = (j ^ seed).to_le_bytes();
+            hll_add(&mut dense, &ele, 3000).expect("valid");
+            hll_add(&mut sparse, &ele, 3000).expect("valid");
+            if j % 16 != 0 {
+                continue;
+            }
+            let (mut a, mut b) = (vec![0u8; HLL_REGISTERS], vec![0u8; HLL_REGISTERS]);
+            hll_merge(&mut a, &dense).expect("valid");
+            hll_merge(&mut b, &sparse).expect("valid");
+            if a != b {
+                let i = (0..HLL_REGISTERS).find(|&i| a[i] != b[i]).unwrap();
+                panic!("j {j} reg {i} dense {} sparse {} enc {}", a[i], b[i], sparse[4]);
+            }
+        }
     }
 }

@@ -53,6 +53,27 @@ fn bitfield_type_arg(arg: &[u8]) -> Result<(bool, u32), CmdError> {
     Ok((signed, bits as u32))
 }
 
+/// Strings past this grow by this much instead of doubling (Redis's `SDS_MAX_PREALLOC`).
+const SDS_MAX_PREALLOC: usize = 1024 * 1024; // bytes
+
+/// Redis's greedy `sdsMakeRoomFor`: room for `addlen` more bytes, doubling the needed
+/// length below 1MB, with the capacity the allocator's size class really gives (as
+/// `s_malloc_usable`), so held memory matches Redis's.
+pub(super) fn sds_make_room(v: &mut Vec<u8>, addlen: usize) {
+    if v.capacity() - v.len() >= addlen {
+        return;
+    }
+    let need = v.len() + addlen;
+    let newlen = if need < SDS_MAX_PREALLOC { need * 2 } else { need + SDS_MAX_PREALLOC };
+    let hdr = match newlen {
+        0..=0xff => 3,
+        0x100..=0xffff => 5,
+        _ => 9,
+    };
+    let usable = crate::engine::object::alloc_bytes(hdr + newlen + 1) - hdr - 1;
+    v.reserve_exact(usable - v.len());
+}
+
 /// The string at `key` made raw and at least `maxbit / 8 + 1` bytes long, created when
 /// missing (Redis's `lookupStringForBitCommand`). Returns whether it was created or grown.
 fn lookup_string_for_bit<'c>(ctx: &'c mut Ctx, key: &[u8], maxbit: u64) -> Result<(&'c mut Vec<u8>, bool), CmdError> {
@@ -63,7 +84,8 @@ fn lookup_string_for_bit<'c>(ctx: &'c mut Ctx, key: &[u8], maxbit: u64) -> Resul
         Some(o) => as_str(o).map(|_| true)?,
     };
     if !exists {
-        let obj = RObj::new(Value::Str(Str::Raw(Box::default())), ctx.new_lru());
+        // A new string is allocated at its exact size (Redis's sdsnewlen).
+        let obj = RObj::new(Value::Str(Str::Raw(Box::new(vec![0; len]))), ctx.new_lru());
         ctx.srv.dbs[db].add(key, obj);
     }
     let obj = ctx.srv.dbs[db].get_mut(key).expect("present");
@@ -71,6 +93,7 @@ fn lookup_string_for_bit<'c>(ctx: &'c mut Ctx, key: &[u8], maxbit: u64) -> Resul
     let v = as_str_mut(obj)?.make_raw();
     let grown = v.len() < len;
     if grown {
+        sds_make_room(v, len - v.len());
         v.resize(len, 0);
     }
     Ok((v, grown || !exists))
@@ -507,6 +530,17 @@ fn bitfield_ro(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sds_make_room_doubles_to_the_allocator_class_as_redis() {
+        let mut v = vec![0u8; 13];
+        sds_make_room(&mut v, 113);
+        // 2 * 126 = 252 bytes + 3 header + 1 NUL fill jemalloc's 256 class exactly.
+        assert_eq!(v.capacity(), 252);
+        let cap = v.capacity();
+        sds_make_room(&mut v, 200);
+        assert_eq!(v.capacity(), cap, "room already there");
+    }
 
     #[test]
     fn popcount_bits_counts_partial_edges() {

@@ -290,6 +290,8 @@ fn sparse_set(v: &mut Vec<u8>, index: usize, count: u8, max_bytes: u64) -> Resul
     if count > HLL_SPARSE_VAL_MAX_VALUE {
         return promote(v, index, count);
     }
+    // Redis makes room for the worst split (XZERO into XZERO-VAL-XZERO) before looking.
+    super::bitops::sds_make_room(v, 3);
     let (prev, p, first) = sparse_locate(&v[HLL_HDR_SIZE..], index)?;
     let at = HLL_HDR_SIZE + p;
     let op = SparseOp::decode(v, at);

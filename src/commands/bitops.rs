@@ -109,11 +109,9 @@ fn setbit(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let byte = &mut v[(offset >> 3) as usize];
     let shift = 7 - (offset & 7) as u8;
     let old = (*byte >> shift) & 1;
-    let changed = dirty || old != on;
-    if changed {
+    // Redis 7.0 counts (and so propagates) SETBIT only when it created, grew or flipped.
+    if dirty || old != on {
         *byte = (*byte & !(1 << shift)) | (on << shift);
-    }
-    if changed {
         ctx.dirty(1);
     }
     ctx.out().int(old as i64);

@@ -2,9 +2,11 @@
 //! `call`): lookup, arity, auth, memory, then the handler. Arity, flags and key positions come
 //! from Redis's own metadata (`meta`, generated); this module only binds names to handlers.
 
+pub mod bitops;
 pub mod docs;
 pub mod expire;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keyspace;
 pub mod meta;
 pub mod server_cmds;
@@ -147,6 +149,8 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         set::COMMANDS,
         hash::COMMANDS,
         zset::COMMANDS,
+        bitops::COMMANDS,
+        hyperloglog::COMMANDS,
     ]
     .into_iter()
     .flatten()

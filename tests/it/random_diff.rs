@@ -18,7 +18,8 @@ const HASH_KEYS: &[&str] = &["h0", "h1", "h2", "k1"];
 const MEMBERS: &[&str] = &["1", "2", "3", "10", "-5", "100000", "a", "b", "c", "x y", "1.5", "007"];
 const FIELDS: &[&str] = &["f", "g", "h", "1", "long-field-name", "", "x"];
 const ZSET_KEYS: &[&str] = &["z0", "z1", "z2", "s0", "k2"];
-const SCORES: &[&str] = &["0", "1", "-1", "0.1", "0.2", "2.5", "1e3", "-inf", "+inf", "(1", "nan", "100000000000000000"];
+const SCORES: &[&str] =
+    &["0", "1", "-1", "0.1", "0.2", "2.5", "1e3", "-inf", "+inf", "(1", "nan", "100000000000000000"];
 const VALUES: &[&str] =
     &["", "a", "hello", "0", "1", "-7", "42", "9999", "10000", "3.5", "1e3", "x y", "9223372036854775807"];
 /// Far enough ahead that no run reaches it, fixed so both servers see the same time.

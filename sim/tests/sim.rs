@@ -241,3 +241,43 @@ fn report_round_trip_replays_the_same_trace_hash() {
     assert_eq!(redsim_sim::trace::hash_hex(again.trace_hash()), r.trace_hash);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The toy log's seed 7 with skip-fsync, reported as if written under `reports/`, with the wall
+/// times (the only numbers a rerun changes) zeroed.
+fn stable_toylog_report() -> (redsim_sim::report::ReportJson, RunOutcome) {
+    let s = scenario(TOYLOG);
+    let out = run_seed(&s, 7, &WorldOptions { bug: Some(Bug::SkipFsync) });
+    let json = std::path::Path::new("reports/toylog_power/7/report.json");
+    let mut r = redsim_sim::report::build(&out, &s, Some("scenarios/toylog_power.toml"), json);
+    r.stats.wall_secs = 0.0;
+    (r, out)
+}
+
+#[test]
+fn report_md_of_toylog_seed_7_is_stable() {
+    let (r, out) = stable_toylog_report();
+    insta::assert_snapshot!("toylog_power_seed7_report_md", redsim_sim::report::markdown(&r, &out.trace.lines()));
+}
+
+#[test]
+fn report_html_is_one_self_contained_svg_timeline_with_every_lane() {
+    let (r, out) = stable_toylog_report();
+    let page = redsim_sim::report::html::render(&r, &out.history);
+    assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
+    assert_eq!(page.matches("<svg").count(), 1);
+    assert_eq!(page.matches("</svg>").count(), 1);
+    assert!(!page.contains("http://") && !page.contains("https://"), "nothing fetched from the network");
+    assert!(!page.contains(" src=") && !page.contains("<link"), "no external resources");
+    for lane in ["network", "n0", "n0-net", "n0-clock", "n0-disk", "c0", "c1", "c2"] {
+        assert!(page.contains(&format!("data-lane=\"{lane}\"")), "lane {lane}");
+    }
+    assert_eq!(page.matches("<rect id=\"op-").count(), out.history.ops.len(), "every operation drawn");
+    for f in &r.findings {
+        for op in &f.ops {
+            assert!(page.contains(&format!("id=\"op-{op}\" class=\"ok bad\"")), "op #{op} highlighted");
+        }
+    }
+    assert_eq!(page.matches("class=\"down\"").count(), 3, "three power failures take n0 down");
+    assert!(page.contains(&r.trace_hash) && page.contains("redsim-sim replay"));
+    assert_eq!(page.matches("<title>").count(), page.matches("</title>").count());
+}

@@ -281,3 +281,35 @@ fn report_html_is_one_self_contained_svg_timeline_with_every_lane() {
     assert!(page.contains(&r.trace_hash) && page.contains("redsim-sim replay"));
     assert_eq!(page.matches("<title>").count(), page.matches("</title>").count());
 }
+
+#[test]
+fn explicit_schedule_replays_the_seeds_run_operation_for_operation() {
+    let s = scenario(CHAOS);
+    let explicit = redsim_sim::shrink::explicit(&s, 3);
+    assert!(explicit.faults.swarm.is_none() && !explicit.workload.swarm_mix);
+    let (a, b) = (run_seed(&s, 3, &healthy()), run_seed(&explicit, 3, &healthy()));
+    assert_eq!(a.history.ops, b.history.ops);
+    assert_eq!(a.verdict, b.verdict);
+}
+
+#[test]
+fn shrinking_toylog_seed_7_gives_fewer_faults_that_still_fail() {
+    let s = scenario(TOYLOG);
+    let bug = WorldOptions { bug: Some(Bug::SkipFsync) };
+    let before = redsim_sim::faults::plan(&s, 7).faults.len();
+    let shrunk = redsim_sim::shrink::shrink(&s, 7, &bug, redsim_sim::shrink::DEFAULT_MAX_RUNS).expect("seed 7 fails");
+    assert_eq!(shrunk.faults_before, before);
+    assert!(shrunk.faults_after < before, "{} of {before} faults left", shrunk.faults_after);
+    assert!(shrunk.scenario.duration_ms < s.duration_ms);
+    let text = redsim_sim::shrink::to_toml(&shrunk, 7, "test", "shrunk.toml", Some("skip-fsync")).unwrap();
+    assert!(text.starts_with("# Made by `test`"));
+    let out = run_seed(&scenario(&text), 7, &bug);
+    assert!(!out.passed(), "the shrunk scenario still fails");
+    assert!(out.verdict.findings.iter().all(|f| f.checker == "durability"), "{:?}", out.verdict.findings);
+}
+
+#[test]
+fn shrinking_a_passing_seed_is_refused() {
+    let e = redsim_sim::shrink::shrink(&scenario(TOYLOG), 7, &healthy(), 10).unwrap_err();
+    assert!(e.contains("nothing to shrink"), "{e}");
+}

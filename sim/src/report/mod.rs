@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod html;
+pub mod index;
 
 use std::fmt::Write as _;
 use std::io;

@@ -16,7 +16,7 @@ use crate::workload::{call_text, outcome_text};
 
 /// Pixels per simulated second, within bounds that keep short runs readable and long ones
 /// scrollable rather than unbounded.
-const PX_PER_SEC: f64 = 60.0;
+const PX_PER_SEC: f64 = 40.0;
 const MIN_PLOT_PX: f64 = 1_200.0;
 const MAX_PLOT_PX: f64 = 16_000.0;
 const LABEL_PX: f64 = 150.0;
@@ -173,7 +173,7 @@ fn legend(page: &mut String) {
         ("#1f77b4", "clock fault"),
         ("#8c564b", "disk (power loss)"),
         ("#9e9e9e", "latency"),
-        ("#e8f1fb", "liveness phase (healed)"),
+        ("#d7e7f9", "liveness phase (healed)"),
     ];
     let _ = write!(page, "<div class=\"legend\">");
     for (color, what) in items {

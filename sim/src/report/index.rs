@@ -112,3 +112,47 @@ pub fn one_line(r: &SeedResult) -> String {
         line.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(seed: u64, finding: Option<&str>) -> SeedResult {
+        SeedResult {
+            seed,
+            passed: finding.is_none(),
+            trace_hash: seed,
+            sim_secs: 1.0,
+            first_finding: finding.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn index_links_failing_seeds_and_says_which_reports_exist() {
+        let results: BTreeMap<u64, SeedResult> =
+            [result(0, None), result(1, Some("durability: lost <append>\nmore")), result(2, None)]
+                .into_iter()
+                .map(|r| (r.seed, r))
+                .collect();
+        let reported = BTreeSet::from([0, 1]);
+        let s = SweepSummary {
+            scenario: "toylog_power",
+            seeds: 0..3,
+            bug: Some("skip-fsync"),
+            jobs: 2,
+            wall_secs: 1.0,
+            results: &results,
+            reported: &reported,
+            kept_passing: 1,
+        };
+        assert_eq!(s.dir_name(), "sweep-0-3");
+        let md = s.markdown();
+        assert!(md.contains("3 seeds (0..3), 2 passed, 1 failed"), "{md}");
+        assert!(md.contains("- [seed 1](../1/report.md): durability: lost <append>\n"), "{md}");
+        assert!(md.contains("[seed 0](../0/report.md)") && !md.contains("../2/"), "{md}");
+        assert!(md.contains("only for the failing seeds and the first 1 passing"), "{md}");
+        let html = s.html();
+        assert!(html.contains("<a href=\"../1/report.html\">seed 1</a>") && html.contains("lost &lt;append&gt;"));
+        assert!(!html.contains("http://") && !html.contains("https://"));
+    }
+}

@@ -335,4 +335,26 @@ duration_ms = [100, 2000]
             }
         }
     }
+
+    #[test]
+    fn explicit_faults_plan_the_same_faults_under_any_seed() {
+        let s = scenario();
+        for seed in 0..20 {
+            let planned = plan(&s, seed).faults;
+            let mut e = s.clone();
+            e.faults = crate::scenario::Faults { schedule: planned.iter().map(explicit).collect(), swarm: None };
+            e.validate().unwrap_or_else(|err| panic!("seed {seed}: {err}"));
+            let again = plan(&e, seed + 1000).faults;
+            assert_eq!(planned.len(), again.len());
+            // Only a power failure reads its mode; the others draw one that nothing uses.
+            let norm = |f: &PlannedFault| PlannedFault {
+                source: String::new(),
+                mode: if f.kind == FaultKind::PowerFail { f.mode } else { PowerMode::LoseAll },
+                ..f.clone()
+            };
+            for (a, b) in planned.iter().zip(&again) {
+                assert_eq!(norm(a), norm(b));
+            }
+        }
+    }
 }

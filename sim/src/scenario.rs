@@ -673,4 +673,19 @@ ops = { get = 1, set = 1 }
         let e = Scenario::from_toml(&text).unwrap_err();
         assert!(e.0.starts_with("faults.schedule[0].target"), "{e}");
     }
+
+    #[test]
+    fn split_group_names_existing_machines_and_leaves_someone_out() {
+        let split = |group: &str| {
+            format!(
+                "{}\n[[faults.schedule]]\nat_ms = 10\nfault = \"split\"\nduration_ms = 5\ngroup = {group}\n",
+                MINIMAL.replace("[topology]", "[faults]\n[topology]")
+            )
+        };
+        assert!(Scenario::from_toml(&split(r#"["node:0", "client:1"]"#)).is_ok());
+        for bad in [r#"["node:1"]"#, r#"["client:2"]"#, r#"["node:0", "client:0", "client:1"]"#] {
+            let e = Scenario::from_toml(&split(bad)).unwrap_err();
+            assert!(e.0.starts_with("faults.schedule[0].group"), "{bad}: {e}");
+        }
+    }
 }

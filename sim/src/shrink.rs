@@ -190,9 +190,11 @@ pub fn to_toml(shrunk: &Shrunk, seed: u64, command: &str, path: &str, bug: Optio
     let body = toml::to_string(&shrunk.scenario).map_err(|e| format!("serializing the shrunk scenario: {e}"))?;
     let bug = bug.map(|b| format!(" --bug {b}")).unwrap_or_default();
     let header = format!(
-        "# Made by `{command}`: the seed's choices made explicit, then delta debugging\n\
-         # (faults dropped, durations halved, the safety phase cut) while the same checker still\n\
-         # failed. {} faults -> {}, duration_ms {} -> {}, {} runs.\n\
+        "# Made by shrinking a failing seed:\n\
+         #   {command}\n\
+         # The seed's choices were made explicit, then delta debugging dropped faults, halved\n\
+         # durations and cut the safety phase while the same checker still failed:\n\
+         # {} faults -> {}, duration_ms {} -> {}, {} runs.\n\
          # Still fails with: {}\n\
          # The seed still drives the workload and the disk; reproduce with:\n\
          #   redsim-sim run {path} --seed {seed}{bug}\n\n",

@@ -302,7 +302,7 @@ fn shrinking_toylog_seed_7_gives_fewer_faults_that_still_fail() {
     assert!(shrunk.faults_after < before, "{} of {before} faults left", shrunk.faults_after);
     assert!(shrunk.scenario.duration_ms < s.duration_ms);
     let text = redsim_sim::shrink::to_toml(&shrunk, 7, "test", "shrunk.toml", Some("skip-fsync")).unwrap();
-    assert!(text.starts_with("# Made by `test`"));
+    assert!(text.starts_with("# Made by shrinking a failing seed:\n#   test\n"));
     let out = run_seed(&scenario(&text), 7, &bug);
     assert!(!out.passed(), "the shrunk scenario still fails");
     assert!(out.verdict.findings.iter().all(|f| f.checker == "durability"), "{:?}", out.verdict.findings);

@@ -45,7 +45,7 @@ svg .lane { fill: #f4f4f4; }
 svg .up { fill: #cfe8d6; } svg .down { fill: #c62828; } svg .paused { fill: #f0b429; }
 svg .ok { fill: #2e9d5b; } svg .failop { fill: #d64545; } svg .unknown { fill: #e0a526; }
 svg .net { fill: #7b5ea7; } svg .clock { fill: #1f77b4; } svg .disk { fill: #8c564b; }
-svg .latency { fill: #9e9e9e; } svg .skipped { fill-opacity: 0.25; }
+svg .latency { fill: #9e9e9e; } svg .lasting { fill-opacity: 0.5; } svg .skipped { fill-opacity: 0.25; }
 svg .liveness { fill: #9cc3ee; fill-opacity: 0.3; }
 svg .bad { stroke: #000; stroke-width: 1.5; }
 svg .marker { fill: #c62828; }
@@ -282,8 +282,9 @@ fn svg(r: &ReportJson, history: &History) -> String {
             node_states(&mut s, &sc, r, n, ly, lh, end_us);
         }
     }
+    let safety_end_us = r.scenario.duration_ms * 1000;
     for f in &r.faults {
-        fault(&mut s, &sc, f, &lane_y);
+        fault(&mut s, &sc, f, safety_end_us, &lane_y);
     }
     let bad: BTreeSet<usize> = r.findings.iter().flat_map(|f| f.ops.iter().copied()).collect();
     for op in &history.ops {
@@ -368,9 +369,13 @@ fn fault_lanes(f: &FaultSpan) -> (Vec<String>, &'static str) {
     }
 }
 
-fn fault(s: &mut String, sc: &Scale, f: &FaultSpan, lane_y: &dyn Fn(&str) -> Option<(f64, f64)>) {
+fn fault(s: &mut String, sc: &Scale, f: &FaultSpan, safety_end_us: u64, lane_y: &dyn Fn(&str) -> Option<(f64, f64)>) {
     let (lanes, class) = fault_lanes(f);
-    let (from, to) = (f.at_ms * 1000, (f.at_ms + f.duration_ms) * 1000);
+    // A clock jump that is never undone lasts until the heal, which sets every clock true.
+    let lasting = f.duration_ms == 0 && f.kind == FaultKind::ClockJump;
+    let from = f.at_ms * 1000;
+    let to = if lasting { safety_end_us } else { (f.at_ms + f.duration_ms) * 1000 };
+    let class = if lasting { format!("{class} lasting") } else { class.to_string() };
     let links = match f.kind {
         FaultKind::Partition => "every link to and from the target clogged",
         FaultKind::PartitionIn => "links into the target clogged",
@@ -390,7 +395,7 @@ fn fault(s: &mut String, sc: &Scale, f: &FaultSpan, lane_y: &dyn Fn(&str) -> Opt
             sc.width(from, to),
             escape(&f.description),
             secs(from),
-            if f.duration_ms == 0 { "(never undone)".to_string() } else { secs(to) },
+            if lasting { format!("{} (never undone: the heal sets the clock true)", secs(to)) } else { secs(to) },
             if links.is_empty() { String::new() } else { format!("\n{links}") },
             if f.applied { "" } else { "\nskipped: the target was not up" },
         );

@@ -36,7 +36,8 @@ mod sim {
 
     #[test]
     fn shrunk_toylog_seed_7_is_written_and_run_fails_it_with_exit_1() {
-        let dir = std::env::temp_dir().join(format!("redsim-sim-shrink-{}", std::process::id()));
+        let dir = std::env::temp_dir().join("redsim-sim-cli-shrink-test");
+        let _ = std::fs::remove_dir_all(&dir);
         let dir_text = dir.display().to_string();
         let out = redsim_sim(&[
             "shrink",

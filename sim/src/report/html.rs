@@ -22,6 +22,8 @@ const MAX_PLOT_PX: f64 = 16_000.0;
 const LABEL_PX: f64 = 150.0;
 const RIGHT_PX: f64 = 20.0;
 const AXIS_PX: f64 = 24.0;
+/// Zoom factors of the time axis the page offers.
+const ZOOMS: [u32; 6] = [1, 2, 4, 8, 16, 64];
 /// An operation is drawn at least this wide, so a sub-pixel one still shows and can be hovered.
 const MIN_OP_PX: f64 = 1.5;
 
@@ -41,7 +43,7 @@ table.meta td { padding: 1px 10px 1px 0; vertical-align: top; }
 #info { position: sticky; top: 0; background: #fffbe6; border: 1px solid #e6d98c; padding: 4px 8px;
         min-height: 18px; white-space: pre; font-family: ui-monospace, monospace; font-size: 12px; z-index: 1; }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
-svg .lane { fill: #f4f4f4; }
+svg .lane { fill: #f4f4f4; } svg .labelbg { fill: #fff; }
 svg .up { fill: #cfe8d6; } svg .down { fill: #c62828; } svg .paused { fill: #f0b429; }
 svg .ok { fill: #2e9d5b; } svg .failop { fill: #d64545; } svg .unknown { fill: #e0a526; }
 svg .net { fill: #7b5ea7; } svg .clock { fill: #1f77b4; } svg .disk { fill: #8c564b; }
@@ -56,14 +58,70 @@ svg rect:hover { stroke: #000; stroke-width: 1; }
 li.finding { margin-bottom: 6px; }
 "#;
 
-/// Shows the hovered element's `<title>` in the info bar, which stays put while scrolling.
+/// Shows the hovered element's `<title>` in the info bar, which stays put while scrolling, and
+/// zooms the time axis: every x and width past the label column is rescaled in place (labels
+/// keep their size, which stretching the whole SVG would not).
 const SCRIPT: &str = r#"
 (function () {
   var info = document.getElementById('info');
-  document.getElementById('plot').addEventListener('mouseover', function (e) {
+  var plot = document.getElementById('plot');
+  plot.addEventListener('mouseover', function (e) {
     var t = e.target.querySelector && e.target.querySelector('title');
     if (t) { info.textContent = t.textContent; }
   });
+  var svg = plot.querySelector('svg');
+  var left = +svg.dataset.left, right = +svg.dataset.right, zoom = 1;
+  var steps = [STEPS], minPx = MIN_PX, endUs = +svg.dataset.endUs;
+  // The grid is redrawn rather than stretched, so that ticks stay one label apart.
+  function ticks(plotPx) {
+    var axis = document.getElementById('axis'), h = svg.getAttribute('height'), ns = svg.namespaceURI;
+    var total = endUs / 1e6, step = steps.find(function (st) { return total / st <= plotPx / minPx; }) || 600;
+    while (axis.firstChild) { axis.removeChild(axis.firstChild); }
+    for (var i = 0; i * step <= total; i++) {
+      var x = (left + i * step * 1e6 * plotPx / endUs).toFixed(1);
+      var line = document.createElementNS(ns, 'line');
+      [['class', 'grid'], ['x1', x], ['x2', x], ['y1', 14], ['y2', h]].forEach(function (a) { line.setAttribute(a[0], a[1]); });
+      var text = document.createElementNS(ns, 'text');
+      [['x', x], ['y', 11], ['text-anchor', 'middle']].forEach(function (a) { text.setAttribute(a[0], a[1]); });
+      text.textContent = (i * step).toFixed(step < 0.1 ? 2 : 1) + 's';
+      axis.appendChild(line);
+      axis.appendChild(text);
+    }
+  }
+  function scale(el, attr, k, offset) {
+    var v = el.getAttribute(attr);
+    if (v !== null) { el.setAttribute(attr, (offset + (+v - offset) * k).toFixed(1)); }
+  }
+  document.querySelectorAll('button[data-zoom]').forEach(function (b) {
+    b.addEventListener('click', function () {
+      var z = +b.dataset.zoom, k = z / zoom;
+      if (k === 1) { return; }
+      var centre = (plot.scrollLeft + plot.clientWidth / 2 - left) * k + left - plot.clientWidth / 2;
+      zoom = z;
+      svg.querySelectorAll('rect:not(.labelbg)').forEach(function (el) {
+        scale(el, 'x', k, left);
+        scale(el, 'width', k, 0);
+      });
+      svg.querySelectorAll('path.marker').forEach(function (el) {
+        var cx = left + (+el.dataset.cx - left) * k;
+        el.dataset.cx = cx;
+        el.setAttribute('transform', 'translate(' + cx.toFixed(1) + ',' + el.dataset.y + ')');
+      });
+      var w = (+svg.getAttribute('width') - left - right) * k + left + right;
+      svg.setAttribute('width', w.toFixed(0));
+      ticks(w - left - right);
+      svg.setAttribute('viewBox', '0 0 ' + w.toFixed(0) + ' ' + svg.getAttribute('height'));
+      plot.scrollLeft = Math.max(0, centre);
+    });
+  });
+  // `report.html#zoom=8` opens zoomed (handy for screenshots and links).
+  var labels = document.getElementById('labels');
+  plot.addEventListener('scroll', function () {
+    labels.setAttribute('transform', 'translate(' + plot.scrollLeft + ',0)');
+  });
+  var m = /zoom=(\d+)/.exec(location.hash);
+  var b = m && document.querySelector('button[data-zoom="' + m[1] + '"]');
+  if (b) { b.click(); }
 })();
 "#;
 
@@ -113,11 +171,16 @@ pub fn render(r: &ReportJson, history: &History) -> String {
     let _ = writeln!(page, "<h1>{} seed {} {verdict}</h1>", escape(&r.scenario.name), r.seed);
     header(&mut page, r);
     let _ = writeln!(page, "<div id=\"info\">hover an operation or a fault for details</div>");
+    let zooms: Vec<String> = ZOOMS.iter().map(|z| format!("<button data-zoom=\"{z}\">{z}×</button>")).collect();
+    let _ = writeln!(page, "<div>zoom: {}</div>", zooms.join(" "));
     let _ = writeln!(page, "<div id=\"plot\">{}</div>", svg(r, history));
     legend(&mut page);
     findings(&mut page, r);
     choices(&mut page, r);
-    let _ = write!(page, "<script>{SCRIPT}</script>\n</body></html>\n");
+    let steps: Vec<String> = TICK_STEPS_S.iter().map(|st| st.to_string()).collect();
+    let script =
+        SCRIPT.replace("[STEPS]", &format!("[{}]", steps.join(", "))).replace("MIN_PX", &TICK_MIN_PX.to_string());
+    let _ = write!(page, "<script>{script}</script>\n</body></html>\n");
     page
 }
 
@@ -255,18 +318,14 @@ fn svg(r: &ReportJson, history: &History) -> String {
     let mut s = String::with_capacity(256 * history.ops.len() + 16 * 1024);
     let _ = writeln!(
         s,
-        "<svg width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\">"
+        "<svg width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" data-left=\"{LABEL_PX}\" data-right=\"{RIGHT_PX}\" data-end-us=\"{end_us}\">"
     );
     axis(&mut s, &sc, height);
     for l in &lanes {
         let _ = writeln!(
             s,
-            "<g data-lane=\"{}\"><rect class=\"lane\" x=\"{LABEL_PX}\" y=\"{:.1}\" width=\"{plot_px:.1}\" height=\"{}\"/><text x=\"4\" y=\"{:.1}\">{}</text></g>",
-            l.id,
-            l.y,
-            l.h,
-            l.y + l.h - 3.0,
-            escape(&l.label)
+            "<g data-lane=\"{}\"><rect class=\"lane\" x=\"{LABEL_PX}\" y=\"{:.1}\" width=\"{plot_px:.1}\" height=\"{}\"/></g>",
+            l.id, l.y, l.h,
         );
     }
     let healed = history.healed_us.min(end_us);
@@ -292,25 +351,44 @@ fn svg(r: &ReportJson, history: &History) -> String {
             op_rect(&mut s, &sc, op, ly, lh, bad.contains(&op.id));
         }
     }
-    let _ = writeln!(s, "</svg>");
+    // Labels last, on a background of their own, so that the page can keep them in view when
+    // the plot scrolls sideways.
+    let _ = writeln!(
+        s,
+        "<g id=\"labels\"><rect class=\"labelbg\" x=\"0\" y=\"0\" width=\"{:.0}\" height=\"{height:.0}\"/>",
+        LABEL_PX - 2.0
+    );
+    for l in &lanes {
+        let _ = writeln!(s, "<text x=\"4\" y=\"{:.1}\">{}</text>", l.y + l.h - 3.0, escape(&l.label));
+    }
+    let _ = writeln!(s, "</g>\n</svg>");
     s
 }
 
+/// Tick steps of the time axis, seconds; the page's zoom picks from the same list.
+const TICK_STEPS_S: [f64; 15] = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+/// Ticks at least this far apart.
+const TICK_MIN_PX: f64 = 70.0;
+
 fn axis(s: &mut String, sc: &Scale, height: f64) {
     let total_s = sc.end_us as f64 / 1e6;
-    let step_s = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]
-        .into_iter()
-        .find(|st| total_s / st <= sc.plot_px / 70.0)
-        .unwrap_or(600.0);
-    let mut t = 0.0;
-    while t <= total_s {
+    let step_s = TICK_STEPS_S.into_iter().find(|st| total_s / st <= sc.plot_px / TICK_MIN_PX).unwrap_or(600.0);
+    let digits = if step_s < 0.1 { 2 } else { 1 };
+    let _ = writeln!(s, "<g id=\"axis\">");
+    let mut i = 0u32;
+    loop {
+        let t = f64::from(i) * step_s;
+        if t > total_s {
+            break;
+        }
         let x = sc.x((t * 1e6) as u64);
         let _ = writeln!(
             s,
-            "<line class=\"grid\" x1=\"{x:.1}\" y1=\"14\" x2=\"{x:.1}\" y2=\"{height:.0}\"/><text x=\"{x:.1}\" y=\"11\" text-anchor=\"middle\">{t:.1}s</text>"
+            "<line class=\"grid\" x1=\"{x:.1}\" y1=\"14\" x2=\"{x:.1}\" y2=\"{height:.0}\"/><text x=\"{x:.1}\" y=\"11\" text-anchor=\"middle\">{t:.digits$}s</text>"
         );
-        t += step_s;
+        i += 1;
     }
+    let _ = writeln!(s, "</g>");
 }
 
 /// A node's up/down/paused band from its kill, power-fail and pause faults.
@@ -428,12 +506,9 @@ fn op_rect(s: &mut String, sc: &Scale, op: &Op, ly: f64, lh: f64, bad: bool) {
         let cx = x + w / 2.0;
         let _ = writeln!(
             s,
-            "<path class=\"marker\" d=\"M{:.1} {:.1} L{:.1} {:.1} L{cx:.1} {:.1} Z\"/>",
-            cx - 4.0,
+            "<path class=\"marker\" data-cx=\"{cx:.1}\" data-y=\"{:.1}\" transform=\"translate({cx:.1},{:.1})\" d=\"M-4 0 L4 0 L0 7 Z\"/>",
             ly - 3.0,
-            cx + 4.0,
-            ly - 3.0,
-            ly + 4.0
+            ly - 3.0
         );
     }
 }

@@ -64,4 +64,37 @@ mod sim {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to shrink"));
     }
+
+    #[test]
+    fn sweep_reports_failing_seeds_and_the_first_passing_ones_with_an_index() {
+        let dir = std::env::temp_dir().join("redsim-sim-cli-sweep-test");
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir_text = dir.display().to_string();
+        let out = redsim_sim(&[
+            "sweep",
+            "../scenarios/toylog_power.toml",
+            "--seeds",
+            "0..10",
+            "--jobs",
+            "2",
+            "--bug",
+            "skip-fsync",
+            "--reports-dir",
+            &dir_text,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "seed 7 fails: {}", stdout(&out));
+        assert!(stdout(&out).contains("  seed 7: durability: "), "{}", stdout(&out));
+        let scenario_dir = dir.join("toylog_power");
+        let mut entries: Vec<String> = std::fs::read_dir(&scenario_dir)
+            .expect("reports written")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        entries.sort();
+        assert_eq!(entries, ["0", "1", "2", "7", "sweep-0-10"]);
+        let index = std::fs::read_to_string(scenario_dir.join("sweep-0-10/index.md")).expect("index.md");
+        assert!(index.contains("[seed 7](../7/report.md): durability: "), "{index}");
+        assert!(scenario_dir.join("sweep-0-10/index.html").exists());
+        assert!(scenario_dir.join("7/report.html").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

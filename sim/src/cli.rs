@@ -286,11 +286,13 @@ fn cmd_shrink(path: &Path, seed: u64, bug: Option<&str>, out_dir: &Path, max_run
         .and_then(|()| std::fs::write(&out, text))
         .map_err(|e| format!("{}: {e}", out.display()))?;
     println!(
-        "{} faults -> {}, duration_ms {} -> {}, in {} runs ({:.1}s wall)",
+        "{} faults -> {}, duration_ms {} -> {}, clients {} -> {}, in {} runs ({:.1}s wall)",
         shrunk.faults_before,
         shrunk.faults_after,
         shrunk.duration_before_ms,
         shrunk.scenario.duration_ms,
+        shrunk.clients_before,
+        shrunk.scenario.workload.clients,
         shrunk.runs,
         started.elapsed().as_secs_f64()
     );

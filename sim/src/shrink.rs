@@ -2,7 +2,7 @@
 //! starts from one fault instead of twenty. The seed's choices are first made explicit (its
 //! swarm faults become a fixed schedule, its workload mix fixed weights); then delta
 //! debugging drops faults (halves, quarters, … one at a time), halves each remaining fault's
-//! duration, and cuts the safety phase down towards the last fault's end.
+//! duration, cuts the safety phase down towards the last fault's end, and tries fewer clients.
 //!
 //! The seed stays: it still drives the workload, the disk and madsim's scheduling, so the
 //! shrunk scenario reproduces with the same `--seed`. A candidate counts as failing only when
@@ -30,6 +30,7 @@ pub struct Shrunk {
     pub faults_before: usize,
     pub faults_after: usize,
     pub duration_before_ms: u64,
+    pub clients_before: u32,
     pub runs: usize,
     /// The shrunk run's first finding (or panic), for the summary line.
     pub reason: String,
@@ -128,6 +129,24 @@ impl Search<'_> {
         }
     }
 
+    /// Fewer clients, smallest first, as long as every fault's machines still exist.
+    fn drop_clients(&mut self, cur: &mut Scenario) {
+        let n = cur.workload.clients;
+        let mut tries: Vec<u32> = vec![1, 2, n / 2, n.saturating_sub(1)];
+        tries.retain(|&c| c >= 1 && c < n);
+        tries.sort_unstable();
+        tries.dedup();
+        for clients in tries {
+            let mut cand = cur.clone();
+            cand.workload.clients = clients;
+            // Invalid candidates (a fault on a client that no longer exists) count as passing.
+            if self.still_fails(&cand) {
+                *cur = cand;
+                return;
+            }
+        }
+    }
+
     /// Binary search of the safety phase between the last fault's end and its current length
     /// (failure need not be monotone in it; only failing lengths are ever kept).
     fn cut_duration(&mut self, cur: &mut Scenario) {
@@ -166,13 +185,16 @@ pub fn shrink(s: &Scenario, seed: u64, opts: &WorldOptions, max_runs: usize) -> 
     search.drop_faults(&mut cur);
     search.shorten_faults(&mut cur);
     search.cut_duration(&mut cur);
+    search.drop_clients(&mut cur);
     cur.name = format!("{}_seed{seed}_shrunk", s.name);
     cur.description = format!(
-        "{} seed {seed}, shrunk: {} of its {faults_before} faults, safety phase {}ms of {}ms. {}",
+        "{} seed {seed}, shrunk: {} of its {faults_before} faults, safety phase {}ms of {}ms, {} of {} clients.\n{}",
         s.name,
         cur.faults.schedule.len(),
         cur.duration_ms,
         s.duration_ms,
+        cur.workload.clients,
+        s.workload.clients,
         s.description.trim()
     );
     Ok(Shrunk {
@@ -180,6 +202,7 @@ pub fn shrink(s: &Scenario, seed: u64, opts: &WorldOptions, max_runs: usize) -> 
         scenario: cur,
         faults_before,
         duration_before_ms: s.duration_ms,
+        clients_before: s.workload.clients,
         runs: search.runs,
         reason: search.last_reason,
     })
@@ -193,8 +216,9 @@ pub fn to_toml(shrunk: &Shrunk, seed: u64, command: &str, path: &str, bug: Optio
         "# Made by shrinking a failing seed:\n\
          #   {command}\n\
          # The seed's choices were made explicit, then delta debugging dropped faults, halved\n\
-         # durations and cut the safety phase while the same checker still failed:\n\
-         # {} faults -> {}, duration_ms {} -> {}, {} runs.\n\
+         # durations, cut the safety phase and tried fewer clients while the same checker still\n\
+         # failed:\n\
+         # {} faults -> {}, duration_ms {} -> {}, clients {} -> {}, {} runs.\n\
          # Still fails with: {}\n\
          # The seed still drives the workload and the disk; reproduce with:\n\
          #   redsim-sim run {path} --seed {seed}{bug}\n\n",
@@ -202,6 +226,8 @@ pub fn to_toml(shrunk: &Shrunk, seed: u64, command: &str, path: &str, bug: Optio
         shrunk.faults_after,
         shrunk.duration_before_ms,
         shrunk.scenario.duration_ms,
+        shrunk.clients_before,
+        shrunk.scenario.workload.clients,
         shrunk.runs,
         shrunk.reason.replace('\n', " "),
     );

@@ -1,5 +1,8 @@
 //! `redsim-sim` as a user runs it: the normal build only says how to get the simulator build;
 //! the simulator build's subcommands keep their exit codes (0 pass, 1 failure, 2 bad input).
+//! The tests are the harness, outside the env door: they read what the binary wrote.
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::process::{Command, Output};
 

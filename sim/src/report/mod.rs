@@ -79,19 +79,21 @@ pub struct FaultSpan {
 }
 
 fn fault_spans(scenario: &Scenario, seed: u64, trace: &[String]) -> Vec<FaultSpan> {
+    const SKIPPED: &str = "nemesis: skip (target not up) ";
+    let skipped: std::collections::BTreeSet<&str> =
+        trace.iter().filter_map(|l| l.split_once(SKIPPED).map(|(_, what)| what)).collect();
     faults::plan(scenario, seed)
         .faults
         .iter()
         .map(|f| {
             let description = f.describe();
-            let skipped = format!("nemesis: skip (target not up) {description}");
             FaultSpan {
                 at_ms: f.at_ms,
                 duration_ms: f.duration_ms,
                 kind: f.kind,
                 target: f.target.to_string(),
                 group: f.group.iter().map(|m| m.to_string()).collect(),
-                applied: !trace.iter().any(|l| l.ends_with(&skipped)),
+                applied: !skipped.contains(description.as_str()),
                 description,
             }
         })

@@ -1,18 +1,24 @@
 //! The command line of the simulator build.
+//!
+//! Exit codes: 0 pass, 1 checker failure, 2 bad input (`shrink` of a passing seed included).
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::io::{IsTerminal, Write};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use redsim_sim::faults;
 use redsim_sim::report;
+use redsim_sim::report::index::{one_line, SweepSummary};
 use redsim_sim::run::{run_seed, sweep, RunOutcome, SeedResult};
 use redsim_sim::scenario::{Scenario, Service};
+use redsim_sim::shrink;
 use redsim_sim::toylog::Bug;
 use redsim_sim::trace::hash_hex;
 use redsim_sim::world::WorldOptions;
@@ -23,6 +29,10 @@ const EXIT_BAD_INPUT: i32 = 2;
 
 /// Findings printed on the terminal; the report has them all.
 const PRINTED_FINDINGS: usize = 5;
+
+/// Passing seeds of a sweep (the first of its range) that still get a full report, as
+/// examples of what passing looks like.
+const SWEEP_KEPT_PASSING: usize = 3;
 
 #[derive(Parser)]
 #[command(name = "redsim-sim", about = "Deterministic simulation of redsim under faults")]
@@ -59,6 +69,26 @@ enum Cmd {
     },
     /// Re-run a report's scenario and seed and check that the trace hash is the same.
     Replay { report: PathBuf },
+    /// Reduce a failing seed's faults and run time to a small scenario that still fails, and
+    /// write it as a new scenario file.
+    Shrink {
+        scenario: PathBuf,
+        #[arg(long, value_parser = parse_seed)]
+        seed: u64,
+        #[arg(long)]
+        bug: Option<String>,
+        /// Where the shrunk scenario goes, as `<name>-seed<N>.toml`.
+        #[arg(long, default_value = "scenarios/shrunk")]
+        out_dir: PathBuf,
+        /// Simulated runs the search may spend.
+        #[arg(long, default_value_t = shrink::DEFAULT_MAX_RUNS)]
+        max_runs: usize,
+    },
+    /// List the scenarios of a directory with their descriptions.
+    List {
+        #[arg(default_value = "scenarios")]
+        dir: PathBuf,
+    },
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
@@ -99,6 +129,10 @@ pub fn main() -> i32 {
             cmd_sweep(&scenario, &seeds, jobs, bug.as_deref(), &reports_dir)
         }
         Cmd::Replay { report } => cmd_replay(&report),
+        Cmd::Shrink { scenario, seed, bug, out_dir, max_runs } => {
+            cmd_shrink(&scenario, seed, bug.as_deref(), &out_dir, max_runs)
+        }
+        Cmd::List { dir } => cmd_list(&dir),
     };
     match result {
         Ok(code) => code,
@@ -165,52 +199,134 @@ fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_d
     let started = Instant::now();
     let done = AtomicUsize::new(0);
     let failing = AtomicUsize::new(0);
-    let report_paths = Mutex::new(std::collections::BTreeMap::new());
+    let reported = Mutex::new(BTreeSet::new());
     let path_text = path.display().to_string();
     let tty = std::io::stderr().is_terminal();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {msg} failing, {elapsed} elapsed, ETA {eta}")
+            .map_err(|e| e.to_string())?,
+    );
+    bar.set_message("0");
+    let keep_passing_below = range.start.saturating_add(SWEEP_KEPT_PASSING as u64);
     let on_done = |r: &SeedResult, out: &RunOutcome| {
         if !r.passed {
-            failing.fetch_add(1, Ordering::Relaxed);
-            if let Ok(p) = report::write(out, &s, Some(&path_text), reports_dir) {
-                report_paths.lock().unwrap_or_else(|e| e.into_inner()).insert(r.seed, p);
-            }
+            let f = failing.fetch_add(1, Ordering::Relaxed) + 1;
+            bar.set_message(f.to_string());
+            bar.println(format!("  seed {} FAIL: {}", r.seed, one_line(r)));
         }
+        if (!r.passed || r.seed < keep_passing_below) && report::write(out, &s, Some(&path_text), reports_dir).is_ok() {
+            reported.lock().unwrap_or_else(|e| e.into_inner()).insert(r.seed);
+        }
+        bar.inc(1);
         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        // A terminal gets one line rewritten in place; a log gets a line per tenth.
-        let line = format!(
-            "  {n}/{total} seeds, {} failing, {:.0}s wall",
-            failing.load(Ordering::Relaxed),
-            started.elapsed().as_secs_f64()
-        );
-        if tty {
-            eprint!("\r{line}");
-            let _ = std::io::stderr().flush();
-        } else if (n as u64).is_multiple_of(total.div_ceil(10)) {
-            eprintln!("{line}");
+        // indicatif draws nothing when stderr is not a terminal: a log gets a line per tenth.
+        if !tty && (n as u64).is_multiple_of(total.div_ceil(10)) {
+            eprintln!(
+                "  {n}/{total} seeds, {} failing, {:.0}s wall",
+                failing.load(Ordering::Relaxed),
+                started.elapsed().as_secs_f64()
+            );
         }
     };
-    let results = sweep(&s, range, jobs, &opts, &on_done);
-    if tty {
-        eprintln!();
-    }
-    let wall = started.elapsed().as_secs_f64();
-    let sim: f64 = results.values().map(|r| r.sim_secs).sum();
+    let results = sweep(&s, range.clone(), jobs, &opts, &on_done);
+    bar.finish_and_clear();
+    let reported = reported.into_inner().unwrap_or_else(|e| e.into_inner());
+    let summary = SweepSummary {
+        scenario: &s.name,
+        seeds: range,
+        bug,
+        jobs,
+        wall_secs: started.elapsed().as_secs_f64(),
+        results: &results,
+        reported: &reported,
+        kept_passing: SWEEP_KEPT_PASSING,
+    };
+    print_sweep(&summary, &results, reports_dir, &s.name);
+    let index_dir = reports_dir.join(&s.name).join(summary.dir_name());
+    std::fs::create_dir_all(&index_dir)
+        .and_then(|()| std::fs::write(index_dir.join("index.md"), summary.markdown()))
+        .and_then(|()| std::fs::write(index_dir.join("index.html"), summary.html()))
+        .map_err(|e| format!("writing the sweep index: {e}"))?;
+    println!("index: {}", index_dir.join("index.html").display());
+    let failed = results.values().any(|r| !r.passed);
+    Ok(if failed { EXIT_FAIL } else { EXIT_PASS })
+}
+
+fn print_sweep(summary: &SweepSummary, results: &BTreeMap<u64, SeedResult>, reports_dir: &Path, name: &str) {
     let failed: Vec<&SeedResult> = results.values().filter(|r| !r.passed).collect();
+    let sim: f64 = results.values().map(|r| r.sim_secs).sum();
     println!(
-        "{} seeds: {} passed, {} failed; simulated {sim:.0}s in {wall:.1}s wall ({:.0}x)",
+        "{} seeds: {} passed, {} failed; simulated {sim:.0}s in {:.1}s wall ({:.0}x)",
         results.len(),
         results.len() - failed.len(),
         failed.len(),
-        sim / wall.max(1e-9)
+        summary.wall_secs,
+        sim / summary.wall_secs.max(1e-9)
     );
-    let paths = report_paths.into_inner().unwrap_or_else(|e| e.into_inner());
     for r in &failed {
-        println!("  seed {}: {}", r.seed, r.first_finding.as_deref().unwrap_or("failed"));
-        if let Some(p) = paths.get(&r.seed) {
-            println!("    {}", report::replay_command(p));
+        println!("  seed {}: {}", r.seed, one_line(r));
+        if summary.reported.contains(&r.seed) {
+            let json = reports_dir.join(name).join(r.seed.to_string()).join("report.json");
+            println!("    {}", report::replay_command(&json));
         }
     }
-    Ok(if failed.is_empty() { EXIT_PASS } else { EXIT_FAIL })
+}
+
+fn cmd_shrink(path: &Path, seed: u64, bug: Option<&str>, out_dir: &Path, max_runs: usize) -> Result<i32, String> {
+    let (s, opts) = load(path, bug)?;
+    let started = Instant::now();
+    println!("shrink {} seed {seed}{}", s.name, bug.map(|b| format!(" bug {b}")).unwrap_or_default());
+    let shrunk = shrink::shrink(&s, seed, &opts, max_runs)?;
+    let out = out_dir.join(format!("{}-seed{seed}.toml", s.name));
+    let bug_arg = bug.map(|b| format!(" --bug {b}")).unwrap_or_default();
+    let command = format!("redsim-sim shrink {} --seed {seed}{bug_arg}", path.display());
+    let text = shrink::to_toml(&shrunk, seed, &command, &out.display().to_string(), bug)?;
+    std::fs::create_dir_all(out_dir)
+        .and_then(|()| std::fs::write(&out, text))
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    println!(
+        "{} faults -> {}, duration_ms {} -> {}, clients {} -> {}, in {} runs ({:.1}s wall)",
+        shrunk.faults_before,
+        shrunk.faults_after,
+        shrunk.duration_before_ms,
+        shrunk.scenario.duration_ms,
+        shrunk.clients_before,
+        shrunk.scenario.workload.clients,
+        shrunk.runs,
+        started.elapsed().as_secs_f64()
+    );
+    for f in &shrunk.scenario.faults.schedule {
+        println!("  fault: {} {} at {}ms for {}ms", f.fault.name(), f.target, f.at_ms, f.duration_ms);
+    }
+    println!("still fails: {}", shrunk.reason);
+    println!("{}", out.display());
+    Ok(EXIT_PASS)
+}
+
+fn cmd_list(dir: &Path) -> Result<i32, String> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut bad = false;
+    for p in paths {
+        match Scenario::load(&p) {
+            Ok(s) => {
+                println!("{}  ({})", s.name, p.display());
+                for line in s.description.trim().lines() {
+                    println!("    {line}");
+                }
+            }
+            Err(e) => {
+                bad = true;
+                println!("{}: invalid: {e}", p.display());
+            }
+        }
+    }
+    Ok(if bad { EXIT_BAD_INPUT } else { EXIT_PASS })
 }
 
 fn cmd_replay(path: &Path) -> Result<i32, String> {

@@ -201,10 +201,41 @@ fn random_group(s: &Scenario, rng: &mut SeededRng) -> Vec<Machine> {
     }
 }
 
+/// A planned fault as a scheduled one with nothing left to draw: replaying it does not consult
+/// the seed (how `shrink` makes the seed's choices explicit).
+pub fn explicit(f: &PlannedFault) -> ScheduledFault {
+    ScheduledFault {
+        at_ms: f.at_ms,
+        fault: f.kind,
+        target: match f.target {
+            Target::None => String::new(),
+            t => t.to_string(),
+        },
+        duration_ms: f.duration_ms,
+        delta_ms: f.delta_ms,
+        ppm: f.ppm,
+        latency_ms: (f.kind == FaultKind::Latency).then_some(f.latency_ms),
+        mode: (f.kind == FaultKind::PowerFail).then_some(f.mode),
+        group: f.group.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
 fn resolve(s: &Scenario, f: &ScheduledFault, source: String, rng: &mut SeededRng) -> PlannedFault {
     let target = pick_target(s, Target::parse(&f.target).unwrap_or(Target::None), rng);
     let mode = f.mode.unwrap_or_else(|| PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize]);
-    let group = if f.fault == FaultKind::Split { random_group(s, rng) } else { Vec::new() };
+    let group = match f.fault {
+        FaultKind::Split if f.group.is_empty() => random_group(s, rng),
+        FaultKind::Split => f
+            .group
+            .iter()
+            .filter_map(|m| match Target::parse(m) {
+                Some(Target::Node(n)) => Some(Machine::Node(n)),
+                Some(Target::Client(c)) => Some(Machine::Client(c)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     PlannedFault {
         at_ms: f.at_ms,
         kind: f.fault,
@@ -301,6 +332,28 @@ duration_ms = [100, 2000]
             for f in plan(&s, seed).faults {
                 assert!(f.at_ms + f.duration_ms <= s.duration_ms, "{}", f.describe());
                 assert!(!matches!(f.target, Target::AnyNode | Target::AnyClient));
+            }
+        }
+    }
+
+    #[test]
+    fn explicit_faults_plan_the_same_faults_under_any_seed() {
+        let s = scenario();
+        for seed in 0..20 {
+            let planned = plan(&s, seed).faults;
+            let mut e = s.clone();
+            e.faults = crate::scenario::Faults { schedule: planned.iter().map(explicit).collect(), swarm: None };
+            e.validate().unwrap_or_else(|err| panic!("seed {seed}: {err}"));
+            let again = plan(&e, seed + 1000).faults;
+            assert_eq!(planned.len(), again.len());
+            // Only a power failure reads its mode; the others draw one that nothing uses.
+            let norm = |f: &PlannedFault| PlannedFault {
+                source: String::new(),
+                mode: if f.kind == FaultKind::PowerFail { f.mode } else { PowerMode::LoseAll },
+                ..f.clone()
+            };
+            for (a, b) in planned.iter().zip(&again) {
+                assert_eq!(norm(a), norm(b));
             }
         }
     }

@@ -21,4 +21,6 @@ pub mod report;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]
+pub mod shrink;
+#[cfg(madsim)]
 pub mod world;

@@ -257,6 +257,9 @@ pub struct ScheduledFault {
     /// power_fail: what survives of unsynced writes (default: drawn from the seed).
     #[serde(default)]
     pub mode: Option<PowerMode>,
+    /// split: the machines of one side (`node:N`, `client:N`); empty: drawn from the seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<String>,
 }
 
 /// Faults drawn from the seed, TigerBeetle's "swarm testing": each seed picks which of `kinds`
@@ -540,6 +543,7 @@ impl Scenario {
                 },
                 _ => {}
             }
+            self.validate_group(f, &field("group"))?;
         }
         if let Some(s) = &self.faults.swarm {
             if s.kinds.is_empty() {
@@ -557,6 +561,27 @@ impl Scenario {
             if s.drift_ppm[0] == 0 || s.drift_ppm[0] > s.drift_ppm[1] || s.drift_ppm[1] >= 1_000_000 {
                 return err("faults.swarm.drift_ppm", "must be [min, max] with 0 < min <= max < 1000000");
             }
+        }
+        Ok(())
+    }
+
+    fn validate_group(&self, f: &ScheduledFault, field: &str) -> Result<(), ScenarioError> {
+        if f.group.is_empty() {
+            return Ok(());
+        }
+        if f.fault != FaultKind::Split {
+            return err(field, format!("only split takes a group, not {}", f.fault.name()));
+        }
+        for m in &f.group {
+            match Target::parse(m) {
+                Some(Target::Node(n)) if n < self.topology.nodes => {}
+                Some(Target::Client(c)) if c < self.workload.clients => {}
+                _ => return err(field, format!("{m:?} is not an existing node:N or client:N")),
+            }
+        }
+        let machines = (self.topology.nodes + self.workload.clients) as usize;
+        if f.group.len() >= machines {
+            return err(field, "one side of a split must leave someone on the other");
         }
         Ok(())
     }
@@ -647,5 +672,20 @@ ops = { get = 1, set = 1 }
         );
         let e = Scenario::from_toml(&text).unwrap_err();
         assert!(e.0.starts_with("faults.schedule[0].target"), "{e}");
+    }
+
+    #[test]
+    fn split_group_names_existing_machines_and_leaves_someone_out() {
+        let split = |group: &str| {
+            format!(
+                "{}\n[[faults.schedule]]\nat_ms = 10\nfault = \"split\"\nduration_ms = 5\ngroup = {group}\n",
+                MINIMAL.replace("[topology]", "[faults]\n[topology]")
+            )
+        };
+        assert!(Scenario::from_toml(&split(r#"["node:0", "client:1"]"#)).is_ok());
+        for bad in [r#"["node:1"]"#, r#"["client:2"]"#, r#"["node:0", "client:0", "client:1"]"#] {
+            let e = Scenario::from_toml(&split(bad)).unwrap_err();
+            assert!(e.0.starts_with("faults.schedule[0].group"), "{bad}: {e}");
+        }
     }
 }

@@ -82,7 +82,7 @@ impl Recorder {
     }
 }
 
-fn call_text(c: &Call) -> String {
+pub fn call_text(c: &Call) -> String {
     match c {
         Call::Get { key } | Call::GetCounter { key } => format!("GET {key}"),
         Call::Set { key, value, ttl_ms: None } => format!("SET {key} {value}"),
@@ -94,7 +94,7 @@ fn call_text(c: &Call) -> String {
     }
 }
 
-fn outcome_text(o: &Outcome) -> String {
+pub fn outcome_text(o: &Outcome) -> String {
     match o {
         Outcome::Ok(Value::Nil) => "nil".into(),
         Outcome::Ok(Value::Ok) => "OK".into(),

@@ -241,3 +241,75 @@ fn report_round_trip_replays_the_same_trace_hash() {
     assert_eq!(redsim_sim::trace::hash_hex(again.trace_hash()), r.trace_hash);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The toy log's seed 7 with skip-fsync, reported as if written under `reports/`, with the wall
+/// times (the only numbers a rerun changes) zeroed.
+fn stable_toylog_report() -> (redsim_sim::report::ReportJson, RunOutcome) {
+    let s = scenario(TOYLOG);
+    let out = run_seed(&s, 7, &WorldOptions { bug: Some(Bug::SkipFsync) });
+    let json = std::path::Path::new("reports/toylog_power/7/report.json");
+    let mut r = redsim_sim::report::build(&out, &s, Some("scenarios/toylog_power.toml"), json);
+    r.stats.wall_secs = 0.0;
+    (r, out)
+}
+
+#[test]
+fn report_md_of_toylog_seed_7_is_stable() {
+    let (r, out) = stable_toylog_report();
+    insta::assert_snapshot!("toylog_power_seed7_report_md", redsim_sim::report::markdown(&r, &out.trace.lines()));
+}
+
+#[test]
+fn report_html_is_one_self_contained_svg_timeline_with_every_lane() {
+    let (r, out) = stable_toylog_report();
+    let page = redsim_sim::report::html::render(&r, &out.history);
+    assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
+    assert_eq!(page.matches("<svg").count(), 1);
+    assert_eq!(page.matches("</svg>").count(), 1);
+    assert!(!page.contains("http://") && !page.contains("https://"), "nothing fetched from the network");
+    assert!(!page.contains(" src=") && !page.contains("<link"), "no external resources");
+    for lane in ["network", "n0", "n0-net", "n0-clock", "n0-disk", "c0", "c1", "c2"] {
+        assert!(page.contains(&format!("data-lane=\"{lane}\"")), "lane {lane}");
+    }
+    assert_eq!(page.matches("<rect id=\"op-").count(), out.history.ops.len(), "every operation drawn");
+    for f in &r.findings {
+        for op in &f.ops {
+            assert!(page.contains(&format!("id=\"op-{op}\" class=\"ok bad\"")), "op #{op} highlighted");
+        }
+    }
+    assert_eq!(page.matches("class=\"down\"").count(), 3, "three power failures take n0 down");
+    assert!(page.contains(&r.trace_hash) && page.contains("redsim-sim replay"));
+    assert_eq!(page.matches("<title>").count(), page.matches("</title>").count());
+}
+
+#[test]
+fn explicit_schedule_replays_the_seeds_run_operation_for_operation() {
+    let s = scenario(CHAOS);
+    let explicit = redsim_sim::shrink::explicit(&s, 3);
+    assert!(explicit.faults.swarm.is_none() && !explicit.workload.swarm_mix);
+    let (a, b) = (run_seed(&s, 3, &healthy()), run_seed(&explicit, 3, &healthy()));
+    assert_eq!(a.history.ops, b.history.ops);
+    assert_eq!(a.verdict, b.verdict);
+}
+
+#[test]
+fn shrinking_toylog_seed_7_gives_fewer_faults_that_still_fail() {
+    let s = scenario(TOYLOG);
+    let bug = WorldOptions { bug: Some(Bug::SkipFsync) };
+    let before = redsim_sim::faults::plan(&s, 7).faults.len();
+    let shrunk = redsim_sim::shrink::shrink(&s, 7, &bug, redsim_sim::shrink::DEFAULT_MAX_RUNS).expect("seed 7 fails");
+    assert_eq!(shrunk.faults_before, before);
+    assert!(shrunk.faults_after < before, "{} of {before} faults left", shrunk.faults_after);
+    assert!(shrunk.scenario.duration_ms < s.duration_ms);
+    let text = redsim_sim::shrink::to_toml(&shrunk, 7, "test", "shrunk.toml", Some("skip-fsync")).unwrap();
+    assert!(text.starts_with("# Made by shrinking a failing seed:\n#   test\n"));
+    let out = run_seed(&scenario(&text), 7, &bug);
+    assert!(!out.passed(), "the shrunk scenario still fails");
+    assert!(out.verdict.findings.iter().all(|f| f.checker == "durability"), "{:?}", out.verdict.findings);
+}
+
+#[test]
+fn shrinking_a_passing_seed_is_refused() {
+    let e = redsim_sim::shrink::shrink(&scenario(TOYLOG), 7, &healthy(), 10).unwrap_err();
+    assert!(e.contains("nothing to shrink"), "{e}");
+}

@@ -1,7 +1,11 @@
-//! Reports: `report.json` for machines (and `replay`), `report.md` for people, `trace.txt` with
-//! every line of the trace, under `reports/<scenario>/<seed>/`.
+//! Reports: `report.json` for machines (and `replay`), `report.md` for people, `report.html`
+//! (a self-contained timeline), `trace.txt` with every line of the trace, under
+//! `reports/<scenario>/<seed>/`.
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+pub mod html;
+pub mod index;
 
 use std::fmt::Write as _;
 use std::io;
@@ -10,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::checkers::Finding;
+use crate::faults;
 use crate::history::Op;
 use crate::run::RunOutcome;
 use crate::scenario::Scenario;
@@ -52,6 +57,47 @@ pub struct ReportJson {
     pub involved_ops: Vec<Op>,
     pub stats: Stats,
     pub replay: String,
+    /// The fault plan as the nemesis applied it, for the timeline (absent in older reports).
+    #[serde(default)]
+    pub faults: Vec<FaultSpan>,
+}
+
+/// One planned fault on the timeline.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultSpan {
+    pub at_ms: u64,
+    pub duration_ms: u64,
+    pub kind: crate::scenario::FaultKind,
+    /// `node:N`, `client:N` or `-`.
+    pub target: String,
+    /// `split`: the machines of one side.
+    #[serde(default)]
+    pub group: Vec<String>,
+    pub description: String,
+    /// False when the nemesis skipped it (e.g. a kill of a node that was already down).
+    pub applied: bool,
+}
+
+fn fault_spans(scenario: &Scenario, seed: u64, trace: &[String]) -> Vec<FaultSpan> {
+    const SKIPPED: &str = "nemesis: skip (target not up) ";
+    let skipped: std::collections::BTreeSet<&str> =
+        trace.iter().filter_map(|l| l.split_once(SKIPPED).map(|(_, what)| what)).collect();
+    faults::plan(scenario, seed)
+        .faults
+        .iter()
+        .map(|f| {
+            let description = f.describe();
+            FaultSpan {
+                at_ms: f.at_ms,
+                duration_ms: f.duration_ms,
+                kind: f.kind,
+                target: f.target.to_string(),
+                group: f.group.iter().map(|m| m.to_string()).collect(),
+                applied: !skipped.contains(description.as_str()),
+                description,
+            }
+        })
+        .collect()
 }
 
 pub fn replay_command(report_json: &Path) -> String {
@@ -65,6 +111,7 @@ pub fn run_command(scenario_path: Option<&str>, name: &str, seed: u64, bug: Opti
 }
 
 pub fn build(out: &RunOutcome, scenario: &Scenario, scenario_path: Option<&str>, json_path: &Path) -> ReportJson {
+    let trace = out.trace.lines();
     let (ok, fail, unknown) = out.op_counts();
     let mut involved: Vec<usize> = out.verdict.findings.iter().flat_map(|f| f.ops.iter().copied()).collect();
     involved.sort_unstable();
@@ -93,6 +140,7 @@ pub fn build(out: &RunOutcome, scenario: &Scenario, scenario_path: Option<&str>,
             trace_lines: out.trace.len(),
         },
         replay: replay_command(json_path),
+        faults: fault_spans(scenario, out.seed, &trace),
     }
 }
 
@@ -114,6 +162,7 @@ pub fn markdown(r: &ReportJson, trace: &[String]) -> String {
         s.ops, s.ok, s.fail, s.unknown, s.simulated_secs, s.wall_secs, s.trace_lines
     );
     let _ = writeln!(md, "- replay: `{}`", r.replay);
+    let _ = writeln!(md, "- timeline: [report.html](report.html)");
     let _ = writeln!(
         md,
         "- run again: `{}`\n",
@@ -163,7 +212,7 @@ fn excerpt(trace: &[String], op: usize) -> Vec<String> {
     trace[from..to].to_vec()
 }
 
-/// Writes `report.json`, `report.md` and `trace.txt`; returns the JSON path.
+/// Writes `report.json`, `report.md`, `report.html` and `trace.txt`; returns the JSON path.
 pub fn write(
     out: &RunOutcome,
     scenario: &Scenario,
@@ -177,6 +226,7 @@ pub fn write(
     let lines = out.trace.lines();
     std::fs::write(&json_path, serde_json::to_string_pretty(&r).map_err(io::Error::other)? + "\n")?;
     std::fs::write(dir.join("report.md"), markdown(&r, &lines))?;
+    std::fs::write(dir.join("report.html"), html::render(&r, &out.history))?;
     let mut text = lines.join("\n");
     text.push('\n');
     std::fs::write(dir.join("trace.txt"), text)?;

@@ -5,6 +5,7 @@
 pub mod docs;
 pub mod expire;
 pub mod keyspace;
+pub mod list;
 pub mod meta;
 pub mod server_cmds;
 pub mod string;
@@ -132,7 +133,9 @@ impl CommandTable {
 }
 
 fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
-    [string::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS].into_iter().flatten()
+    [string::COMMANDS, list::COMMANDS, expire::COMMANDS, keyspace::COMMANDS, server_cmds::COMMANDS]
+        .into_iter()
+        .flatten()
 }
 
 /// The process-wide table, built once from the metadata and the handler lists.

@@ -5,6 +5,7 @@ pub mod db;
 pub mod dict;
 pub mod expire;
 pub mod ldouble;
+pub mod list;
 pub mod listpack;
 pub mod object;
 pub mod sds;

@@ -106,18 +106,21 @@ impl Str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(Str),
+    List(Box<super::list::List>),
 }
 
 impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
         }
     }
 
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
         }
     }
 
@@ -125,6 +128,7 @@ impl Value {
     pub fn heap_bytes(&self) -> usize {
         match self {
             Value::Str(s) => s.heap_bytes(),
+            Value::List(l) => alloc_bytes(std::mem::size_of::<super::list::List>()) + l.heap_bytes(),
         }
     }
 }

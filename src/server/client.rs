@@ -88,6 +88,12 @@ impl Client {
         }
     }
 
+    /// Whether a blocking command must answer at once instead of blocking (Redis's
+    /// CLIENT_DENY_BLOCKING: inside MULTI, scripts, replicas' links).
+    pub fn deny_blocking(&self) -> bool {
+        false
+    }
+
     pub fn resp(&self) -> u8 {
         self.out.resp
     }

@@ -205,7 +205,7 @@ impl Server {
              client_recent_max_output_buffer:0\nblocked_clients:{}\ntracking_clients:0\nclients_in_timeout_table:0\n",
             self.clients.len() + 1,
             self.config.hot.maxclients,
-            self.client_pause.postponed.len(),
+            self.client_pause.postponed.len() + self.blocking.clients.len(),
         );
     }
 

@@ -2,6 +2,7 @@
 //! sans-IO entry points the driver calls: `process` a request for a client, `cron` once per
 //! `1000/hz` ms (Redis's `serverCron`). Time arrives through `set_now`, read once per turn.
 
+pub mod blocking;
 pub mod client;
 pub mod config;
 pub mod driver;
@@ -129,6 +130,8 @@ pub struct Server {
     pub cmd_rewritten: bool,
     /// Clients whose driver must wake up (killed, unblocked).
     pub wakeups: Vec<u64>,
+    /// Clients blocked on keys (BLPOP...), and keys made ready for them.
+    pub blocking: blocking::Blocking,
     pub log_lines: Vec<String>,
     pub cron_loops: u64,
     pub listening_port: u16,
@@ -173,6 +176,7 @@ impl Server {
             propagated: Vec::new(),
             cmd_rewritten: false,
             wakeups: Vec::new(),
+            blocking: blocking::Blocking::default(),
             log_lines: Vec::new(),
             cron_loops: 0,
             executable: String::new(),
@@ -201,6 +205,7 @@ impl Server {
     pub fn remove_client(&mut self, id: u64) {
         self.clients.remove(&id);
         self.client_pause.postponed.remove(&id);
+        self.blocking.unblock(id);
     }
 
     /// Runs one request for client `id`; the reply goes to the client's output buffer,
@@ -218,6 +223,7 @@ impl Server {
         }
         let flow = if client.close_after_reply { Flow::CloseAfterReply } else { Flow::Continue };
         self.clients.insert(id, client);
+        self.handle_clients_blocked_on_keys();
         flow
     }
 
@@ -245,6 +251,7 @@ impl Server {
         self.active_expire_cycle();
         self.sample_stats();
         self.close_timedout_clients();
+        self.unblock_timed_out_clients();
         let used = self.sys.used_memory();
         self.stats.peak_memory = self.stats.peak_memory.max(used);
     }

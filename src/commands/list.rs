@@ -584,7 +584,7 @@ fn timeout_arg(ctx: &Ctx, b: &[u8]) -> Result<u64, CmdError> {
     let secs = parse_timeout(b).ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
     // C's (long long) cast of a value out of range gives LLONG_MIN on x86.
     let ms = secs * 1000.0;
-    let ms = if ms.is_finite() && ms.abs() < 9.223372036854775807e18 { ms as i64 } else { i64::MIN };
+    let ms = if (i64::MIN as f64..i64::MAX as f64).contains(&ms) { ms as i64 } else { i64::MIN };
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
@@ -703,4 +703,99 @@ pub fn serve_blocked(ctx: &mut Ctx, key: &Bytes, op: &BlockedOp) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::testing::{advance, run, server, take_propagated};
+    use crate::server::Server;
+    use bytes::Bytes;
+
+    fn run_as(srv: &mut Server, id: u64, argv: &[&str]) -> Vec<u8> {
+        srv.process(id, argv.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect());
+        std::mem::take(&mut srv.clients.get_mut(&id).expect("client").out.buf)
+    }
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn served_blpop_is_propagated_as_lpop_after_the_push() {
+        let mut srv = server();
+        srv.propagate_enabled = true;
+        let waiter = srv.add_client("127.0.0.1:2".into(), "127.0.0.1:6379".into());
+        assert_eq!(run_as(&mut srv, waiter, &["BLPOP", "k", "0"]), b"");
+        assert!(srv.is_blocked(waiter));
+        assert_eq!(run(&mut srv, &["RPUSH", "k", "a", "b"]), b":2\r\n");
+        assert!(!srv.is_blocked(waiter));
+        assert_eq!(std::mem::take(&mut srv.clients.get_mut(&waiter).unwrap().out.buf), b"*2\r\n$1\r\nk\r\n$1\r\na\r\n");
+        assert_eq!(take_propagated(&mut srv), vec![words(&["RPUSH", "k", "a", "b"]), words(&["LPOP", "k"])]);
+    }
+
+    #[test]
+    fn served_blmove_is_propagated_as_lmove_and_wakes_the_next_key() {
+        let mut srv = server();
+        srv.propagate_enabled = true;
+        let mover = srv.add_client("127.0.0.1:2".into(), "127.0.0.1:6379".into());
+        let popper = srv.add_client("127.0.0.1:3".into(), "127.0.0.1:6379".into());
+        run_as(&mut srv, mover, &["BLMOVE", "s", "d", "RIGHT", "LEFT", "0"]);
+        run_as(&mut srv, popper, &["BLMPOP", "0", "1", "d", "LEFT", "COUNT", "5"]);
+        run(&mut srv, &["RPUSH", "s", "v"]);
+        assert_eq!(std::mem::take(&mut srv.clients.get_mut(&mover).unwrap().out.buf), b"$1\r\nv\r\n");
+        assert_eq!(
+            std::mem::take(&mut srv.clients.get_mut(&popper).unwrap().out.buf),
+            b"*2\r\n$1\r\nd\r\n*1\r\n$1\r\nv\r\n"
+        );
+        assert_eq!(
+            take_propagated(&mut srv),
+            vec![words(&["RPUSH", "s", "v"]), words(&["LMOVE", "s", "d", "right", "left"]), words(&["LPOP", "d", "1"])]
+        );
+    }
+
+    #[test]
+    fn immediate_blocking_forms_propagate_as_their_plain_commands() {
+        let mut srv = server();
+        srv.propagate_enabled = true;
+        run(&mut srv, &["RPUSH", "k", "a", "b", "c"]);
+        run(&mut srv, &["BRPOP", "k", "0"]);
+        run(&mut srv, &["LMPOP", "1", "k", "LEFT", "COUNT", "10"]);
+        run(&mut srv, &["RPUSH", "k", "x"]);
+        run(&mut srv, &["BRPOPLPUSH", "k", "k2", "0"]);
+        run(&mut srv, &["BLMOVE", "k2", "k", "LEFT", "right", "0"]);
+        run(&mut srv, &["LTRIM", "k", "0", "-1"]);
+        let p = take_propagated(&mut srv);
+        assert_eq!(p[1], words(&["RPOP", "k"]));
+        assert_eq!(p[2], words(&["LPOP", "k", "2"]));
+        assert_eq!(p[4], words(&["RPOPLPUSH", "k", "k2"]));
+        assert_eq!(p[5], words(&["LMOVE", "k2", "k", "LEFT", "right"]));
+        assert_eq!(p.len(), 6, "an LTRIM that removes nothing is not propagated");
+    }
+
+    #[test]
+    fn a_blocked_client_times_out_with_a_null_array_on_the_server_clock() {
+        let mut srv = server();
+        let waiter = srv.add_client("127.0.0.1:2".into(), "127.0.0.1:6379".into());
+        run_as(&mut srv, waiter, &["BLPOP", "k", "0.5"]);
+        advance(&mut srv, 499);
+        srv.unblock_timed_out_clients();
+        assert!(srv.is_blocked(waiter));
+        advance(&mut srv, 1);
+        srv.cron();
+        assert!(!srv.is_blocked(waiter));
+        assert_eq!(std::mem::take(&mut srv.clients.get_mut(&waiter).unwrap().out.buf), b"*-1\r\n");
+        assert_eq!(run(&mut srv, &["RPUSH", "k", "a"]), b":1\r\n");
+        assert_eq!(run(&mut srv, &["LLEN", "k"]), b":1\r\n");
+    }
+
+    #[test]
+    fn a_departed_client_leaves_no_waiter_behind() {
+        let mut srv = server();
+        let waiter = srv.add_client("127.0.0.1:2".into(), "127.0.0.1:6379".into());
+        run_as(&mut srv, waiter, &["BLPOP", "k", "0"]);
+        srv.remove_client(waiter);
+        assert!(srv.blocking.by_key.is_empty());
+        run(&mut srv, &["RPUSH", "k", "a"]);
+        assert_eq!(run(&mut srv, &["LLEN", "k"]), b":1\r\n");
+    }
 }

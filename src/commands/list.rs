@@ -385,7 +385,9 @@ fn lpos(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 /// entries scanned.
 fn lpos_matches(list: &List, ele: &[u8], rank: i64, count: i64, maxlen: i64) -> Vec<usize> {
     let len = list.len();
-    let skip = rank.unsigned_abs() - 1;
+    // Redis negates the rank in a C long: LONG_MIN stays negative, so every match counts
+    // as past the rank and its COUNT test (`matches - rank + 1 >= count`) never holds.
+    let (skip, count) = if rank == i64::MIN { (0, 0) } else { (rank.unsigned_abs() - 1, count) };
     let limit = if maxlen == 0 { len } else { (maxlen as usize).min(len) };
     let scanned: Box<dyn Iterator<Item = (usize, &[u8])>> = if rank < 0 {
         Box::new(list.iter().rev().enumerate().map(|(i, e)| (len - 1 - i, e)))

@@ -144,6 +144,7 @@ impl Server {
     pub fn block_client(&mut self, client: &mut Client, keys: &[Bytes], deadline_ms: u64, op: BlockedOp) {
         let state = BlockState { db: client.db, keys: keys.to_vec(), deadline_ms, op };
         self.blocking.block(client.id, state);
+        client.blocked = true;
     }
 
     pub fn signal_key_as_ready(&mut self, db: usize, key: &[u8]) {
@@ -152,6 +153,26 @@ impl Server {
 
     pub fn is_blocked(&self, id: u64) -> bool {
         self.blocking.is_blocked(id)
+    }
+
+    /// Signals every awaited key that holds a live value. Commands that create keys
+    /// wholesale (RENAME, COPY, MOVE, SWAPDB) reach waiters this way without each knowing
+    /// about blocking, as Redis's `dbAdd` and `scanDatabaseForReadyKeys` do.
+    pub fn signal_awaited_keys_present(&mut self) {
+        let now_ms = self.now.unix_ms;
+        let present: Vec<(usize, Bytes)> = self
+            .blocking
+            .by_key
+            .keys()
+            .filter(|(db, key)| {
+                let db = &self.dbs[*db];
+                db.contains(key) && db.expire_of(key).is_none_or(|t| t > now_ms)
+            })
+            .cloned()
+            .collect();
+        for (db, key) in present {
+            self.blocking.signal(db, &key);
+        }
     }
 
     /// Redis's `handleClientsBlockedOnKeys`: serves waiters of every ready key, FIFO, until
@@ -174,6 +195,7 @@ impl Server {
             let Some(id) = self.blocking.first_waiter(db, key, value_type) else { return };
             let state = self.blocking.unblock(id).expect("a waiter is blocked");
             let Some(mut client) = self.clients.remove(&id) else { continue };
+            client.blocked = false;
             {
                 let mut ctx = Ctx { srv: self, client: &mut client };
                 if value_type == "list" {
@@ -198,6 +220,7 @@ impl Server {
             return false;
         }
         if let Some(c) = self.clients.get_mut(&id) {
+            c.blocked = false;
             c.out.null_array();
         }
         self.wakeups.push(id);
@@ -212,6 +235,7 @@ impl Server {
         let text = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
         self.count_error(text);
         if let Some(c) = self.clients.get_mut(&id) {
+            c.blocked = false;
             c.out.error(text);
         }
         self.wakeups.push(id);

@@ -214,6 +214,7 @@ impl Server {
         let Some(mut client) = self.clients.remove(&id) else { return Flow::CloseAfterReply };
         let skip_this = std::mem::take(&mut client.reply_skip_next);
         let reply_start = client.out.len();
+        let dirty_before = self.dirty;
         {
             let mut ctx = Ctx { srv: self, client: &mut client };
             crate::commands::process_command(&mut ctx, argv);
@@ -223,6 +224,9 @@ impl Server {
         }
         let flow = if client.close_after_reply { Flow::CloseAfterReply } else { Flow::Continue };
         self.clients.insert(id, client);
+        if self.dirty != dirty_before && !self.blocking.by_key.is_empty() {
+            self.signal_awaited_keys_present();
+        }
         self.handle_clients_blocked_on_keys();
         flow
     }

@@ -292,3 +292,42 @@ fn a_client_that_hangs_up_while_blocked_stops_waiting() {
         ],
     );
 }
+
+#[test]
+fn keys_made_by_rename_copy_move_and_swapdb_wake_waiters() {
+    same_on_both(
+        "wholesale keys",
+        &[
+            Send(0, "BLPOP dst 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "RPUSH src a"),
+            Cmd(1, "RENAME src dst"),
+            Read(0),
+            Send(0, "BRPOP c2 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "RPUSH c1 x y"),
+            Cmd(1, "COPY c1 c2"),
+            Read(0),
+            Cmd(1, "LRANGE c2 0 -1"),
+            Send(0, "BLPOP mv 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SELECT 1"),
+            Cmd(1, "RPUSH mv m"),
+            Cmd(1, "MOVE mv 0"),
+            Read(0),
+            Send(0, "BLPOP sw 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "RPUSH sw s1 s2"),
+            Cmd(1, "SWAPDB 0 1"),
+            Read(0),
+            Cmd(1, "SELECT 0"),
+            Cmd(1, "LRANGE sw 0 -1"),
+            Send(0, "BLPOP ex 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SET ex v"),
+            Cmd(1, "DEL ex"),
+            Cmd(1, "LPUSH ex e"),
+            Read(0),
+        ],
+    );
+}

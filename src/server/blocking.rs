@@ -198,12 +198,21 @@ impl Server {
             client.blocked = false;
             {
                 let mut ctx = Ctx { srv: self, client: &mut client };
-                if value_type == "list" {
-                    crate::commands::list::serve_blocked(&mut ctx, key, &state.op);
+                let served = value_type == "list" && crate::commands::list::serve_blocked(&mut ctx, key, &state.op);
+                if !served {
+                    ctx.srv.count_failed_call(ctx.client.last_cmd);
                 }
             }
             self.clients.insert(id, client);
             self.wakeups.push(id);
+        }
+    }
+
+    /// A blocked command that ended in an error counts as failed (Redis's
+    /// `updateStatsOnUnblock`); its call was counted when it blocked.
+    fn count_failed_call(&mut self, name: &str) {
+        if let Some(cmd) = self.table.by_fullname(name.as_bytes()) {
+            self.cmd_stats[cmd.index].failed_calls += 1;
         }
     }
 
@@ -214,29 +223,37 @@ impl Server {
         }
     }
 
-    /// CLIENT UNBLOCK ... TIMEOUT, or a deadline reached.
-    pub fn unblock_with_timeout(&mut self, id: u64) -> bool {
+    /// A deadline reached: the timeout reply, not a failed call.
+    fn unblock_with_timeout(&mut self, id: u64) {
         if self.blocking.unblock(id).is_none() {
-            return false;
+            return;
         }
         if let Some(c) = self.clients.get_mut(&id) {
             c.blocked = false;
             c.out.null_array();
         }
         self.wakeups.push(id);
-        true
     }
 
-    /// CLIENT UNBLOCK ... ERROR.
-    pub fn unblock_with_error(&mut self, id: u64) -> bool {
+    /// CLIENT UNBLOCK: the timeout reply or an UNBLOCKED error; either way Redis counts
+    /// the blocked command as failed. Returns whether `id` was blocked.
+    pub fn client_unblock(&mut self, id: u64, error: bool) -> bool {
         if self.blocking.unblock(id).is_none() {
             return false;
         }
         let text = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
-        self.count_error(text);
+        if error {
+            self.count_error(text);
+        }
         if let Some(c) = self.clients.get_mut(&id) {
             c.blocked = false;
-            c.out.error(text);
+            if error {
+                c.out.error(text);
+            } else {
+                c.out.null_array();
+            }
+            let cmd = c.last_cmd;
+            self.count_failed_call(cmd);
         }
         self.wakeups.push(id);
         true

@@ -29,6 +29,8 @@ enum Step {
     RememberId(usize),
     /// The `blocked_clients:` line of INFO clients.
     BlockedClients(usize),
+    /// A command's calls and failed_calls in INFO commandstats (usec differ).
+    CmdStats(usize, &'static str),
 }
 
 use Step::*;
@@ -96,6 +98,19 @@ fn transcript(flavor: Flavor, steps: &[Step]) -> Vec<String> {
                 };
                 let field = reply.lines().find(|l| l.starts_with("blocked_clients:")).unwrap_or("none").to_string();
                 format!("{c} {field}")
+            }
+            CmdStats(c, name) => {
+                let conn = conns[c].as_mut().expect("open");
+                conn.send(&encode("INFO commandstats", None));
+                let reply = match conn.read_reply() {
+                    Reply::Frame(f) => String::from_utf8_lossy(&f).into_owned(),
+                    other => other.describe(),
+                };
+                let prefix = format!("cmdstat_{name}:");
+                let line = reply.lines().find(|l| l.starts_with(&prefix)).unwrap_or("none");
+                let kept: Vec<&str> =
+                    line.split([':', ',']).filter(|f| f.starts_with("calls=") || f.contains("_calls=")).collect();
+                format!("{c} {name} {}", kept.join(","))
             }
         };
         out.push(format!("step {i}: {line}"));
@@ -256,6 +271,15 @@ fn client_unblock_answers_as_timeout_or_error() {
             Read(0),
             Cmd(1, "CLIENT UNBLOCK $ID ERROR"),
             BlockedClients(1),
+            CmdStats(1, "blpop"),
+            CmdStats(1, "brpop"),
+            CmdStats(1, "blmove"),
+            Send(0, "BLMOVE s d LEFT LEFT 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SET d str"),
+            Cmd(1, "RPUSH s v"),
+            Read(0),
+            CmdStats(1, "blmove"),
         ],
     );
 }

@@ -202,8 +202,7 @@ pub fn unblock(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     };
     let id = crate::commands::int_arg(&a[2])?;
     let done = match u64::try_from(id) {
-        Ok(id) if error => ctx.srv.unblock_with_error(id),
-        Ok(id) => ctx.srv.unblock_with_timeout(id),
+        Ok(id) => ctx.srv.client_unblock(id, error),
         Err(_) => false,
     };
     ctx.out().int(done as i64);

@@ -95,6 +95,10 @@ impl List {
 
     pub fn push_back(&mut self, data: &[u8]) {
         if !self.nodes.back().is_some_and(|n| self.allows_insert(n, data)) {
+            // A full node stops growing: give back the doubling slack (up to 2x) it holds.
+            if let Some(full) = self.nodes.back_mut() {
+                full.lp.shrink_to_fit();
+            }
             self.nodes.push_back(Node::new());
         }
         let node = self.nodes.back_mut().expect("just ensured");
@@ -105,6 +109,9 @@ impl List {
 
     pub fn push_front(&mut self, data: &[u8]) {
         if !self.nodes.front().is_some_and(|n| self.allows_insert(n, data)) {
+            if let Some(full) = self.nodes.front_mut() {
+                full.lp.shrink_to_fit();
+            }
             self.nodes.push_front(Node::new());
         }
         let node = self.nodes.front_mut().expect("just ensured");

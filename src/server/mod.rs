@@ -303,8 +303,8 @@ impl Server {
         let ids: Vec<u64> = self
             .clients
             .values()
-            // A client waiting for CLIENT PAUSE to end is not idle.
-            .filter(|c| !c.postponed && now.saturating_sub(c.last_interaction_ms) > timeout_ms)
+            // A client waiting for CLIENT PAUSE to end, or blocked on keys, is not idle.
+            .filter(|c| !c.postponed && !c.blocked && now.saturating_sub(c.last_interaction_ms) > timeout_ms)
             .map(|c| c.id)
             .collect();
         for id in ids {

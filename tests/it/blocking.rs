@@ -27,7 +27,7 @@ enum Step {
     Close(usize),
     /// `CLIENT ID` on a connection, remembered for `$ID` in later commands.
     RememberId(usize),
-    /// The `blocked_clients:` line of INFO clients.
+    /// The `blocked_clients:` and `clients_in_timeout_table:` lines of INFO clients.
     BlockedClients(usize),
     /// A command's calls and failed_calls in INFO commandstats (usec differ).
     CmdStats(usize, &'static str),
@@ -96,8 +96,11 @@ fn transcript(flavor: Flavor, steps: &[Step]) -> Vec<String> {
                     Reply::Frame(f) => String::from_utf8_lossy(&f).into_owned(),
                     other => other.describe(),
                 };
-                let field = reply.lines().find(|l| l.starts_with("blocked_clients:")).unwrap_or("none").to_string();
-                format!("{c} {field}")
+                let fields: Vec<&str> = reply
+                    .lines()
+                    .filter(|l| l.starts_with("blocked_clients:") || l.starts_with("clients_in_timeout_table:"))
+                    .collect();
+                format!("{c} {}", fields.join(" "))
             }
             CmdStats(c, name) => {
                 let conn = conns[c].as_mut().expect("open");
@@ -146,6 +149,7 @@ fn blpop_is_served_by_a_push_from_another_client() {
             BlockedClients(1),
             Send(0, "BRPOP k 5"),
             Sleep(SETTLE_MS),
+            BlockedClients(1),
             Cmd(1, "LPUSH k x y"),
             Read(0),
             Cmd(1, "LRANGE k 0 -1"),

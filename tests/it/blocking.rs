@@ -29,6 +29,8 @@ enum Step {
     RememberId(usize),
     /// The `blocked_clients:` and `clients_in_timeout_table:` lines of INFO clients.
     BlockedClients(usize),
+    /// Each client's `flags=` and `cmd=` in CLIENT LIST (ids, addresses and ages differ).
+    ClientFlags(usize),
     /// A command's calls and failed_calls in INFO commandstats (usec differ).
     CmdStats(usize, &'static str),
 }
@@ -101,6 +103,26 @@ fn transcript(flavor: Flavor, steps: &[Step]) -> Vec<String> {
                     .filter(|l| l.starts_with("blocked_clients:") || l.starts_with("clients_in_timeout_table:"))
                     .collect();
                 format!("{c} {}", fields.join(" "))
+            }
+            ClientFlags(c) => {
+                let conn = conns[c].as_mut().expect("open");
+                conn.send(&encode("CLIENT LIST", None));
+                let reply = match conn.read_reply() {
+                    Reply::Frame(f) => String::from_utf8_lossy(&f).into_owned(),
+                    other => other.describe(),
+                };
+                let mut clients: Vec<String> = reply
+                    .lines()
+                    .filter(|l| l.contains("flags="))
+                    .map(|l| {
+                        l.split(' ')
+                            .filter(|f| f.starts_with("flags=") || f.starts_with("cmd="))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect();
+                clients.sort();
+                format!("{c} {}", clients.join(" | "))
             }
             CmdStats(c, name) => {
                 let conn = conns[c].as_mut().expect("open");
@@ -356,6 +378,24 @@ fn keys_made_by_rename_copy_move_and_swapdb_wake_waiters() {
             Cmd(1, "DEL ex"),
             Cmd(1, "LPUSH ex e"),
             Read(0),
+        ],
+    );
+}
+
+#[test]
+fn a_killed_blocked_client_stops_waiting() {
+    same_on_both(
+        "kill",
+        &[
+            RememberId(0),
+            Send(0, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            ClientFlags(1),
+            Cmd(1, "CLIENT KILL ID $ID"),
+            Sleep(SETTLE_MS),
+            BlockedClients(1),
+            Cmd(1, "RPUSH k v"),
+            Cmd(1, "LLEN k"),
         ],
     );
 }

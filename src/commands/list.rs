@@ -587,6 +587,8 @@ fn timeout_arg(ctx: &Ctx, b: &[u8]) -> Result<u64, CmdError> {
     // C's (long long) cast of a value out of range gives LLONG_MIN on x86.
     let ms = secs * 1000.0;
     let ms = if (i64::MIN as f64..i64::MAX as f64).contains(&ms) { ms as i64 } else { i64::MIN };
+    // Redis 7.0.15 rounds a positive timeout below 1 ms up, so it still times out.
+    let ms = if ms == 0 && secs > 0.0 { 1 } else { ms };
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
@@ -600,8 +602,12 @@ fn timeout_arg(ctx: &Ctx, b: &[u8]) -> Result<u64, CmdError> {
     Ok((ms + now) as u64)
 }
 
-/// A long double as `strtold` reads it: "inf" is accepted, a finite overflow is not.
+/// A long double as `strtold` reads it: "inf" and hex floats are accepted, a finite
+/// overflow is not.
 fn parse_timeout(b: &[u8]) -> Option<f64> {
+    if let Some(v) = parse_hex_float(b) {
+        return Some(v);
+    }
     let v = crate::util::parse_f64(b)?;
     let explicit_inf = b.iter().any(|c| c.eq_ignore_ascii_case(&b'i'));
     if v.is_infinite() && !explicit_inf {
@@ -611,6 +617,38 @@ fn parse_timeout(b: &[u8]) -> Option<f64> {
         return if big { None } else { Some(if b.starts_with(b"-") { -1e300 } else { 1e300 }) };
     }
     Some(v)
+}
+
+/// C's hexadecimal floating constant (`0x1.8p3`), as `strtold` takes it; None when `b` is
+/// not one.
+fn parse_hex_float(b: &[u8]) -> Option<f64> {
+    let (neg, rest) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let rest = rest.strip_prefix(b"0x").or_else(|| rest.strip_prefix(b"0X"))?;
+    let (mant, exp) = match rest.iter().position(|&c| c == b'p' || c == b'P') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (int, frac) = match mant.iter().position(|&c| c == b'.') {
+        Some(i) => (&mant[..i], &mant[i + 1..]),
+        None => (mant, &mant[..0]),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for &c in int.iter().chain(frac) {
+        v = v * 16.0 + (c as char).to_digit(16)? as f64;
+    }
+    let mut e: i64 = -4 * frac.len() as i64;
+    if let Some(x) = exp {
+        e += std::str::from_utf8(x).ok()?.parse::<i64>().ok()?.clamp(-100_000, 100_000);
+    }
+    let v = v * 2f64.powi(e.clamp(-2000, 2000) as i32);
+    Some(if neg { -v } else { v })
 }
 
 fn blpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {

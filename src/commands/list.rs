@@ -410,29 +410,8 @@ fn lrem(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     let list = as_list_mut(obj)?;
-    let ele = &a[3][..];
     let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
-    let mut removed = 0;
-    if count >= 0 {
-        let mut i = 0;
-        while i < list.len() && removed < limit {
-            if list.get(i) == Some(ele) {
-                list.remove(i);
-                removed += 1;
-            } else {
-                i += 1;
-            }
-        }
-    } else {
-        let mut i = list.len();
-        while i > 0 && removed < limit {
-            i -= 1;
-            if list.get(i) == Some(ele) {
-                list.remove(i);
-                removed += 1;
-            }
-        }
-    }
+    let removed = list.remove_matching(&a[3], limit, count < 0);
     delete_if_empty(ctx, key);
     ctx.dirty(removed as u64);
     ctx.out().int(removed as i64);

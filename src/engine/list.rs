@@ -252,6 +252,43 @@ impl List {
         }
     }
 
+    /// Removes up to `limit` entries equal to `ele`, the first ones or (`from_tail`) the last
+    /// ones, in one pass over the list (Redis's LREM). Returns how many went.
+    pub fn remove_matching(&mut self, ele: &[u8], limit: usize, from_tail: bool) -> usize {
+        let hits: Vec<usize> = if from_tail {
+            let len = self.len;
+            let mut v: Vec<usize> = self
+                .iter()
+                .rev()
+                .enumerate()
+                .filter(|(_, e)| *e == ele)
+                .map(|(i, _)| len - 1 - i)
+                .take(limit)
+                .collect();
+            v.reverse();
+            v
+        } else {
+            self.iter().enumerate().filter(|(_, e)| *e == ele).map(|(i, _)| i).take(limit).collect()
+        };
+        if hits.is_empty() {
+            return 0;
+        }
+        let mut kept = List::new(self.fill);
+        let mut next_hit = hits.iter().peekable();
+        for (i, e) in self.iter().enumerate() {
+            if next_hit.peek() == Some(&&i) {
+                next_hit.next();
+            } else {
+                kept.push_back(e);
+            }
+        }
+        if let Some(last) = kept.nodes.back_mut() {
+            last.lp.shrink_to_fit();
+        }
+        *self = kept;
+        hits.len()
+    }
+
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
         self.nodes.iter().flat_map(|n| n.lp.iter())
     }
@@ -307,7 +344,7 @@ mod tests {
             for _ in 0..3000 {
                 let v = random_value(&mut rng);
                 let len = model.len() as u64;
-                match rng.below(9) {
+                match rng.below(10) {
                     0 => {
                         l.push_front(&v);
                         model.push_front(v);
@@ -333,6 +370,23 @@ mod tests {
                         let i = rng.below(len) as usize;
                         l.remove(i);
                         model.remove(i);
+                    }
+                    9 if len > 0 => {
+                        let target = model[rng.below(len) as usize].clone();
+                        let limit = rng.below(4) as usize;
+                        let limit = if limit == 0 { usize::MAX } else { limit };
+                        let from_tail = rng.below(2) == 0;
+                        let mut idx: Vec<usize> =
+                            model.iter().enumerate().filter(|(_, e)| **e == target).map(|(i, _)| i).collect();
+                        if from_tail {
+                            idx.reverse();
+                        }
+                        idx.truncate(limit);
+                        idx.sort_unstable();
+                        for &i in idx.iter().rev() {
+                            model.remove(i);
+                        }
+                        assert_eq!(l.remove_matching(&target, limit, from_tail), idx.len());
                     }
                     8 if len > 0 => {
                         let s = rng.below(len) as usize;

@@ -248,6 +248,7 @@ async fn serve_client<E: Env>(
         qbuf: BytesMut::with_capacity(PROTO_IOBUF_LEN),
         out: Vec::new(),
         postponed: None,
+        blocked: false,
     };
     let _ = client_loop(&env, &shared, &mut conn, &notify, id, &mut conn_state).await;
     shared.wakers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -260,6 +261,8 @@ struct ConnState {
     out: Vec<u8>,
     /// A parsed request that CLIENT PAUSE holds back; it runs before anything else.
     postponed: Option<Vec<Bytes>>,
+    /// The last request blocked on keys (BLPOP...): wait for it to be served first.
+    blocked: bool,
 }
 
 async fn client_loop<E: Env>(
@@ -272,7 +275,7 @@ async fn client_loop<E: Env>(
 ) -> io::Result<()> {
     loop {
         let mut n = 0;
-        if shared.lock().is_blocked(id) {
+        if st.blocked {
             if !wait_blocked(env, shared, conn, notify, id, st).await {
                 return Ok(());
             }
@@ -335,7 +338,10 @@ async fn wait_blocked<E: Env>(
             s.unblock_timed_out_clients();
             wake(shared, &mut s);
             match s.blocking.deadline_of(id) {
-                None => return true,
+                None => {
+                    st.blocked = false;
+                    return true;
+                }
                 Some(d) => d,
             }
         };
@@ -449,6 +455,7 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
         }
     }
     s.stats.net_output_bytes += st.out.len() as u64;
+    st.blocked = s.is_blocked(id);
     if s.shutdown.is_some() {
         shared.shutdown.notify_one();
     }

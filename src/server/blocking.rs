@@ -196,12 +196,16 @@ impl Server {
             let state = self.blocking.unblock(id).expect("a waiter is blocked");
             let Some(mut client) = self.clients.remove(&id) else { continue };
             client.blocked = false;
+            let reply_start = client.out.len();
             {
                 let mut ctx = Ctx { srv: self, client: &mut client };
                 let served = value_type == "list" && crate::commands::list::serve_blocked(&mut ctx, key, &state.op);
                 if !served {
                     ctx.srv.count_failed_call(ctx.client.last_cmd);
                 }
+            }
+            if client.reply_off {
+                client.out.buf.truncate(reply_start);
             }
             self.clients.insert(id, client);
             self.wakeups.push(id);
@@ -230,7 +234,9 @@ impl Server {
         }
         if let Some(c) = self.clients.get_mut(&id) {
             c.blocked = false;
-            c.out.null_array();
+            if !c.reply_off {
+                c.out.null_array();
+            }
         }
         self.wakeups.push(id);
     }
@@ -247,10 +253,10 @@ impl Server {
         }
         if let Some(c) = self.clients.get_mut(&id) {
             c.blocked = false;
-            if error {
-                c.out.error(text);
-            } else {
-                c.out.null_array();
+            match (c.reply_off, error) {
+                (true, _) => {}
+                (false, true) => c.out.error(text),
+                (false, false) => c.out.null_array(),
             }
             let cmd = c.last_cmd;
             self.count_failed_call(cmd);

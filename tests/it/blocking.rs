@@ -399,3 +399,21 @@ fn a_killed_blocked_client_stops_waiting() {
         ],
     );
 }
+
+#[test]
+fn client_reply_off_silences_the_late_reply_of_a_blocked_command() {
+    same_on_both(
+        "reply off",
+        &[
+            Send(0, "CLIENT REPLY OFF"),
+            Send(0, "BLPOP k 0.05"),
+            Sleep(SETTLE_MS * 2),
+            Send(0, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "RPUSH k a b"),
+            Send(0, "CLIENT REPLY ON"),
+            Read(0),
+            Cmd(0, "LRANGE k 0 -1"),
+        ],
+    );
+}

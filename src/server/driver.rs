@@ -22,7 +22,7 @@ const POSTPONED_RECHECK_MS: u64 = 1000;
 const PROTO_IOBUF_LEN: usize = 16 * 1024;
 /// A blocked client's task rechecks its state at least this often (a lost wakeup costs no
 /// more than this).
-const BLOCKED_RECHECK_MS: u64 = 100;
+const BLOCKED_RECHECK_MS: u64 = 1000;
 
 /// The node's state shared by its tasks.
 pub struct Shared {

@@ -8,6 +8,7 @@ pub mod expire;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
+pub mod list;
 pub mod meta;
 pub mod server_cmds;
 pub mod set;
@@ -151,6 +152,7 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         zset::COMMANDS,
         bitops::COMMANDS,
         hyperloglog::COMMANDS,
+        list::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -6,6 +6,7 @@ pub mod dict;
 pub mod expire;
 pub mod hash;
 pub mod ldouble;
+pub mod list;
 pub mod listpack;
 pub mod object;
 pub mod sds;

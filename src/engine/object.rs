@@ -112,6 +112,7 @@ pub enum Value {
     Set(super::set::Set),
     Hash(Box<Hash>),
     Zset(Box<Zset>),
+    List(Box<super::list::List>),
 }
 
 impl Value {
@@ -121,6 +122,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::Hash(_) => "hash",
             Value::Zset(_) => "zset",
+            Value::List(_) => "list",
         }
     }
 
@@ -130,6 +132,7 @@ impl Value {
             Value::Set(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::Zset(z) => z.encoding(),
+            Value::List(l) => l.encoding(),
         }
     }
 
@@ -140,6 +143,7 @@ impl Value {
             Value::Set(s) => s.heap_bytes(),
             Value::Hash(h) => alloc_bytes(std::mem::size_of::<Hash>()) + h.heap_bytes(),
             Value::Zset(z) => alloc_bytes(std::mem::size_of::<Zset>()) + z.heap_bytes(),
+            Value::List(l) => alloc_bytes(std::mem::size_of::<super::list::List>()) + l.heap_bytes(),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Client {
     pub reply_skip_next: bool,
     /// Waiting for a CLIENT PAUSE to end (CLIENT LIST flag `b`).
     pub postponed: bool,
+    /// Blocked on keys (BLPOP...): no reply yet, later requests wait.
+    pub blocked: bool,
     /// Bytes waiting in the query buffer (set by the driver; CLIENT LIST `qbuf`).
     pub qbuf: usize,
     pub tot_net_in: u64,
@@ -81,11 +83,18 @@ impl Client {
             reply_off: false,
             reply_skip_next: false,
             postponed: false,
+            blocked: false,
             qbuf: 0,
             tot_net_in: 0,
             tot_net_out: 0,
             tot_cmds: 0,
         }
+    }
+
+    /// Whether a blocking command must answer at once instead of blocking (Redis's
+    /// CLIENT_DENY_BLOCKING: inside MULTI, scripts, replicas' links).
+    pub fn deny_blocking(&self) -> bool {
+        false
     }
 
     pub fn resp(&self) -> u8 {
@@ -116,12 +125,16 @@ impl Client {
 
     /// CLIENT LIST's flags, in Redis's order (`catClientInfoString`).
     fn flags(&self) -> String {
-        let f: String =
-            [(self.postponed, 'b'), (self.close_after_reply, 'c'), (self.close_asap, 'A'), (self.no_evict, 'e')]
-                .iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, c)| *c)
-                .collect();
+        let f: String = [
+            (self.postponed || self.blocked, 'b'),
+            (self.close_after_reply, 'c'),
+            (self.close_asap, 'A'),
+            (self.no_evict, 'e'),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, c)| *c)
+        .collect();
         if f.is_empty() {
             "N".into()
         } else {

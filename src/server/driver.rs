@@ -21,6 +21,9 @@ use crate::protocol::parser::{Limits, ParseError, RequestParser};
 const POSTPONED_RECHECK_MS: u64 = 1000;
 /// Initial size of a client's query buffer (Redis's `PROTO_IOBUF_LEN`).
 const PROTO_IOBUF_LEN: usize = 16 * 1024;
+/// A blocked client's task rechecks its state at least this often (a lost wakeup costs no
+/// more than this).
+const BLOCKED_RECHECK_MS: u64 = 1000;
 
 /// The node's state shared by its tasks.
 pub struct Shared {
@@ -254,6 +257,7 @@ async fn serve_client<E: Env>(
         qbuf: BytesMut::with_capacity(PROTO_IOBUF_LEN),
         out: Vec::new(),
         postponed: None,
+        blocked: false,
     };
     let _ = client_loop(&env, &shared, &mut conn, &notify, id, &mut conn_state).await;
     shared.wakers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -266,6 +270,8 @@ struct ConnState {
     out: Vec<u8>,
     /// A parsed request that CLIENT PAUSE holds back; it runs before anything else.
     postponed: Option<Vec<Bytes>>,
+    /// The last request blocked on keys (BLPOP...): wait for it to be served first.
+    blocked: bool,
 }
 
 async fn client_loop<E: Env>(
@@ -278,7 +284,11 @@ async fn client_loop<E: Env>(
 ) -> io::Result<()> {
     loop {
         let mut n = 0;
-        if let Some(argv) = &st.postponed {
+        if st.blocked {
+            if !wait_blocked(env, shared, conn, notify, id, st).await {
+                return Ok(());
+            }
+        } else if let Some(argv) = &st.postponed {
             if !wait_postponed(env, shared, notify, id, argv).await {
                 return Ok(());
             }
@@ -312,6 +322,54 @@ async fn client_loop<E: Env>(
         }
         if flow == Flow::CloseAfterReply {
             return Ok(());
+        }
+    }
+}
+
+/// Waits until the blocked client is served, times out or is unblocked. Input keeps
+/// arriving into the query buffer (unprocessed, as Redis does) so that a client that hangs
+/// up while blocked is noticed and stops waiting on its keys. Returns false to close.
+async fn wait_blocked<E: Env>(
+    env: &E,
+    shared: &Shared,
+    conn: &mut <E::Net as Net>::Conn,
+    notify: &Notify,
+    id: u64,
+    st: &mut ConnState,
+) -> bool {
+    loop {
+        let deadline_ms = {
+            let mut s = shared.lock();
+            s.set_now(now(env.clock()));
+            if s.clients.get(&id).is_none_or(|c| c.close_asap) {
+                return false;
+            }
+            s.unblock_timed_out_clients();
+            wake(shared, &mut s);
+            match s.blocking.deadline_of(id) {
+                None => {
+                    st.blocked = false;
+                    return true;
+                }
+                Some(d) => d,
+            }
+        };
+        let unix_now = env.clock().unix_ms();
+        let wait_ms = if deadline_ms == 0 {
+            BLOCKED_RECHECK_MS
+        } else {
+            deadline_ms.saturating_sub(unix_now).clamp(1, BLOCKED_RECHECK_MS)
+        };
+        if st.qbuf.capacity() - st.qbuf.len() < 1024 {
+            st.qbuf.reserve(PROTO_IOBUF_LEN);
+        }
+        crate::env::rt::select! {
+            _ = env.clock().sleep_ms(wait_ms) => {}
+            _ = notify.notified() => {}
+            r = conn.read_buf(&mut st.qbuf) => match r {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => shared.lock().stats.net_input_bytes += n as u64,
+            },
         }
     }
 }
@@ -377,7 +435,8 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
                     break;
                 }
                 flow = process_guarded(&mut s, id, argv);
-                if flow == Flow::CloseAfterReply || s.paused_until_mono_ms > s.now.mono_ms {
+                // A blocked client's later requests wait in the query buffer until it is served.
+                if flow == Flow::CloseAfterReply || s.paused_until_mono_ms > s.now.mono_ms || s.is_blocked(id) {
                     break;
                 }
             }
@@ -406,6 +465,7 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
         }
     }
     s.stats.net_output_bytes += st.out.len() as u64;
+    st.blocked = s.is_blocked(id);
     if s.shutdown.is_some() {
         shared.shutdown.notify_one();
     }

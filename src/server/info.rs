@@ -202,10 +202,11 @@ impl Server {
         let _ = write!(
             o,
             "connected_clients:{}\ncluster_connections:0\nmaxclients:{}\nclient_recent_max_input_buffer:0\n\
-             client_recent_max_output_buffer:0\nblocked_clients:{}\ntracking_clients:0\nclients_in_timeout_table:0\n",
+             client_recent_max_output_buffer:0\nblocked_clients:{}\ntracking_clients:0\nclients_in_timeout_table:{}\n",
             self.clients.len() + 1,
             self.config.hot.maxclients,
-            self.client_pause.postponed.len(),
+            self.client_pause.postponed.len() + self.blocking.clients.len(),
+            self.blocking.clients.values().filter(|s| s.deadline_ms != 0).count(),
         );
     }
 

@@ -2,6 +2,7 @@
 //! sans-IO entry points the driver calls: `process` a request for a client, `cron` once per
 //! `1000/hz` ms (Redis's `serverCron`). Time arrives through `set_now`, read once per turn.
 
+pub mod blocking;
 pub mod client;
 pub mod config;
 pub mod driver;
@@ -130,6 +131,8 @@ pub struct Server {
     pub cmd_rewritten: bool,
     /// Clients whose driver must wake up (killed, unblocked).
     pub wakeups: Vec<u64>,
+    /// Clients blocked on keys (BLPOP...), and keys made ready for them.
+    pub blocking: blocking::Blocking,
     pub log_lines: Vec<String>,
     pub cron_loops: u64,
     pub listening_port: u16,
@@ -174,6 +177,7 @@ impl Server {
             propagated: Vec::new(),
             cmd_rewritten: false,
             wakeups: Vec::new(),
+            blocking: blocking::Blocking::default(),
             log_lines: Vec::new(),
             cron_loops: 0,
             executable: String::new(),
@@ -202,6 +206,7 @@ impl Server {
     pub fn remove_client(&mut self, id: u64) {
         self.clients.remove(&id);
         self.client_pause.postponed.remove(&id);
+        self.blocking.unblock(id);
     }
 
     /// Runs one request for client `id`; the reply goes to the client's output buffer,
@@ -210,6 +215,7 @@ impl Server {
         let Some(mut client) = self.clients.remove(&id) else { return Flow::CloseAfterReply };
         let skip_this = std::mem::take(&mut client.reply_skip_next);
         let reply_start = client.out.len();
+        let dirty_before = self.dirty;
         {
             let mut ctx = Ctx { srv: self, client: &mut client };
             crate::commands::process_command(&mut ctx, argv);
@@ -219,6 +225,10 @@ impl Server {
         }
         let flow = if client.close_after_reply { Flow::CloseAfterReply } else { Flow::Continue };
         self.clients.insert(id, client);
+        if self.dirty != dirty_before && !self.blocking.by_key.is_empty() {
+            self.signal_awaited_keys_present();
+        }
+        self.handle_clients_blocked_on_keys();
         flow
     }
 
@@ -246,6 +256,7 @@ impl Server {
         self.active_expire_cycle();
         self.sample_stats();
         self.close_timedout_clients();
+        self.unblock_timed_out_clients();
         let used = self.sys.used_memory();
         self.stats.peak_memory = self.stats.peak_memory.max(used);
     }
@@ -293,8 +304,8 @@ impl Server {
         let ids: Vec<u64> = self
             .clients
             .values()
-            // A client waiting for CLIENT PAUSE to end is not idle.
-            .filter(|c| !c.postponed && now.saturating_sub(c.last_interaction_ms) > timeout_ms)
+            // A client waiting for CLIENT PAUSE to end, or blocked on keys, is not idle.
+            .filter(|c| !c.postponed && !c.blocked && now.saturating_sub(c.last_interaction_ms) > timeout_ms)
             .map(|c| c.id)
             .collect();
         for id in ids {

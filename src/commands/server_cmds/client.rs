@@ -188,6 +188,27 @@ fn parse_kill_filter(a: &[Bytes]) -> Result<KillFilter<'_>, CmdError> {
 /// CLIENT KILL addr (old form: may kill the caller, replies OK or an error) or CLIENT KILL
 /// <option> <value> ... (new form: skips the caller unless SKIPME no, replies a count). The
 /// caller, when killed, gets its reply first.
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if the client was blocked on keys and is now
+/// answered as if timed out (or with an error), else 0.
+pub fn unblock(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    if a.len() > 4 {
+        return Err(subcommand_syntax_error(a));
+    }
+    let error = match a.get(3) {
+        None => false,
+        Some(r) if r.eq_ignore_ascii_case(b"timeout") => false,
+        Some(r) if r.eq_ignore_ascii_case(b"error") => true,
+        Some(_) => return Err(CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    let id = crate::commands::int_arg(&a[2])?;
+    let done = match u64::try_from(id) {
+        Ok(id) => ctx.srv.client_unblock(id, error),
+        Err(_) => false,
+    };
+    ctx.out().int(done as i64);
+    Ok(())
+}
+
 pub fn kill(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let old_form = a.len() == 3;
     let filter = if old_form { KillFilter { addr: Some(&a[2]), ..Default::default() } } else { parse_kill_filter(a)? };

@@ -29,6 +29,7 @@ pub static COMMANDS: &[(&str, Handler)] = &[
     ("client|list", client::list),
     ("client|info", client::info),
     ("client|kill", client::kill),
+    ("client|unblock", client::unblock),
     ("client|no-evict", client::no_evict),
     ("client|reply", client::reply),
     ("client|pause", client::pause),

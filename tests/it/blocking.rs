@@ -1,0 +1,419 @@
+//! Blocking list pops need several connections at once, which the case files cannot say:
+//! each scenario here is a script of steps over numbered connections, run against real
+//! redis and redsim, and the transcripts of replies must be identical. Timeouts are
+//! 100-500 ms; sleeps give a blocked command time to reach the server before the push.
+
+use std::thread;
+use std::time::Duration;
+
+use crate::resp::{escape, Conn, Reply};
+use crate::support::{Flavor, Server};
+
+/// Time for a sent command to reach the server and block there.
+const SETTLE_MS: u64 = 60;
+
+#[derive(Clone, Copy)]
+enum Step {
+    /// Send a command and read its reply.
+    Cmd(usize, &'static str),
+    /// Send a command and read its reply, leaving it out of the transcript (HELLO: ids differ).
+    Quiet(usize, &'static str),
+    /// Send a command without reading (it blocks).
+    Send(usize, &'static str),
+    /// Read one reply.
+    Read(usize),
+    Sleep(u64),
+    /// Close a connection (a client that hangs up while blocked).
+    Close(usize),
+    /// `CLIENT ID` on a connection, remembered for `$ID` in later commands.
+    RememberId(usize),
+    /// The `blocked_clients:` and `clients_in_timeout_table:` lines of INFO clients.
+    BlockedClients(usize),
+    /// Each client's `flags=` and `cmd=` in CLIENT LIST (ids, addresses and ages differ).
+    ClientFlags(usize),
+    /// A command's calls and failed_calls in INFO commandstats (usec differ).
+    CmdStats(usize, &'static str),
+}
+
+use Step::*;
+
+fn encode(cmd: &str, id: Option<i64>) -> Vec<u8> {
+    let parts: Vec<String> =
+        cmd.split_whitespace().map(|p| if p == "$ID" { id.unwrap_or(-1).to_string() } else { p.to_string() }).collect();
+    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
+    for p in parts {
+        out.extend_from_slice(format!("${}\r\n{p}\r\n", p.len()).as_bytes());
+    }
+    out
+}
+
+fn frame_text(r: &Reply) -> String {
+    r.describe()
+}
+
+/// Runs `steps` against `flavor`, returning one line per reply.
+fn transcript(flavor: Flavor, steps: &[Step]) -> Vec<String> {
+    let server = Server::start(flavor);
+    let mut conns: Vec<Option<Conn>> = (0..4).map(|_| Conn::connect(server.port).ok()).collect();
+    let mut id = None;
+    let mut out = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let line = match *step {
+            Cmd(c, cmd) => {
+                let conn = conns[c].as_mut().expect("open");
+                conn.send(&encode(cmd, id));
+                format!("{c} {cmd} -> {}", frame_text(&conn.read_reply()))
+            }
+            Quiet(c, cmd) => {
+                let conn = conns[c].as_mut().expect("open");
+                conn.send(&encode(cmd, id));
+                conn.read_reply();
+                continue;
+            }
+            Send(c, cmd) => {
+                conns[c].as_mut().expect("open").send(&encode(cmd, id));
+                continue;
+            }
+            Read(c) => format!("{c} read -> {}", frame_text(&conns[c].as_mut().expect("open").read_reply())),
+            Sleep(ms) => {
+                thread::sleep(Duration::from_millis(ms));
+                continue;
+            }
+            Close(c) => {
+                conns[c] = None;
+                continue;
+            }
+            RememberId(c) => {
+                let conn = conns[c].as_mut().expect("open");
+                conn.send(&encode("CLIENT ID", None));
+                if let Reply::Frame(f) = conn.read_reply() {
+                    id = std::str::from_utf8(&f[1..f.len() - 2]).ok().and_then(|s| s.parse().ok());
+                }
+                continue;
+            }
+            BlockedClients(c) => {
+                let conn = conns[c].as_mut().expect("open");
+                conn.send(&encode("INFO clients", None));
+                let reply = match conn.read_reply() {
+                    Reply::Frame(f) => String::from_utf8_lossy(&f).into_owned(),
+                    other => other.describe(),
+                };
+                let fields: Vec<&str> = reply
+                    .lines()
+                    .filter(|l| l.starts_with("blocked_clients:") || l.starts_with("clients_in_timeout_table:"))
+                    .collect();
+                format!("{c} {}", fields.join(" "))
+            }
+            ClientFlags(c) => {
+                let conn = conns[c].as_mut().expect("open");
+                conn.send(&encode("CLIENT LIST", None));
+                let reply = match conn.read_reply() {
+                    Reply::Frame(f) => String::from_utf8_lossy(&f).into_owned(),
+                    other => other.describe(),
+                };
+                let mut clients: Vec<String> = reply
+                    .lines()
+                    .filter(|l| l.contains("flags="))
+                    .map(|l| {
+                        l.split(' ')
+                            .filter(|f| f.starts_with("flags=") || f.starts_with("cmd="))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect();
+                clients.sort();
+                format!("{c} {}", clients.join(" | "))
+            }
+            CmdStats(c, name) => {
+                let conn = conns[c].as_mut().expect("open");
+                conn.send(&encode("INFO commandstats", None));
+                let reply = match conn.read_reply() {
+                    Reply::Frame(f) => String::from_utf8_lossy(&f).into_owned(),
+                    other => other.describe(),
+                };
+                let prefix = format!("cmdstat_{name}:");
+                let line = reply.lines().find(|l| l.starts_with(&prefix)).unwrap_or("none");
+                let kept: Vec<&str> =
+                    line.split([':', ',']).filter(|f| f.starts_with("calls=") || f.contains("_calls=")).collect();
+                format!("{c} {name} {}", kept.join(","))
+            }
+        };
+        out.push(format!("step {i}: {line}"));
+    }
+    out
+}
+
+fn same_on_both(name: &str, steps: &[Step]) {
+    let redis = transcript(Flavor::Redis, steps);
+    let redsim = transcript(Flavor::Redsim, steps);
+    if redis != redsim {
+        let mut report = format!("blocking scenario '{name}' differs:\n");
+        for (a, b) in redis.iter().zip(&redsim) {
+            let mark = if a == b { " " } else { "!" };
+            report.push_str(&format!("{mark} redis : {a}\n{mark} redsim: {b}\n"));
+        }
+        panic!("{report}");
+    }
+    assert!(redis.iter().all(|l| !l.contains(&escape(b"<no reply"))), "{name}: a step timed out: {redis:#?}");
+}
+
+#[test]
+fn blpop_is_served_by_a_push_from_another_client() {
+    same_on_both(
+        "served",
+        &[
+            Send(0, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            BlockedClients(1),
+            Cmd(1, "RPUSH k a b"),
+            Read(0),
+            Cmd(1, "LRANGE k 0 -1"),
+            BlockedClients(1),
+            Send(0, "BRPOP k 5"),
+            Sleep(SETTLE_MS),
+            BlockedClients(1),
+            Cmd(1, "LPUSH k x y"),
+            Read(0),
+            Cmd(1, "LRANGE k 0 -1"),
+        ],
+    );
+}
+
+#[test]
+fn waiters_are_served_in_the_order_they_blocked() {
+    same_on_both(
+        "fifo",
+        &[
+            Send(0, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            Send(1, "BRPOP other k 0"),
+            Sleep(SETTLE_MS),
+            Send(2, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            Cmd(3, "RPUSH k 1 2"),
+            Read(0),
+            Read(1),
+            Cmd(3, "RPUSH other o"),
+            Cmd(3, "RPUSH k 3"),
+            Read(2),
+            Cmd(3, "LRANGE other 0 -1"),
+            Cmd(3, "EXISTS k"),
+        ],
+    );
+}
+
+#[test]
+fn timeouts_reply_with_a_null_array_in_resp2_and_resp3() {
+    same_on_both(
+        "timeout",
+        &[
+            Cmd(0, "BLPOP k 0.2"),
+            Cmd(0, "BRPOPLPUSH k d 0.1"),
+            Cmd(0, "BLMOVE k d LEFT RIGHT 0.1"),
+            Cmd(0, "BLMPOP 0.1 2 k k2 LEFT COUNT 3"),
+            Quiet(1, "HELLO 3"),
+            Cmd(1, "BRPOP k 0.1"),
+            Cmd(1, "BLMOVE k d LEFT RIGHT 0.1"),
+            Cmd(1, "BLMPOP 0.1 1 k RIGHT"),
+            BlockedClients(2),
+        ],
+    );
+}
+
+#[test]
+fn moves_and_blmpop_are_served_with_their_own_reply_shapes() {
+    same_on_both(
+        "moves",
+        &[
+            Send(0, "BRPOPLPUSH src dst 0"),
+            Sleep(SETTLE_MS),
+            Send(1, "BLPOP dst 0"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "RPUSH src a b"),
+            Read(0),
+            Read(1),
+            Cmd(2, "LRANGE src 0 -1"),
+            Cmd(2, "EXISTS dst"),
+            Send(0, "BLMPOP 0 2 m1 m2 RIGHT COUNT 2"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "RPUSH m2 1 2 3"),
+            Read(0),
+            Cmd(2, "LRANGE m2 0 -1"),
+            Send(0, "BLMOVE s2 d2 RIGHT LEFT 0"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "RPUSH tmp v"),
+            Cmd(2, "LMOVE tmp s2 LEFT LEFT"),
+            Read(0),
+            Cmd(2, "LRANGE d2 0 -1"),
+            Quiet(2, "HELLO 3"),
+            Quiet(1, "HELLO 3"),
+            Send(1, "BLMPOP 0 1 m3 LEFT"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "RPUSH m3 x"),
+            Read(1),
+        ],
+    );
+}
+
+#[test]
+fn blmove_to_a_key_of_another_type_gets_wrongtype_when_served() {
+    same_on_both(
+        "blmove wrongtype",
+        &[
+            Send(0, "BLMOVE src dst LEFT LEFT 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SET dst str"),
+            Cmd(1, "RPUSH src v"),
+            Read(0),
+            Cmd(1, "LRANGE src 0 -1"),
+            Send(0, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SET k str"),
+            Cmd(1, "DEL k"),
+            Cmd(1, "RPUSH k v"),
+            Read(0),
+        ],
+    );
+}
+
+#[test]
+fn client_unblock_answers_as_timeout_or_error() {
+    same_on_both(
+        "client unblock",
+        &[
+            RememberId(0),
+            Cmd(1, "CLIENT UNBLOCK $ID"),
+            Send(0, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "CLIENT UNBLOCK $ID"),
+            Read(0),
+            Send(0, "BLMOVE k d LEFT LEFT 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "CLIENT UNBLOCK $ID TIMEOUT"),
+            Read(0),
+            Send(0, "BRPOP k 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "CLIENT UNBLOCK $ID ERROR"),
+            Read(0),
+            Cmd(1, "CLIENT UNBLOCK $ID ERROR"),
+            BlockedClients(1),
+            CmdStats(1, "blpop"),
+            CmdStats(1, "brpop"),
+            CmdStats(1, "blmove"),
+            Send(0, "BLMOVE s d LEFT LEFT 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SET d str"),
+            Cmd(1, "RPUSH s v"),
+            Read(0),
+            CmdStats(1, "blmove"),
+        ],
+    );
+}
+
+#[test]
+fn pipelined_requests_wait_behind_a_blocked_one() {
+    same_on_both(
+        "pipelined",
+        &[
+            Send(0, "BLPOP k 0"),
+            Send(0, "PING"),
+            Send(0, "LLEN k"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "RPUSH k a b"),
+            Read(0),
+            Read(0),
+            Read(0),
+        ],
+    );
+}
+
+#[test]
+fn a_client_that_hangs_up_while_blocked_stops_waiting() {
+    same_on_both(
+        "hang up",
+        &[
+            Send(0, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            Close(0),
+            Sleep(SETTLE_MS),
+            BlockedClients(1),
+            Cmd(1, "RPUSH k v"),
+            Cmd(1, "LRANGE k 0 -1"),
+        ],
+    );
+}
+
+#[test]
+fn keys_made_by_rename_copy_move_and_swapdb_wake_waiters() {
+    same_on_both(
+        "wholesale keys",
+        &[
+            Send(0, "BLPOP dst 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "RPUSH src a"),
+            Cmd(1, "RENAME src dst"),
+            Read(0),
+            Send(0, "BRPOP c2 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "RPUSH c1 x y"),
+            Cmd(1, "COPY c1 c2"),
+            Read(0),
+            Cmd(1, "LRANGE c2 0 -1"),
+            Send(0, "BLPOP mv 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SELECT 1"),
+            Cmd(1, "RPUSH mv m"),
+            Cmd(1, "MOVE mv 0"),
+            Read(0),
+            Send(0, "BLPOP sw 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "RPUSH sw s1 s2"),
+            Cmd(1, "SWAPDB 0 1"),
+            Read(0),
+            Cmd(1, "SELECT 0"),
+            Cmd(1, "LRANGE sw 0 -1"),
+            Send(0, "BLPOP ex 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SET ex v"),
+            Cmd(1, "DEL ex"),
+            Cmd(1, "LPUSH ex e"),
+            Read(0),
+        ],
+    );
+}
+
+#[test]
+fn a_killed_blocked_client_stops_waiting() {
+    same_on_both(
+        "kill",
+        &[
+            RememberId(0),
+            Send(0, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            ClientFlags(1),
+            Cmd(1, "CLIENT KILL ID $ID"),
+            Sleep(SETTLE_MS),
+            BlockedClients(1),
+            Cmd(1, "RPUSH k v"),
+            Cmd(1, "LLEN k"),
+        ],
+    );
+}
+
+#[test]
+fn client_reply_off_silences_the_late_reply_of_a_blocked_command() {
+    same_on_both(
+        "reply off",
+        &[
+            Send(0, "CLIENT REPLY OFF"),
+            Send(0, "BLPOP k 0.05"),
+            Sleep(SETTLE_MS * 2),
+            Send(0, "BLPOP k 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "RPUSH k a b"),
+            Send(0, "CLIENT REPLY ON"),
+            Read(0),
+            Cmd(0, "LRANGE k 0 -1"),
+        ],
+    );
+}

@@ -17,6 +17,7 @@ const SET_KEYS: &[&str] = &["s0", "s1", "s2", "k0"];
 const HASH_KEYS: &[&str] = &["h0", "h1", "h2", "k1"];
 const MEMBERS: &[&str] = &["1", "2", "3", "10", "-5", "100000", "a", "b", "c", "x y", "1.5", "007"];
 const FIELDS: &[&str] = &["f", "g", "h", "1", "long-field-name", "", "x"];
+const LIST_KEYS: &[&str] = &["l0", "l1", "l2", "h0"];
 const ZSET_KEYS: &[&str] = &["z0", "z1", "z2", "s0", "k2"];
 const SCORES: &[&str] =
     &["0", "1", "-1", "0.1", "0.2", "2.5", "1e3", "-inf", "+inf", "(1", "nan", "100000000000000000"];
@@ -45,9 +46,10 @@ enum Order {
 
 /// One random command: the string/keyspace families or, a third of the time, sets and hashes.
 fn command(g: &mut Gen) -> (Vec<String>, Order) {
-    match g.below(4) {
+    match g.below(5) {
         0 => set_command(g),
         1 => (zset_command(g), Order::Exact),
+        4 => (list_command(g), Order::Exact),
         2 if g.below(2) == 0 => (hash_command(g), Order::Exact),
         _ => (string_command(g), Order::Exact),
     }
@@ -70,6 +72,30 @@ fn set_command(g: &mut Gen) -> (Vec<String>, Order) {
         11 => (s(&["SMOVE", &key, &key2, &a]), Order::Exact),
         12 => (s(&["SINTERCARD", "2", &key, &key2]), Order::Exact),
         _ => (s(&[*g.pick(&["SUNIONSTORE", "SINTERSTORE", "SDIFFSTORE"]), &key, &key2, "s0"]), Order::Exact),
+    }
+}
+
+/// List commands (non-blocking), indexes around both ends.
+fn list_command(g: &mut Gen) -> Vec<String> {
+    let (key, key2) = (g.pick(LIST_KEYS).to_string(), g.pick(LIST_KEYS).to_string());
+    let (m, m2) = (g.pick(MEMBERS).to_string(), g.pick(MEMBERS).to_string());
+    let (i, j) = ((g.below(12) as i64 - 6).to_string(), (g.below(12) as i64 - 6).to_string());
+    let s = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    match g.below(16) {
+        0..=2 => s(&[*g.pick(&["LPUSH", "RPUSH"]), &key, &m, &m2]),
+        3 => s(&[*g.pick(&["LPUSHX", "RPUSHX"]), &key, &m]),
+        4 => s(&[*g.pick(&["LPOP", "RPOP"]), &key]),
+        5 => s(&[*g.pick(&["LPOP", "RPOP"]), &key, &g.below(4).to_string()]),
+        6 => s(&["LRANGE", &key, &i, &j]),
+        7 => s(&["LINDEX", &key, &i]),
+        8 => s(&["LSET", &key, &i, &m]),
+        9 => s(&["LINSERT", &key, *g.pick(&["BEFORE", "AFTER"]), &m, &m2]),
+        10 => s(&["LREM", &key, &i, &m]),
+        11 => s(&["LTRIM", &key, &i, &j]),
+        12 => s(&["LPOS", &key, &m, "RANK", *g.pick(&["1", "-1", "2"]), "COUNT", &g.below(3).to_string()]),
+        13 => s(&["LMOVE", &key, &key2, *g.pick(&["LEFT", "RIGHT"]), *g.pick(&["LEFT", "RIGHT"])]),
+        14 => s(&["LMPOP", "2", &key, &key2, *g.pick(&["LEFT", "RIGHT"]), "COUNT", "2"]),
+        _ => s(&["LLEN", &key]),
     }
 }
 

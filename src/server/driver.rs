@@ -215,9 +215,7 @@ async fn accept_loop<E: Env>(env: E, shared: Arc<Shared>, listener: <E::Net as N
     let laddr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     loop {
         match listener.accept().await {
-            Ok((conn, addr)) => {
-                env.spawn(serve_client(env.clone(), shared.clone(), conn, addr.to_string(), laddr.clone()))
-            }
+            Ok((conn, addr)) => env.spawn(serve_client(env.clone(), shared.clone(), conn, addr, laddr.clone())),
             Err(_) => env.clock().sleep_ms(10).await,
         }
     }
@@ -225,30 +223,59 @@ async fn accept_loop<E: Env>(env: E, shared: Arc<Shared>, listener: <E::Net as N
 
 const MAXCLIENTS_ERR: &[u8] = b"-ERR max number of clients reached\r\n";
 
+/// Redis 7.0's refusal of a non-loopback client while protected mode is on and the default
+/// user has no password (networking.c, clientAcceptHandler).
+const PROTECTED_MODE_ERR: &[u8] =
+    b"-DENIED Redis is running in protected mode because protected mode is enabled and no \
+password is set for the default user. In this mode connections are only accepted from the loopback interface. If you \
+want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable \
+protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis \
+from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do \
+so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by \
+editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. \
+3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a \
+an authentication password for the default user. NOTE: You only need to do one of the above things in order for the \
+server to start accepting connections from the outside.\r\n";
+
+/// Why a new connection is refused before it becomes a client.
+enum Refusal {
+    MaxClients,
+    ProtectedMode,
+}
+
 async fn serve_client<E: Env>(
     env: E,
     shared: Arc<Shared>,
     mut conn: <E::Net as Net>::Conn,
-    addr: String,
+    peer: SocketAddr,
     laddr: String,
 ) {
     let admitted = {
         let mut s = shared.lock();
         s.set_now(now(env.clock()));
-        if s.clients.len() >= s.config.hot.maxclients {
+        if s.config.hot.protected_mode && s.config.hot.requirepass.is_none() && !peer.ip().is_loopback() {
+            Err(Refusal::ProtectedMode)
+        } else if s.clients.len() >= s.config.hot.maxclients {
             s.stats.rejected_conn += 1;
-            None
+            Err(Refusal::MaxClients)
         } else {
             let limits = Limits {
                 max_bulk_len: s.config.hot.proto_max_bulk_len,
                 query_buffer_limit: s.config.hot.client_query_buffer_limit,
             };
-            Some((s.add_client(addr, laddr), limits))
+            Ok((s.add_client(peer.to_string(), laddr), limits))
         }
     };
-    let Some((id, limits)) = admitted else {
-        let _ = conn.write_all(MAXCLIENTS_ERR).await;
-        return;
+    let (id, limits) = match admitted {
+        Ok(v) => v,
+        Err(why) => {
+            let text = match why {
+                Refusal::MaxClients => MAXCLIENTS_ERR,
+                Refusal::ProtectedMode => PROTECTED_MODE_ERR,
+            };
+            let _ = conn.write_all(text).await;
+            return;
+        }
     };
     let notify = Arc::new(Notify::new());
     shared.wakers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, notify.clone());

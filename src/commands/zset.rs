@@ -1,16 +1,18 @@
 //! Sorted set commands (Redis's `t_zset.c`). Values live in `engine::zset`; this module parses
 //! arguments in Redis's order (so the first error Redis reports is the one we report), picks
 //! ranges by rank, score or lex, and replies in RESP2 or RESP3 shapes. The blocking forms
-//! (BZPOPMIN, BZPOPMAX, BZMPOP) wait for the blocking infrastructure.
+//! (BZPOPMIN, BZPOPMAX, BZMPOP) park on `server::blocking` and are served by `serve_blocked`.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::list::{block, timeout_arg};
 use super::{int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Value};
 use crate::engine::zset::{key_cmp, Limits, Zset};
 use crate::protocol::ReplyBuf;
+use crate::server::blocking::BlockedOp;
 use crate::util::glob_match;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
@@ -37,6 +39,9 @@ pub static COMMANDS: &[(&str, Handler)] = &[
     ("zpopmin", zpopmin),
     ("zpopmax", zpopmax),
     ("zmpop", zmpop),
+    ("bzpopmin", bzpopmin),
+    ("bzpopmax", bzpopmax),
+    ("bzmpop", bzmpop),
     ("zrandmember", zrandmember),
     ("zunion", zunion),
     ("zinter", zinter),
@@ -776,8 +781,9 @@ fn zremrangebylex(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 // ZPOPMIN, ZPOPMAX, ZMPOP
 
 /// Redis's `genericZpopCommand` (non-blocking): pops up to `count` from the first non-empty
-/// key. `emit_key` is ZMPOP's shape ([key, [[m, s]...]], null when nothing); `nested` pairs
-/// each member with its score in an array.
+/// key. `emit_key` prefixes the key: flat `[key, m, s, ...]` for BZPOPMIN/BZPOPMAX, or with
+/// `nested` ZMPOP's `[key, [[m, s]...]]`; null when nothing. Without `emit_key`, `nested`
+/// pairs each member with its score in an array.
 fn zpop_generic(
     ctx: &mut Ctx,
     keys: &[Bytes],
@@ -823,14 +829,18 @@ fn zpop_generic(
     delete_if_empty(ctx, key);
     ctx.dirty(n as u64);
     let out = ctx.out();
-    if emit_key {
-        out.array(2);
-        out.bulk(key);
-    }
-    if nested {
-        out.array(n);
-    } else {
-        out.array(2 * n);
+    match (emit_key, nested) {
+        (true, true) => {
+            out.array(2);
+            out.bulk(key);
+            out.array(n);
+        }
+        (true, false) => {
+            out.array(2 * n + 1);
+            out.bulk(key);
+        }
+        (false, true) => out.array(n),
+        (false, false) => out.array(2 * n),
     }
     for (m, s) in &items {
         if nested {
@@ -869,8 +879,18 @@ fn positive_arg(b: &[u8], min: i64, msg: &str) -> Result<i64, CmdError> {
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]; replicated as ZPOPMIN/ZPOPMAX key count.
 fn zmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let numkeys = positive_arg(&a[1], 1, "numkeys should be greater than 0")? as u64;
-    let where_idx = 2u64.saturating_add(numkeys);
+    let (keys, max, count) = parse_mpop(a, 1)?;
+    if let Some(popped) = zpop_generic(ctx, keys, max, count, true, true)? {
+        ctx.propagate_as(zpop_argv(max, popped, Some(count)));
+    }
+    Ok(())
+}
+
+/// `numkeys key [key ...] MIN|MAX [COUNT count]` from `numkeys_idx` on (Redis's
+/// `zmpopGenericCommand`): the keys, whether MAX, and the count (1 by default).
+fn parse_mpop(a: &[Bytes], numkeys_idx: usize) -> Result<(&[Bytes], bool, i64), CmdError> {
+    let numkeys = positive_arg(&a[numkeys_idx], 1, "numkeys should be greater than 0")? as u64;
+    let where_idx = (numkeys_idx as u64 + 1).saturating_add(numkeys);
     if where_idx >= a.len() as u64 {
         return Err(CmdError::Syntax);
     }
@@ -890,14 +910,70 @@ fn zmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let count = count.max(1);
-    let keys = &a[2..where_idx];
-    if let Some(popped) = zpop_generic(ctx, keys, max, count, true, true)? {
-        let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
-        let n = Bytes::from(count.to_string());
-        ctx.propagate_as(vec![Bytes::from_static(name), popped, n]);
+    Ok((&a[numkeys_idx + 1..where_idx], max, count.max(1)))
+}
+
+/// How a pop is replicated: `ZPOPMIN|ZPOPMAX key [count]` (count only for the M forms).
+fn zpop_argv(max: bool, key: Bytes, count: Option<i64>) -> Vec<Bytes> {
+    let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+    let mut argv = vec![Bytes::from_static(name), key];
+    argv.extend(count.map(|n| Bytes::from(n.to_string())));
+    argv
+}
+
+// ---------------------------------------------------------------------------------------
+// BZPOPMIN, BZPOPMAX, BZMPOP
+
+fn bzpopmin(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    let deadline = timeout_arg(ctx, &a[a.len() - 1])?;
+    blocking_zpop(ctx, &a[1..a.len() - 1], deadline, false, None)
+}
+
+fn bzpopmax(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    let deadline = timeout_arg(ctx, &a[a.len() - 1])?;
+    blocking_zpop(ctx, &a[1..a.len() - 1], deadline, true, None)
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: Redis parses the rest before
+/// the timeout, so a syntax error wins over a bad timeout.
+fn bzmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    let (keys, max, count) = parse_mpop(a, 2)?;
+    let deadline = timeout_arg(ctx, &a[1])?;
+    blocking_zpop(ctx, keys, deadline, max, Some(count))
+}
+
+/// Redis's `blockingGenericZpopCommand`: pops from the first zset among `keys` (propagated
+/// as the plain pop), else parks the client.
+fn blocking_zpop(ctx: &mut Ctx, keys: &[Bytes], deadline: u64, max: bool, count: Option<i64>) -> CmdResult {
+    for key in keys {
+        let Some(o) = ctx.lookup_write(key) else { continue };
+        as_zset(o)?;
+        serve_key(ctx, key, max, count);
+        return Ok(());
     }
+    block(ctx, keys, deadline, BlockedOp::ZPop { max, count });
     Ok(())
+}
+
+/// One blocking pop from the zset at `key` (which exists): BZPOPMIN's flat reply or BZMPOP's
+/// nested one, propagated as ZPOPMIN/ZPOPMAX.
+fn serve_key(ctx: &mut Ctx, key: &Bytes, max: bool, count: Option<i64>) {
+    let keys = std::slice::from_ref(key);
+    if let Ok(Some(popped)) = zpop_generic(ctx, keys, max, count.unwrap_or(1), true, count.is_some()) {
+        ctx.propagate_as(zpop_argv(max, popped, count));
+    }
+}
+
+/// Serves one client blocked on `key`, which holds a zset (Redis's
+/// `serveClientsBlockedOnSortedSetKey`). Returns whether it was served.
+pub fn serve_blocked(ctx: &mut Ctx, key: &Bytes, op: &BlockedOp) -> bool {
+    match *op {
+        BlockedOp::ZPop { max, count } => {
+            serve_key(ctx, key, max, count);
+            true
+        }
+        _ => false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -417,3 +417,133 @@ fn client_reply_off_silences_the_late_reply_of_a_blocked_command() {
         ],
     );
 }
+
+#[test]
+fn bzpopmin_and_bzpopmax_are_served_by_zadd_from_another_client() {
+    same_on_both(
+        "zset served",
+        &[
+            Send(0, "BZPOPMIN z 0"),
+            Sleep(SETTLE_MS),
+            BlockedClients(1),
+            Cmd(1, "ZADD z 2 b 1 a 3 c"),
+            Read(0),
+            Cmd(1, "ZRANGE z 0 -1 WITHSCORES"),
+            Send(0, "BZPOPMAX z2 5"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZINCRBY z2 2.5 m"),
+            Read(0),
+            Cmd(1, "EXISTS z2"),
+            Send(0, "BZPOPMIN u 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZUNIONSTORE u 2 z nokey"),
+            Read(0),
+            Cmd(1, "ZRANGE u 0 -1"),
+            BlockedClients(1),
+        ],
+    );
+}
+
+#[test]
+fn zset_waiters_are_served_in_the_order_they_blocked() {
+    same_on_both(
+        "zset fifo",
+        &[
+            Send(0, "BZPOPMIN z 0"),
+            Sleep(SETTLE_MS),
+            Send(1, "BZPOPMAX other z 0"),
+            Sleep(SETTLE_MS),
+            Send(2, "BZMPOP 0 1 z MIN COUNT 5"),
+            Sleep(SETTLE_MS),
+            Cmd(3, "ZADD z 1 a 2 b 3 c 4 d"),
+            Read(0),
+            Read(1),
+            Read(2),
+            Cmd(3, "EXISTS z"),
+            Send(0, "BZPOPMIN z 0"),
+            Sleep(SETTLE_MS),
+            Send(1, "BLPOP z 0"),
+            Sleep(SETTLE_MS),
+            Cmd(3, "RPUSH z l"),
+            Read(1),
+            Cmd(3, "ZADD z 7 x"),
+            Read(0),
+        ],
+    );
+}
+
+#[test]
+fn bzmpop_is_served_with_count_in_resp2_and_resp3() {
+    same_on_both(
+        "bzmpop",
+        &[
+            Send(0, "BZMPOP 0 2 m1 m2 MAX COUNT 2"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "ZADD m2 1 a 2 b 3 c"),
+            Read(0),
+            Cmd(2, "ZRANGE m2 0 -1 WITHSCORES"),
+            Quiet(1, "HELLO 3"),
+            Send(1, "BZMPOP 0 1 m3 MIN"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "ZADD m3 1.5 x 2 y"),
+            Read(1),
+            Send(1, "BZPOPMAX m4 0"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "ZADD m4 -inf x"),
+            Read(1),
+            Send(1, "BZMPOP 0 1 m5 MIN COUNT 10"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "ZADD m5 1 a 2 b"),
+            Read(1),
+        ],
+    );
+}
+
+#[test]
+fn zset_timeouts_reply_with_a_null_array_in_resp2_and_resp3() {
+    same_on_both(
+        "zset timeout",
+        &[
+            Cmd(0, "BZPOPMIN k 0.1"),
+            Cmd(0, "BZPOPMAX k k2 0.1"),
+            Cmd(0, "BZMPOP 0.1 2 k k2 MIN COUNT 3"),
+            Quiet(1, "HELLO 3"),
+            Cmd(1, "BZPOPMIN k 0.1"),
+            Cmd(1, "BZMPOP 0.1 1 k MAX"),
+            BlockedClients(2),
+        ],
+    );
+}
+
+#[test]
+fn zsets_made_by_rename_copy_and_move_wake_waiters() {
+    same_on_both(
+        "zset wholesale keys",
+        &[
+            Send(0, "BZPOPMIN dst 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZADD src 1 a"),
+            Cmd(1, "RENAME src dst"),
+            Read(0),
+            Send(0, "BZPOPMAX c2 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZADD c1 1 x 2 y"),
+            Cmd(1, "COPY c1 c2"),
+            Read(0),
+            Cmd(1, "ZRANGE c2 0 -1"),
+            Send(0, "BZMPOP 0 1 mv MIN"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SELECT 1"),
+            Cmd(1, "ZADD mv 1 m"),
+            Cmd(1, "MOVE mv 0"),
+            Read(0),
+            Cmd(1, "SELECT 0"),
+            Send(0, "BZPOPMIN ex 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SET ex v"),
+            Cmd(1, "DEL ex"),
+            Cmd(1, "ZADD ex 5 e"),
+            Read(0),
+        ],
+    );
+}

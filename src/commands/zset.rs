@@ -791,7 +791,7 @@ fn zpop_generic(
     count: i64,
     emit_key: bool,
     nested: bool,
-) -> Result<Option<Bytes>, CmdError> {
+) -> Result<Option<(Bytes, usize)>, CmdError> {
     // The type is checked before the count, as Redis does: `ZPOPMIN set 0` is WRONGTYPE.
     let mut found = None;
     for key in keys {
@@ -849,7 +849,7 @@ fn zpop_generic(
         out.bulk(m);
         out.double(*s);
     }
-    Ok(Some(key.clone()))
+    Ok(Some((key.clone(), n)))
 }
 
 fn zpop_min_max(ctx: &mut Ctx, a: &[Bytes], max: bool) -> CmdResult {
@@ -880,8 +880,8 @@ fn positive_arg(b: &[u8], min: i64, msg: &str) -> Result<i64, CmdError> {
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]; replicated as ZPOPMIN/ZPOPMAX key count.
 fn zmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let (keys, max, count) = parse_mpop(a, 1)?;
-    if let Some(popped) = zpop_generic(ctx, keys, max, count, true, true)? {
-        ctx.propagate_as(zpop_argv(max, popped, Some(count)));
+    if let Some((popped, n)) = zpop_generic(ctx, keys, max, count, true, true)? {
+        ctx.propagate_as(zpop_argv(max, popped, Some(n)));
     }
     Ok(())
 }
@@ -913,8 +913,9 @@ fn parse_mpop(a: &[Bytes], numkeys_idx: usize) -> Result<(&[Bytes], bool, i64), 
     Ok((&a[numkeys_idx + 1..where_idx], max, count.max(1)))
 }
 
-/// How a pop is replicated: `ZPOPMIN|ZPOPMAX key [count]` (count only for the M forms).
-fn zpop_argv(max: bool, key: Bytes, count: Option<i64>) -> Vec<Bytes> {
+/// How a pop is replicated: `ZPOPMIN|ZPOPMAX key [n]`, where Redis 7.0.15 gives the M forms
+/// the number actually popped, not the COUNT asked for.
+fn zpop_argv(max: bool, key: Bytes, count: Option<usize>) -> Vec<Bytes> {
     let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
     let mut argv = vec![Bytes::from_static(name), key];
     argv.extend(count.map(|n| Bytes::from(n.to_string())));
@@ -959,8 +960,8 @@ fn blocking_zpop(ctx: &mut Ctx, keys: &[Bytes], deadline: u64, max: bool, count:
 /// nested one, propagated as ZPOPMIN/ZPOPMAX.
 fn serve_key(ctx: &mut Ctx, key: &Bytes, max: bool, count: Option<i64>) {
     let keys = std::slice::from_ref(key);
-    if let Ok(Some(popped)) = zpop_generic(ctx, keys, max, count.unwrap_or(1), true, count.is_some()) {
-        ctx.propagate_as(zpop_argv(max, popped, count));
+    if let Ok(Some((popped, n))) = zpop_generic(ctx, keys, max, count.unwrap_or(1), true, count.is_some()) {
+        ctx.propagate_as(zpop_argv(max, popped, count.map(|_| n)));
     }
 }
 
@@ -1375,14 +1376,61 @@ mod tests {
     }
 
     #[test]
-    fn zmpop_propagates_as_zpopmin_or_zpopmax_with_the_requested_count() {
+    fn zmpop_propagates_as_zpopmin_or_zpopmax_with_the_popped_count() {
         let mut srv = propagating();
         run(&mut srv, &["ZADD", "z", "1", "a", "2", "b"]);
         take_propagated(&mut srv);
         run(&mut srv, &["ZMPOP", "2", "none", "z", "MAX", "COUNT", "5"]);
         run(&mut srv, &["ZMPOP", "1", "none", "MIN"]);
-        assert_eq!(take_propagated(&mut srv), [words(&["ZPOPMAX", "z", "5"])]);
+        assert_eq!(take_propagated(&mut srv), [words(&["ZPOPMAX", "z", "2"])]);
         assert_eq!(run(&mut srv, &["EXISTS", "z"]), b":0\r\n");
+    }
+
+    fn run_as(srv: &mut Server, id: u64, argv: &[&str]) -> Vec<u8> {
+        srv.process(id, argv.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect());
+        std::mem::take(&mut srv.clients.get_mut(&id).expect("client").out.buf)
+    }
+
+    #[test]
+    fn immediate_blocking_pops_propagate_as_plain_pops_with_the_popped_count() {
+        let mut srv = propagating();
+        run(&mut srv, &["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"]);
+        take_propagated(&mut srv);
+        assert_eq!(run(&mut srv, &["BZPOPMIN", "none", "z", "0"]), b"*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n");
+        run(&mut srv, &["BZPOPMAX", "z", "0"]);
+        run(&mut srv, &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "9"]);
+        assert_eq!(
+            take_propagated(&mut srv),
+            [words(&["ZPOPMIN", "z"]), words(&["ZPOPMAX", "z"]), words(&["ZPOPMIN", "z", "2"])]
+        );
+        assert_eq!(run(&mut srv, &["EXISTS", "z"]), b":0\r\n");
+    }
+
+    #[test]
+    fn waiters_on_a_zset_are_served_fifo_after_the_write_and_propagated_after_it() {
+        let mut srv = propagating();
+        let first = srv.add_client("127.0.0.1:2".into(), "127.0.0.1:6379".into());
+        let second = srv.add_client("127.0.0.1:3".into(), "127.0.0.1:6379".into());
+        let lister = srv.add_client("127.0.0.1:4".into(), "127.0.0.1:6379".into());
+        assert_eq!(run_as(&mut srv, first, &["BZPOPMAX", "z", "0"]), b"");
+        assert_eq!(run_as(&mut srv, lister, &["BLPOP", "z", "0"]), b"");
+        assert_eq!(run_as(&mut srv, second, &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "5"]), b"");
+        run(&mut srv, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
+        assert!(!srv.is_blocked(first) && !srv.is_blocked(second) && srv.is_blocked(lister));
+        let out = |srv: &mut Server, id| std::mem::take(&mut srv.clients.get_mut(&id).unwrap().out.buf);
+        assert_eq!(out(&mut srv, first), b"*3\r\n$1\r\nz\r\n$1\r\nc\r\n$1\r\n3\r\n");
+        assert_eq!(
+            out(&mut srv, second),
+            b"*2\r\n$1\r\nz\r\n*2\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(
+            take_propagated(&mut srv),
+            [
+                words(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]),
+                words(&["ZPOPMAX", "z"]),
+                words(&["ZPOPMIN", "z", "2"])
+            ]
+        );
     }
 
     #[test]

@@ -547,3 +547,31 @@ fn zsets_made_by_rename_copy_and_move_wake_waiters() {
         ],
     );
 }
+
+#[test]
+fn blocked_zset_pops_show_in_client_list_stats_and_client_unblock() {
+    same_on_both(
+        "zset unblock",
+        &[
+            RememberId(0),
+            Send(0, "BZPOPMIN k 0"),
+            Sleep(SETTLE_MS),
+            ClientFlags(1),
+            Cmd(1, "CLIENT UNBLOCK $ID"),
+            Read(0),
+            Send(0, "BZMPOP 0 1 k MAX"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "CLIENT UNBLOCK $ID ERROR"),
+            Read(0),
+            Send(0, "BZPOPMAX k 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZADD k 1 a"),
+            Read(0),
+            CmdStats(1, "bzpopmin"),
+            CmdStats(1, "bzpopmax"),
+            CmdStats(1, "bzmpop"),
+            CmdStats(1, "zadd"),
+            BlockedClients(1),
+        ],
+    );
+}

@@ -105,6 +105,9 @@ fn store(ctx: &mut Ctx, key: &[u8], z: Zset) -> bool {
     }
     let obj = RObj::new(Value::Zset(Box::new(z)), ctx.new_lru());
     ctx.srv.dbs[db].set(key, obj, false);
+    // Signalled here, not only by the server's after-command scan, so that waiters see
+    // keys in the order they were written.
+    ctx.srv.signal_key_as_ready(db, key);
     true
 }
 
@@ -500,6 +503,7 @@ fn zadd_generic(ctx: &mut Ctx, a: &[Bytes], f: AddFlags, scoreidx: usize) -> Cmd
     if !exists && !f.xx {
         let obj = RObj::new(Value::Zset(Box::new(Zset::new_listpack())), ctx.new_lru());
         ctx.srv.dbs[ctx.client.db].add(key, obj);
+        ctx.srv.signal_key_as_ready(ctx.client.db, key);
     }
     if exists || !f.xx {
         let o = ctx.srv.dbs[ctx.client.db].get_mut(key).expect("just looked up");

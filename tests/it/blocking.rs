@@ -1,4 +1,4 @@
-//! Blocking list pops need several connections at once, which the case files cannot say:
+//! Blocking list and sorted-set pops need several connections at once, which the case files cannot say:
 //! each scenario here is a script of steps over numbered connections, run against real
 //! redis and redsim, and the transcripts of replies must be identical. Timeouts are
 //! 100-500 ms; sleeps give a blocked command time to reach the server before the push.
@@ -516,7 +516,7 @@ fn zset_timeouts_reply_with_a_null_array_in_resp2_and_resp3() {
 }
 
 #[test]
-fn zsets_made_by_rename_copy_and_move_wake_waiters() {
+fn zsets_made_by_stores_rename_copy_move_and_swapdb_wake_waiters() {
     same_on_both(
         "zset wholesale keys",
         &[
@@ -544,6 +544,23 @@ fn zsets_made_by_rename_copy_and_move_wake_waiters() {
             Cmd(1, "DEL ex"),
             Cmd(1, "ZADD ex 5 e"),
             Read(0),
+            Send(0, "BZPOPMAX rs 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZADD src2 1 a 2 b 3 c"),
+            Cmd(1, "ZRANGESTORE rs src2 0 1"),
+            Read(0),
+            Send(0, "BZMPOP 0 2 is ds MIN COUNT 3"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZINTERSTORE is 2 src2 none"),
+            Cmd(1, "ZDIFFSTORE ds 1 src2"),
+            Read(0),
+            Send(0, "BZPOPMIN sw 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SELECT 1"),
+            Cmd(1, "ZADD sw 9 s"),
+            Cmd(1, "SWAPDB 0 1"),
+            Read(0),
+            BlockedClients(1),
         ],
     );
 }

@@ -561,7 +561,7 @@ pub fn bpop_key(ctx: &mut Ctx, key: &Bytes, side: Side) {
 }
 
 /// Redis's `getTimeoutFromObjectOrReply` in seconds: the deadline in Unix ms, 0 = forever.
-fn timeout_arg(ctx: &Ctx, b: &[u8]) -> Result<u64, CmdError> {
+pub(crate) fn timeout_arg(ctx: &Ctx, b: &[u8]) -> Result<u64, CmdError> {
     let secs = parse_timeout(b).ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
     // C's (long long) cast of a value out of range gives LLONG_MIN on x86.
     let ms = secs * 1000.0;
@@ -684,7 +684,7 @@ fn blmove_generic(ctx: &mut Ctx, a: &[Bytes], timeout: &[u8], from: Side, to: Si
 
 /// Parks the client on `keys`, or replies as if timed out when it may not block (inside
 /// MULTI or a script).
-fn block(ctx: &mut Ctx, keys: &[Bytes], deadline_ms: u64, op: BlockedOp) {
+pub(crate) fn block(ctx: &mut Ctx, keys: &[Bytes], deadline_ms: u64, op: BlockedOp) {
     if ctx.client.deny_blocking() {
         ctx.out().null_array();
         return;
@@ -718,6 +718,7 @@ pub fn serve_blocked(ctx: &mut Ctx, key: &Bytes, op: &BlockedOp) -> bool {
             ctx.dirty(1);
             ctx.out().bulk(&v);
         }
+        BlockedOp::ZPop { .. } => return false,
     }
     true
 }

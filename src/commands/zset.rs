@@ -1,16 +1,18 @@
 //! Sorted set commands (Redis's `t_zset.c`). Values live in `engine::zset`; this module parses
 //! arguments in Redis's order (so the first error Redis reports is the one we report), picks
 //! ranges by rank, score or lex, and replies in RESP2 or RESP3 shapes. The blocking forms
-//! (BZPOPMIN, BZPOPMAX, BZMPOP) wait for the blocking infrastructure.
+//! (BZPOPMIN, BZPOPMAX, BZMPOP) park on `server::blocking` and are served by `serve_blocked`.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::list::{block, timeout_arg};
 use super::{int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Value};
 use crate::engine::zset::{key_cmp, Limits, Zset};
 use crate::protocol::ReplyBuf;
+use crate::server::blocking::BlockedOp;
 use crate::util::glob_match;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
@@ -37,6 +39,9 @@ pub static COMMANDS: &[(&str, Handler)] = &[
     ("zpopmin", zpopmin),
     ("zpopmax", zpopmax),
     ("zmpop", zmpop),
+    ("bzpopmin", bzpopmin),
+    ("bzpopmax", bzpopmax),
+    ("bzmpop", bzmpop),
     ("zrandmember", zrandmember),
     ("zunion", zunion),
     ("zinter", zinter),
@@ -100,6 +105,9 @@ fn store(ctx: &mut Ctx, key: &[u8], z: Zset) -> bool {
     }
     let obj = RObj::new(Value::Zset(Box::new(z)), ctx.new_lru());
     ctx.srv.dbs[db].set(key, obj, false);
+    // Signalled here, not only by the server's after-command scan, so that waiters see
+    // keys in the order they were written.
+    ctx.srv.signal_key_as_ready(db, key);
     true
 }
 
@@ -495,6 +503,7 @@ fn zadd_generic(ctx: &mut Ctx, a: &[Bytes], f: AddFlags, scoreidx: usize) -> Cmd
     if !exists && !f.xx {
         let obj = RObj::new(Value::Zset(Box::new(Zset::new_listpack())), ctx.new_lru());
         ctx.srv.dbs[ctx.client.db].add(key, obj);
+        ctx.srv.signal_key_as_ready(ctx.client.db, key);
     }
     if exists || !f.xx {
         let o = ctx.srv.dbs[ctx.client.db].get_mut(key).expect("just looked up");
@@ -776,8 +785,9 @@ fn zremrangebylex(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 // ZPOPMIN, ZPOPMAX, ZMPOP
 
 /// Redis's `genericZpopCommand` (non-blocking): pops up to `count` from the first non-empty
-/// key. `emit_key` is ZMPOP's shape ([key, [[m, s]...]], null when nothing); `nested` pairs
-/// each member with its score in an array.
+/// key. `emit_key` prefixes the key: flat `[key, m, s, ...]` for BZPOPMIN/BZPOPMAX, or with
+/// `nested` ZMPOP's `[key, [[m, s]...]]`; null when nothing. Without `emit_key`, `nested`
+/// pairs each member with its score in an array.
 fn zpop_generic(
     ctx: &mut Ctx,
     keys: &[Bytes],
@@ -785,7 +795,7 @@ fn zpop_generic(
     count: i64,
     emit_key: bool,
     nested: bool,
-) -> Result<Option<Bytes>, CmdError> {
+) -> Result<Option<(Bytes, usize)>, CmdError> {
     // The type is checked before the count, as Redis does: `ZPOPMIN set 0` is WRONGTYPE.
     let mut found = None;
     for key in keys {
@@ -823,14 +833,18 @@ fn zpop_generic(
     delete_if_empty(ctx, key);
     ctx.dirty(n as u64);
     let out = ctx.out();
-    if emit_key {
-        out.array(2);
-        out.bulk(key);
-    }
-    if nested {
-        out.array(n);
-    } else {
-        out.array(2 * n);
+    match (emit_key, nested) {
+        (true, true) => {
+            out.array(2);
+            out.bulk(key);
+            out.array(n);
+        }
+        (true, false) => {
+            out.array(2 * n + 1);
+            out.bulk(key);
+        }
+        (false, true) => out.array(n),
+        (false, false) => out.array(2 * n),
     }
     for (m, s) in &items {
         if nested {
@@ -839,7 +853,7 @@ fn zpop_generic(
         out.bulk(m);
         out.double(*s);
     }
-    Ok(Some(key.clone()))
+    Ok(Some((key.clone(), n)))
 }
 
 fn zpop_min_max(ctx: &mut Ctx, a: &[Bytes], max: bool) -> CmdResult {
@@ -869,8 +883,18 @@ fn positive_arg(b: &[u8], min: i64, msg: &str) -> Result<i64, CmdError> {
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]; replicated as ZPOPMIN/ZPOPMAX key count.
 fn zmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let numkeys = positive_arg(&a[1], 1, "numkeys should be greater than 0")? as u64;
-    let where_idx = 2u64.saturating_add(numkeys);
+    let (keys, max, count) = parse_mpop(a, 1)?;
+    if let Some((popped, n)) = zpop_generic(ctx, keys, max, count, true, true)? {
+        ctx.propagate_as(zpop_argv(max, popped, Some(n)));
+    }
+    Ok(())
+}
+
+/// `numkeys key [key ...] MIN|MAX [COUNT count]` from `numkeys_idx` on (Redis's
+/// `zmpopGenericCommand`): the keys, whether MAX, and the count (1 by default).
+fn parse_mpop(a: &[Bytes], numkeys_idx: usize) -> Result<(&[Bytes], bool, i64), CmdError> {
+    let numkeys = positive_arg(&a[numkeys_idx], 1, "numkeys should be greater than 0")? as u64;
+    let where_idx = (numkeys_idx as u64 + 1).saturating_add(numkeys);
     if where_idx >= a.len() as u64 {
         return Err(CmdError::Syntax);
     }
@@ -890,14 +914,71 @@ fn zmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let count = count.max(1);
-    let keys = &a[2..where_idx];
-    if let Some(popped) = zpop_generic(ctx, keys, max, count, true, true)? {
-        let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
-        let n = Bytes::from(count.to_string());
-        ctx.propagate_as(vec![Bytes::from_static(name), popped, n]);
+    Ok((&a[numkeys_idx + 1..where_idx], max, count.max(1)))
+}
+
+/// How a pop is replicated: `ZPOPMIN|ZPOPMAX key [n]`, where Redis 7.0.15 gives the M forms
+/// the number actually popped, not the COUNT asked for.
+fn zpop_argv(max: bool, key: Bytes, count: Option<usize>) -> Vec<Bytes> {
+    let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+    let mut argv = vec![Bytes::from_static(name), key];
+    argv.extend(count.map(|n| Bytes::from(n.to_string())));
+    argv
+}
+
+// ---------------------------------------------------------------------------------------
+// BZPOPMIN, BZPOPMAX, BZMPOP
+
+fn bzpopmin(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    let deadline = timeout_arg(ctx, &a[a.len() - 1])?;
+    blocking_zpop(ctx, &a[1..a.len() - 1], deadline, false, None)
+}
+
+fn bzpopmax(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    let deadline = timeout_arg(ctx, &a[a.len() - 1])?;
+    blocking_zpop(ctx, &a[1..a.len() - 1], deadline, true, None)
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: Redis parses the rest before
+/// the timeout, so a syntax error wins over a bad timeout.
+fn bzmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    let (keys, max, count) = parse_mpop(a, 2)?;
+    let deadline = timeout_arg(ctx, &a[1])?;
+    blocking_zpop(ctx, keys, deadline, max, Some(count))
+}
+
+/// Redis's `blockingGenericZpopCommand`: pops from the first zset among `keys` (propagated
+/// as the plain pop), else parks the client.
+fn blocking_zpop(ctx: &mut Ctx, keys: &[Bytes], deadline: u64, max: bool, count: Option<i64>) -> CmdResult {
+    for key in keys {
+        let Some(o) = ctx.lookup_write(key) else { continue };
+        as_zset(o)?;
+        serve_key(ctx, key, max, count);
+        return Ok(());
     }
+    block(ctx, keys, deadline, BlockedOp::ZPop { max, count });
     Ok(())
+}
+
+/// One blocking pop from the zset at `key` (which exists): BZPOPMIN's flat reply or BZMPOP's
+/// nested one, propagated as ZPOPMIN/ZPOPMAX.
+fn serve_key(ctx: &mut Ctx, key: &Bytes, max: bool, count: Option<i64>) {
+    let keys = std::slice::from_ref(key);
+    if let Ok(Some((popped, n))) = zpop_generic(ctx, keys, max, count.unwrap_or(1), true, count.is_some()) {
+        ctx.propagate_as(zpop_argv(max, popped, count.map(|_| n)));
+    }
+}
+
+/// Serves one client blocked on `key`, which holds a zset (Redis's
+/// `serveClientsBlockedOnSortedSetKey`). Returns whether it was served.
+pub fn serve_blocked(ctx: &mut Ctx, key: &Bytes, op: &BlockedOp) -> bool {
+    match *op {
+        BlockedOp::ZPop { max, count } => {
+            serve_key(ctx, key, max, count);
+            true
+        }
+        _ => false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1299,14 +1380,61 @@ mod tests {
     }
 
     #[test]
-    fn zmpop_propagates_as_zpopmin_or_zpopmax_with_the_requested_count() {
+    fn zmpop_propagates_as_zpopmin_or_zpopmax_with_the_popped_count() {
         let mut srv = propagating();
         run(&mut srv, &["ZADD", "z", "1", "a", "2", "b"]);
         take_propagated(&mut srv);
         run(&mut srv, &["ZMPOP", "2", "none", "z", "MAX", "COUNT", "5"]);
         run(&mut srv, &["ZMPOP", "1", "none", "MIN"]);
-        assert_eq!(take_propagated(&mut srv), [words(&["ZPOPMAX", "z", "5"])]);
+        assert_eq!(take_propagated(&mut srv), [words(&["ZPOPMAX", "z", "2"])]);
         assert_eq!(run(&mut srv, &["EXISTS", "z"]), b":0\r\n");
+    }
+
+    fn run_as(srv: &mut Server, id: u64, argv: &[&str]) -> Vec<u8> {
+        srv.process(id, argv.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect());
+        std::mem::take(&mut srv.clients.get_mut(&id).expect("client").out.buf)
+    }
+
+    #[test]
+    fn immediate_blocking_pops_propagate_as_plain_pops_with_the_popped_count() {
+        let mut srv = propagating();
+        run(&mut srv, &["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"]);
+        take_propagated(&mut srv);
+        assert_eq!(run(&mut srv, &["BZPOPMIN", "none", "z", "0"]), b"*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n");
+        run(&mut srv, &["BZPOPMAX", "z", "0"]);
+        run(&mut srv, &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "9"]);
+        assert_eq!(
+            take_propagated(&mut srv),
+            [words(&["ZPOPMIN", "z"]), words(&["ZPOPMAX", "z"]), words(&["ZPOPMIN", "z", "2"])]
+        );
+        assert_eq!(run(&mut srv, &["EXISTS", "z"]), b":0\r\n");
+    }
+
+    #[test]
+    fn waiters_on_a_zset_are_served_fifo_after_the_write_and_propagated_after_it() {
+        let mut srv = propagating();
+        let first = srv.add_client("127.0.0.1:2".into(), "127.0.0.1:6379".into());
+        let second = srv.add_client("127.0.0.1:3".into(), "127.0.0.1:6379".into());
+        let lister = srv.add_client("127.0.0.1:4".into(), "127.0.0.1:6379".into());
+        assert_eq!(run_as(&mut srv, first, &["BZPOPMAX", "z", "0"]), b"");
+        assert_eq!(run_as(&mut srv, lister, &["BLPOP", "z", "0"]), b"");
+        assert_eq!(run_as(&mut srv, second, &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "5"]), b"");
+        run(&mut srv, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
+        assert!(!srv.is_blocked(first) && !srv.is_blocked(second) && srv.is_blocked(lister));
+        let out = |srv: &mut Server, id| std::mem::take(&mut srv.clients.get_mut(&id).unwrap().out.buf);
+        assert_eq!(out(&mut srv, first), b"*3\r\n$1\r\nz\r\n$1\r\nc\r\n$1\r\n3\r\n");
+        assert_eq!(
+            out(&mut srv, second),
+            b"*2\r\n$1\r\nz\r\n*2\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(
+            take_propagated(&mut srv),
+            [
+                words(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]),
+                words(&["ZPOPMAX", "z"]),
+                words(&["ZPOPMIN", "z", "2"])
+            ]
+        );
     }
 
     #[test]

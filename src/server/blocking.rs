@@ -49,12 +49,17 @@ pub enum BlockedOp {
     Pop { side: Side, count: Option<i64> },
     /// BLMOVE/BRPOPLPUSH.
     Move { dst: Bytes, from: Side, to: Side, rpoplpush: bool },
+    /// BZPOPMIN/BZPOPMAX (`count: None`) or BZMPOP.
+    ZPop { max: bool, count: Option<i64> },
 }
 
 impl BlockedOp {
     /// The type a ready key must hold to serve this waiter.
     pub fn value_type(&self) -> &'static str {
-        "list"
+        match self {
+            BlockedOp::ZPop { .. } => "zset",
+            _ => "list",
+        }
     }
 }
 
@@ -199,7 +204,11 @@ impl Server {
             let reply_start = client.out.len();
             {
                 let mut ctx = Ctx { srv: self, client: &mut client };
-                let served = value_type == "list" && crate::commands::list::serve_blocked(&mut ctx, key, &state.op);
+                let served = match value_type {
+                    "list" => crate::commands::list::serve_blocked(&mut ctx, key, &state.op),
+                    "zset" => crate::commands::zset::serve_blocked(&mut ctx, key, &state.op),
+                    _ => false,
+                };
                 if !served {
                     ctx.srv.count_failed_call(ctx.client.last_cmd);
                 }

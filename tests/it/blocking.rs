@@ -1,4 +1,4 @@
-//! Blocking list pops need several connections at once, which the case files cannot say:
+//! Blocking list and sorted-set pops need several connections at once, which the case files cannot say:
 //! each scenario here is a script of steps over numbered connections, run against real
 //! redis and redsim, and the transcripts of replies must be identical. Timeouts are
 //! 100-500 ms; sleeps give a blocked command time to reach the server before the push.
@@ -414,6 +414,181 @@ fn client_reply_off_silences_the_late_reply_of_a_blocked_command() {
             Send(0, "CLIENT REPLY ON"),
             Read(0),
             Cmd(0, "LRANGE k 0 -1"),
+        ],
+    );
+}
+
+#[test]
+fn bzpopmin_and_bzpopmax_are_served_by_zadd_from_another_client() {
+    same_on_both(
+        "zset served",
+        &[
+            Send(0, "BZPOPMIN z 0"),
+            Sleep(SETTLE_MS),
+            BlockedClients(1),
+            Cmd(1, "ZADD z 2 b 1 a 3 c"),
+            Read(0),
+            Cmd(1, "ZRANGE z 0 -1 WITHSCORES"),
+            Send(0, "BZPOPMAX z2 5"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZINCRBY z2 2.5 m"),
+            Read(0),
+            Cmd(1, "EXISTS z2"),
+            Send(0, "BZPOPMIN u 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZUNIONSTORE u 2 z nokey"),
+            Read(0),
+            Cmd(1, "ZRANGE u 0 -1"),
+            BlockedClients(1),
+        ],
+    );
+}
+
+#[test]
+fn zset_waiters_are_served_in_the_order_they_blocked() {
+    same_on_both(
+        "zset fifo",
+        &[
+            Send(0, "BZPOPMIN z 0"),
+            Sleep(SETTLE_MS),
+            Send(1, "BZPOPMAX other z 0"),
+            Sleep(SETTLE_MS),
+            Send(2, "BZMPOP 0 1 z MIN COUNT 5"),
+            Sleep(SETTLE_MS),
+            Cmd(3, "ZADD z 1 a 2 b 3 c 4 d"),
+            Read(0),
+            Read(1),
+            Read(2),
+            Cmd(3, "EXISTS z"),
+            Send(0, "BZPOPMIN z 0"),
+            Sleep(SETTLE_MS),
+            Send(1, "BLPOP z 0"),
+            Sleep(SETTLE_MS),
+            Cmd(3, "RPUSH z l"),
+            Read(1),
+            Cmd(3, "ZADD z 7 x"),
+            Read(0),
+        ],
+    );
+}
+
+#[test]
+fn bzmpop_is_served_with_count_in_resp2_and_resp3() {
+    same_on_both(
+        "bzmpop",
+        &[
+            Send(0, "BZMPOP 0 2 m1 m2 MAX COUNT 2"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "ZADD m2 1 a 2 b 3 c"),
+            Read(0),
+            Cmd(2, "ZRANGE m2 0 -1 WITHSCORES"),
+            Quiet(1, "HELLO 3"),
+            Send(1, "BZMPOP 0 1 m3 MIN"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "ZADD m3 1.5 x 2 y"),
+            Read(1),
+            Send(1, "BZPOPMAX m4 0"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "ZADD m4 -inf x"),
+            Read(1),
+            Send(1, "BZMPOP 0 1 m5 MIN COUNT 10"),
+            Sleep(SETTLE_MS),
+            Cmd(2, "ZADD m5 1 a 2 b"),
+            Read(1),
+        ],
+    );
+}
+
+#[test]
+fn zset_timeouts_reply_with_a_null_array_in_resp2_and_resp3() {
+    same_on_both(
+        "zset timeout",
+        &[
+            Cmd(0, "BZPOPMIN k 0.1"),
+            Cmd(0, "BZPOPMAX k k2 0.1"),
+            Cmd(0, "BZMPOP 0.1 2 k k2 MIN COUNT 3"),
+            Quiet(1, "HELLO 3"),
+            Cmd(1, "BZPOPMIN k 0.1"),
+            Cmd(1, "BZMPOP 0.1 1 k MAX"),
+            BlockedClients(2),
+        ],
+    );
+}
+
+#[test]
+fn zsets_made_by_stores_rename_copy_move_and_swapdb_wake_waiters() {
+    same_on_both(
+        "zset wholesale keys",
+        &[
+            Send(0, "BZPOPMIN dst 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZADD src 1 a"),
+            Cmd(1, "RENAME src dst"),
+            Read(0),
+            Send(0, "BZPOPMAX c2 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZADD c1 1 x 2 y"),
+            Cmd(1, "COPY c1 c2"),
+            Read(0),
+            Cmd(1, "ZRANGE c2 0 -1"),
+            Send(0, "BZMPOP 0 1 mv MIN"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SELECT 1"),
+            Cmd(1, "ZADD mv 1 m"),
+            Cmd(1, "MOVE mv 0"),
+            Read(0),
+            Cmd(1, "SELECT 0"),
+            Send(0, "BZPOPMIN ex 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SET ex v"),
+            Cmd(1, "DEL ex"),
+            Cmd(1, "ZADD ex 5 e"),
+            Read(0),
+            Send(0, "BZPOPMAX rs 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZADD src2 1 a 2 b 3 c"),
+            Cmd(1, "ZRANGESTORE rs src2 0 1"),
+            Read(0),
+            Send(0, "BZMPOP 0 2 is ds MIN COUNT 3"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZINTERSTORE is 2 src2 none"),
+            Cmd(1, "ZDIFFSTORE ds 1 src2"),
+            Read(0),
+            Send(0, "BZPOPMIN sw 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SELECT 1"),
+            Cmd(1, "ZADD sw 9 s"),
+            Cmd(1, "SWAPDB 0 1"),
+            Read(0),
+            BlockedClients(1),
+        ],
+    );
+}
+
+#[test]
+fn blocked_zset_pops_show_in_client_list_stats_and_client_unblock() {
+    same_on_both(
+        "zset unblock",
+        &[
+            RememberId(0),
+            Send(0, "BZPOPMIN k 0"),
+            Sleep(SETTLE_MS),
+            ClientFlags(1),
+            Cmd(1, "CLIENT UNBLOCK $ID"),
+            Read(0),
+            Send(0, "BZMPOP 0 1 k MAX"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "CLIENT UNBLOCK $ID ERROR"),
+            Read(0),
+            Send(0, "BZPOPMAX k 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "ZADD k 1 a"),
+            Read(0),
+            CmdStats(1, "bzpopmin"),
+            CmdStats(1, "bzpopmax"),
+            CmdStats(1, "bzmpop"),
+            CmdStats(1, "zadd"),
+            BlockedClients(1),
         ],
     );
 }

@@ -647,8 +647,9 @@ fn bpop_generic(ctx: &mut Ctx, a: &[Bytes], side: Side) -> CmdResult {
 }
 
 fn blmpop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let deadline = timeout_arg(ctx, &a[1])?;
+    // Redis checks numkeys, the side and COUNT before the timeout.
     let (keys, side, count) = parse_mpop(a, 2)?;
+    let deadline = timeout_arg(ctx, &a[1])?;
     if mpop_first(ctx, keys, side, count)? {
         return Ok(());
     }

@@ -1,0 +1,349 @@
+//! SORT and SORT_RO (Redis's `sort.c`, `sortCommandGeneric`): lists, sets and sorted sets,
+//! numeric or ALPHA, BY and GET patterns with `*` and `->field`, LIMIT, STORE into a list.
+
+use std::cmp::Ordering;
+
+use bytes::Bytes;
+
+use super::{int_arg, CmdError, CmdResult, Ctx, Handler};
+use crate::engine::list::List;
+use crate::engine::object::{RObj, Value};
+use crate::engine::zset::Zset;
+
+pub static COMMANDS: &[(&str, Handler)] = &[("sort", sort), ("sort_ro", sort_ro)];
+
+const SCORES_ERR: &str = "ERR One or more scores can't be converted into double";
+
+fn sort(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    sort_generic(ctx, a, false)
+}
+
+fn sort_ro(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    sort_generic(ctx, a, true)
+}
+
+#[derive(Default)]
+struct Opts {
+    desc: bool,
+    alpha: bool,
+    limit_start: i64,
+    limit_count: i64,
+    store: Option<Bytes>,
+    by: Option<Bytes>,
+    /// BY a pattern without `*`: keep the native order.
+    dontsort: bool,
+    gets: Vec<Bytes>,
+}
+
+fn parse_opts(a: &[Bytes], readonly: bool) -> Result<Opts, CmdError> {
+    let mut o = Opts { limit_count: -1, ..Opts::default() };
+    let mut j = 2;
+    while j < a.len() {
+        let left = a.len() - j - 1;
+        let opt = a[j].to_ascii_lowercase();
+        match opt.as_slice() {
+            b"asc" => o.desc = false,
+            b"desc" => o.desc = true,
+            b"alpha" => o.alpha = true,
+            b"limit" if left >= 2 => {
+                o.limit_start = int_arg(&a[j + 1])?;
+                o.limit_count = int_arg(&a[j + 2])?;
+                j += 2;
+            }
+            b"store" if left >= 1 && !readonly => {
+                o.store = Some(a[j + 1].clone());
+                j += 1;
+            }
+            b"by" if left >= 1 => {
+                o.by = Some(a[j + 1].clone());
+                // strchr: a '*' after a NUL byte does not count.
+                o.dontsort = !cstr(&a[j + 1]).contains(&b'*');
+                j += 1;
+            }
+            b"get" if left >= 1 => {
+                o.gets.push(a[j + 1].clone());
+                j += 1;
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+        j += 1;
+    }
+    Ok(o)
+}
+
+/// The bytes a C string function sees: up to the first NUL.
+fn cstr(b: &[u8]) -> &[u8] {
+    &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]
+}
+
+/// One element to sort with what it sorts by (Redis's `redisSortObject`).
+struct Item {
+    obj: Vec<u8>,
+    score: f64,
+    cmpobj: Option<Vec<u8>>,
+}
+
+impl Item {
+    fn new(obj: Vec<u8>) -> Self {
+        Item { obj, score: 0.0, cmpobj: None }
+    }
+}
+
+/// How `sortCompare` orders two items.
+#[derive(Clone, Copy)]
+struct Rules {
+    desc: bool,
+    alpha: bool,
+    by_pattern: bool,
+    /// With STORE, ALPHA compares binary-safely instead of with strcoll.
+    store: bool,
+}
+
+/// strcoll under the C/C.UTF-8 collation: byte order of the C strings.
+fn collate(a: &[u8], b: &[u8]) -> Ordering {
+    cstr(a).cmp(cstr(b))
+}
+
+fn sort_compare(r: Rules, a: &Item, b: &Item) -> Ordering {
+    let cmp = if !r.alpha {
+        // Equal scores fall back to the elements so the result is deterministic.
+        a.score.partial_cmp(&b.score).unwrap_or(Ordering::Equal).then_with(|| a.obj.cmp(&b.obj))
+    } else if r.by_pattern {
+        match (&a.cmpobj, &b.cmpobj) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (Some(x), Some(y)) if r.store => x.cmp(y),
+            (Some(x), Some(y)) => collate(x, y),
+        }
+    } else if r.store {
+        a.obj.cmp(&b.obj)
+    } else {
+        collate(&a.obj, &b.obj)
+    };
+    if r.desc {
+        cmp.reverse()
+    } else {
+        cmp
+    }
+}
+
+/// Redis's `lookupKeyByPattern`: `#` is the element itself; otherwise the first `*` is
+/// replaced by it and the key read as a string, or with `->field` as a hash field.
+fn lookup_by_pattern(ctx: &mut Ctx, pattern: &[u8], subst: &[u8]) -> Option<Vec<u8>> {
+    let spat = cstr(pattern);
+    if spat == b"#" {
+        return Some(subst.to_vec());
+    }
+    let p = spat.iter().position(|&c| c == b'*')?;
+    let field = spat[p + 1..]
+        .windows(2)
+        .position(|w| w == b"->")
+        .map(|i| p + 1 + i)
+        .filter(|&f| f + 2 < spat.len())
+        .map(|f| &pattern[f + 2..]);
+    let postfix_end = pattern.len() - field.map_or(0, |f| f.len() + 2);
+    let mut key = Vec::with_capacity(pattern.len() + subst.len());
+    key.extend_from_slice(&pattern[..p]);
+    key.extend_from_slice(subst);
+    key.extend_from_slice(&pattern[p + 1..postfix_end]);
+    let o = ctx.lookup_read(&key)?;
+    match (&o.val, field) {
+        (Value::Str(s), None) => Some(s.bytes().into_owned()),
+        (Value::Hash(h), Some(f)) => h.get(f).map(<[u8]>::to_vec),
+        _ => None,
+    }
+}
+
+/// `strtod` as SORT uses it: the whole C string must convert, without ERANGE or NaN.
+fn sort_score(b: &[u8]) -> Option<f64> {
+    let b = cstr(b);
+    if b.is_empty() {
+        return Some(0.0);
+    }
+    let start = b.iter().position(|c| !c.is_ascii_whitespace() && *c != 0x0b)?;
+    match super::zset::c_strtod(&b[start..]) {
+        Some((v, false)) if !v.is_nan() => Some(v),
+        _ => None,
+    }
+}
+
+/// LIMIT turned into an inclusive window `start..=end` over `len` elements.
+fn limit_window(o: &Opts, len: i64) -> (i64, i64) {
+    let mut start = o.limit_start.max(0);
+    let mut end = if o.limit_count < 0 { len - 1 } else { start.saturating_add(o.limit_count) - 1 };
+    if start >= len {
+        start = len - 1;
+        end = len - 2;
+    }
+    if end >= len {
+        end = len - 1;
+    }
+    (start, end)
+}
+
+fn sort_generic(ctx: &mut Ctx, a: &[Bytes], readonly: bool) -> CmdResult {
+    let mut o = parse_opts(a, readonly)?;
+    let db = ctx.client.db;
+    let kind = match ctx.lookup_read(&a[1]).map(|obj| &obj.val) {
+        None => None,
+        Some(Value::List(_)) => Some(Kind::List),
+        Some(Value::Set(_)) => Some(Kind::Set),
+        Some(Value::Zset(_)) => Some(Kind::Zset),
+        Some(_) => return Err(CmdError::WrongType),
+    };
+    // A set has no order of its own: a stored result is sorted so replicas agree.
+    if o.dontsort && kind == Some(Kind::Set) && o.store.is_some() {
+        o.dontsort = false;
+        o.alpha = true;
+        o.by = None;
+    }
+    if kind == Some(Kind::Zset) {
+        let seed = crate::env::Rng::next_u64(&mut ctx.srv.rng);
+        if let Some(RObj { val: Value::Zset(z), .. }) = ctx.srv.dbs[db].get_mut(&a[1]) {
+            z.convert_to_skiplist(seed);
+        }
+    }
+    let obj = kind.and_then(|_| ctx.srv.dbs[db].get(&a[1]));
+    let len = obj.map_or(0, |obj| value_len(&obj.val)) as i64;
+    let (mut start, mut end) = limit_window(&o, len);
+    let mut items = match obj.map(|obj| &obj.val) {
+        Some(Value::List(l)) if o.dontsort => {
+            let v = list_window(l, start, end, o.desc);
+            (start, end) = (0, end - start);
+            v
+        }
+        Some(Value::Zset(z)) if o.dontsort => {
+            let v = zset_window(z, start, end, o.desc);
+            (start, end) = (0, end - start);
+            v
+        }
+        Some(Value::List(l)) => l.iter().map(|e| Item::new(e.to_vec())).collect(),
+        Some(Value::Set(s)) => s.iter().map(|m| Item::new(m.bytes().into_owned())).collect(),
+        Some(Value::Zset(z)) => z.all().into_iter().map(|(m, _)| Item::new(m)).collect(),
+        _ => Vec::new(),
+    };
+    if !o.dontsort {
+        if !load_scores(ctx, &o, &mut items) {
+            return Err(CmdError::Other(SCORES_ERR.into()));
+        }
+        let rules = Rules { desc: o.desc, alpha: o.alpha, by_pattern: o.by.is_some(), store: o.store.is_some() };
+        items.sort_by(|x, y| sort_compare(rules, x, y));
+    }
+    let window = if end >= start { &items[start as usize..=end as usize] } else { &[][..] };
+    match o.store.take() {
+        None => reply_items(ctx, &o, window),
+        Some(dst) => store_items(ctx, &o, window, &dst),
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    List,
+    Set,
+    Zset,
+}
+
+fn value_len(v: &Value) -> usize {
+    match v {
+        Value::List(l) => l.len(),
+        Value::Set(s) => s.len(),
+        Value::Zset(z) => z.len(),
+        _ => 0,
+    }
+}
+
+/// The LIMIT window of a list in its own order (reversed by DESC).
+fn list_window(l: &List, start: i64, end: i64, desc: bool) -> Vec<Item> {
+    if end < start {
+        return Vec::new();
+    }
+    let (start, n) = (start as usize, (end - start + 1) as usize);
+    let take = |e: &[u8]| Item::new(e.to_vec());
+    if desc {
+        l.iter().rev().skip(start).take(n).map(take).collect()
+    } else {
+        l.range(start, n).map(take).collect()
+    }
+}
+
+/// The LIMIT window of a sorted set in score order (reversed by DESC).
+fn zset_window(z: &Zset, start: i64, end: i64, desc: bool) -> Vec<Item> {
+    if end < start {
+        return Vec::new();
+    }
+    let (n, len) = ((end - start + 1) as usize, z.len());
+    let first = if desc { len - start as usize - n } else { start as usize };
+    let mut v: Vec<Item> = z.range(first, first + n).into_iter().map(|(m, _)| Item::new(m)).collect();
+    if desc {
+        v.reverse();
+    }
+    v
+}
+
+/// Fills in what each item sorts by; false when a numeric sort meets a non-number.
+fn load_scores(ctx: &mut Ctx, o: &Opts, items: &mut [Item]) -> bool {
+    let mut ok = true;
+    for it in items.iter_mut() {
+        let byval = match &o.by {
+            Some(p) => match lookup_by_pattern(ctx, p, &it.obj) {
+                Some(v) => v,
+                None => continue,
+            },
+            None => it.obj.clone(),
+        };
+        if o.alpha {
+            if o.by.is_some() {
+                it.cmpobj = Some(byval);
+            }
+        } else {
+            match sort_score(&byval) {
+                Some(s) => it.score = s,
+                None => ok = false,
+            }
+        }
+    }
+    ok
+}
+
+fn reply_items(ctx: &mut Ctx, o: &Opts, window: &[Item]) {
+    let per = o.gets.len().max(1);
+    ctx.out().array(window.len() * per);
+    for it in window {
+        if o.gets.is_empty() {
+            ctx.out().bulk(&it.obj);
+        }
+        for g in &o.gets {
+            match lookup_by_pattern(ctx, g, &it.obj) {
+                Some(v) => ctx.out().bulk(&v),
+                None => ctx.out().null(),
+            }
+        }
+    }
+}
+
+/// STORE: the result becomes a list; an empty one deletes the destination.
+fn store_items(ctx: &mut Ctx, o: &Opts, window: &[Item], dst: &[u8]) {
+    let fill = ctx.srv.config.hot.list_max_listpack_size.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+    let mut list = List::new(fill);
+    for it in window {
+        if o.gets.is_empty() {
+            list.push_back(&it.obj);
+        }
+        for g in &o.gets {
+            list.push_back(&lookup_by_pattern(ctx, g, &it.obj).unwrap_or_default());
+        }
+    }
+    let db = ctx.client.db;
+    let n = list.len();
+    if n > 0 {
+        let obj = RObj::new(Value::List(Box::new(list)), ctx.new_lru());
+        ctx.srv.dbs[db].set(dst, obj, false);
+        ctx.srv.signal_key_as_ready(db, dst);
+        ctx.dirty(n as u64);
+    } else if ctx.srv.dbs[db].delete(dst).is_some() {
+        ctx.dirty(1);
+    }
+    ctx.out().int(n as i64);
+}

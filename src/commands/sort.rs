@@ -347,3 +347,109 @@ fn store_items(ctx: &mut Ctx, o: &Opts, window: &[Item], dst: &[u8]) {
     }
     ctx.out().int(n as i64);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::testing::{run, server, take_propagated};
+
+    fn item(obj: &str, score: f64, cmp: Option<&str>) -> Item {
+        Item { obj: obj.into(), score, cmpobj: cmp.map(Into::into) }
+    }
+
+    const NUMERIC: Rules = Rules { desc: false, alpha: false, by_pattern: false, store: false };
+
+    #[test]
+    fn numeric_ties_fall_back_to_element_bytes() {
+        let (a, b) = (item("01", 1.0, None), item("1", 1.0, None));
+        assert_eq!(sort_compare(NUMERIC, &a, &b), Ordering::Less);
+        assert_eq!(sort_compare(Rules { desc: true, ..NUMERIC }, &a, &b), Ordering::Greater);
+        assert_eq!(sort_compare(NUMERIC, &item("z", -1.0, None), &a), Ordering::Less);
+    }
+
+    #[test]
+    fn alpha_collates_c_strings_unless_storing() {
+        let alpha = Rules { alpha: true, ..NUMERIC };
+        let (a, b) = (item("a\0c", 0.0, None), item("a\0b", 0.0, None));
+        assert_eq!(sort_compare(alpha, &a, &b), Ordering::Equal);
+        assert_eq!(sort_compare(Rules { store: true, ..alpha }, &a, &b), Ordering::Greater);
+        assert_eq!(sort_compare(alpha, &item("B", 0.0, None), &item("a", 0.0, None)), Ordering::Less);
+    }
+
+    #[test]
+    fn alpha_by_pattern_puts_missing_values_first() {
+        let by = Rules { alpha: true, by_pattern: true, ..NUMERIC };
+        let (none, some) = (item("z", 0.0, None), item("a", 0.0, Some("x")));
+        assert_eq!(sort_compare(by, &none, &some), Ordering::Less);
+        assert_eq!(sort_compare(by, &none, &item("b", 0.0, None)), Ordering::Equal);
+        assert_eq!(sort_compare(Rules { desc: true, ..by }, &none, &some), Ordering::Greater);
+    }
+
+    #[test]
+    fn scores_follow_strtod_over_the_c_string() {
+        assert_eq!(sort_score(b""), Some(0.0));
+        assert_eq!(sort_score(b" 3"), Some(3.0));
+        assert_eq!(sort_score(b"5\0abc"), Some(5.0));
+        assert_eq!(sort_score(b"0x10"), Some(16.0));
+        assert_eq!(sort_score(b"-inf"), Some(f64::NEG_INFINITY));
+        for bad in [&b"3 "[..], b" ", b"nan", b"1e400", b"abc"] {
+            assert_eq!(sort_score(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn limit_window_clamps_like_redis() {
+        let o = |start, count| Opts { limit_start: start, limit_count: count, ..Opts::default() };
+        assert_eq!(limit_window(&o(0, -1), 5), (0, 4));
+        assert_eq!(limit_window(&o(-3, 2), 5), (0, 1));
+        assert_eq!(limit_window(&o(3, 100), 5), (3, 4));
+        assert_eq!(limit_window(&o(5, 1), 5), (4, 3));
+        assert_eq!(limit_window(&o(1, i64::MAX), 5), (1, 4));
+        assert_eq!(limit_window(&o(0, -1), 0), (-1, -2));
+    }
+
+    #[test]
+    fn patterns_substitute_the_first_star_and_read_hash_fields() {
+        let mut srv = server();
+        run(&mut srv, &["MSET", "w_a", "1", "w_a*x", "2"]);
+        run(&mut srv, &["HSET", "h_a", "f", "v", "f->g", "w"]);
+        run(&mut srv, &["RPUSH", "l", "a"]);
+        assert_eq!(
+            run(&mut srv, &["SORT", "l", "ALPHA", "GET", "#", "GET", "w_*", "GET", "w_**x"]),
+            b"*3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(
+            run(&mut srv, &["SORT", "l", "ALPHA", "GET", "h_*->f", "GET", "h_*->f->g", "GET", "h_*->"]),
+            b"*3\r\n$1\r\nv\r\n$1\r\nw\r\n$-1\r\n"
+        );
+        assert_eq!(
+            run(&mut srv, &["SORT", "l", "ALPHA", "GET", "w_*->f", "GET", "h_*", "GET", "w_a"]),
+            b"*3\r\n$-1\r\n$-1\r\n$-1\r\n"
+        );
+    }
+
+    #[test]
+    fn store_propagates_as_sent_and_an_empty_result_deletes() {
+        let mut srv = server();
+        srv.propagate_enabled = true;
+        run(&mut srv, &["RPUSH", "l", "2", "1"]);
+        run(&mut srv, &["SET", "dst", "x"]);
+        take_propagated(&mut srv);
+        assert_eq!(run(&mut srv, &["SORT", "l", "STORE", "dst"]), b":2\r\n");
+        assert_eq!(run(&mut srv, &["LRANGE", "dst", "0", "-1"]), b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+        assert_eq!(run(&mut srv, &["SORT", "nokey", "STORE", "dst"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["SORT", "nokey", "STORE", "dst"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["EXISTS", "dst"]), b":0\r\n");
+        assert_eq!(run(&mut srv, &["SORT", "l"]), b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+        assert_eq!(
+            take_propagated(&mut srv),
+            vec![vec!["SORT", "l", "STORE", "dst"], vec!["SORT", "nokey", "STORE", "dst"]]
+        );
+    }
+
+    #[test]
+    fn sort_ro_refuses_store() {
+        let mut srv = server();
+        assert_eq!(run(&mut srv, &["SORT_RO", "l", "STORE", "d"]), b"-ERR syntax error\r\n");
+    }
+}

@@ -22,6 +22,37 @@ fn sort_ro(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     sort_generic(ctx, a, true)
 }
 
+/// Redis's `sortGetKeys` and `sortROGetKeys`, used because SORT's key specs are incomplete.
+pub fn native_get_keys(name: &str, argv: &[Bytes]) -> Option<Vec<(usize, u64)>> {
+    use super::meta::key_flag;
+    match name {
+        "sortGetKeys" => Some(sort_get_keys(argv)),
+        "sortROGetKeys" => Some(vec![(1, key_flag::RO | key_flag::ACCESS)]),
+        _ => None,
+    }
+}
+
+/// Redis's `sortGetKeys` (the STORE spec is incomplete): the sorted key, and the last
+/// STORE target, skipping the arguments of LIMIT, GET and BY as Redis does.
+fn sort_get_keys(argv: &[Bytes]) -> Vec<(usize, u64)> {
+    use super::meta::key_flag;
+    let mut keys = vec![(1, key_flag::RO | key_flag::ACCESS)];
+    let mut store = None;
+    let mut i = 2;
+    while i < argv.len() {
+        let opt = argv[i].to_ascii_lowercase();
+        match opt.as_slice() {
+            b"limit" => i += 2,
+            b"get" | b"by" => i += 1,
+            b"store" if i + 1 < argv.len() => store = Some(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    keys.extend(store.map(|pos| (pos, key_flag::OW | key_flag::UPDATE)));
+    keys
+}
+
 #[derive(Default)]
 struct Opts {
     desc: bool,

@@ -417,3 +417,19 @@ fn client_reply_off_silences_the_late_reply_of_a_blocked_command() {
         ],
     );
 }
+
+#[test]
+fn sort_store_serves_a_waiter_on_its_destination() {
+    same_on_both(
+        "sortstore",
+        &[
+            Cmd(1, "RPUSH src 3 1 2"),
+            Send(0, "BLPOP dst 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SORT src STORE dst"),
+            Read(0),
+            Cmd(1, "LRANGE dst 0 -1"),
+            BlockedClients(1),
+        ],
+    );
+}

@@ -259,7 +259,14 @@ fn sort_generic(ctx: &mut Ctx, a: &[Bytes], readonly: bool) -> CmdResult {
             return Err(CmdError::Other(SCORES_ERR.into()));
         }
         let rules = Rules { desc: o.desc, alpha: o.alpha, by_pattern: o.by.is_some(), store: o.store.is_some() };
-        items.sort_by(|x, y| sort_compare(rules, x, y));
+        let cmp = |x: &Item, y: &Item| sort_compare(rules, x, y);
+        // glibc's qsort is a stable merge sort; BY with a LIMIT uses Redis's pqsort, whose
+        // order of ties differs.
+        if o.by.is_some() && (start != 0 || end != items.len() as i64 - 1) && end >= start {
+            pqsort(&mut items, &cmp, start as usize, end as usize);
+        } else {
+            items.sort_by(cmp);
+        }
     }
     let window = if end >= start { &items[start as usize..=end as usize] } else { &[][..] };
     match o.store.take() {
@@ -379,6 +386,118 @@ fn store_items(ctx: &mut Ctx, o: &Opts, window: &[Item], dst: &[u8]) {
     ctx.out().int(n as i64);
 }
 
+/// Redis's `pqsort` (NetBSD's qsort that only recurses into parts overlapping
+/// `lrange..=rrange`), ported step for step so ties come out in the same order.
+fn pqsort<T>(v: &mut [T], cmp: &impl Fn(&T, &T) -> Ordering, lrange: usize, rrange: usize) {
+    pqsort_part(v, cmp, 0, v.len(), (lrange, rrange));
+}
+
+/// `_pqsort` on the `n` elements from `a`.
+fn pqsort_part<T>(v: &mut [T], cmp: &impl Fn(&T, &T) -> Ordering, mut a: usize, mut n: usize, range: (usize, usize)) {
+    let (lrange, rrange) = range;
+    loop {
+        if n < 7 {
+            for pm in a + 1..a + n {
+                let mut pl = pm;
+                while pl > a && cmp(&v[pl - 1], &v[pl]) == Ordering::Greater {
+                    v.swap(pl, pl - 1);
+                    pl -= 1;
+                }
+            }
+            return;
+        }
+        let mut pm = a + n / 2;
+        if n > 7 {
+            let (mut pl, mut pn) = (a, a + n - 1);
+            if n > 40 {
+                let d = n / 8;
+                pl = med3(v, cmp, pl, pl + d, pl + 2 * d);
+                pm = med3(v, cmp, pm - d, pm, pm + d);
+                pn = med3(v, cmp, pn - 2 * d, pn - d, pn);
+            }
+            pm = med3(v, cmp, pl, pm, pn);
+        }
+        v.swap(a, pm);
+        let (mut pa, mut pb) = (a + 1, a + 1);
+        let (mut pc, mut pd) = (a + n - 1, a + n - 1);
+        loop {
+            while pb <= pc {
+                let c = cmp(&v[pb], &v[a]);
+                if c == Ordering::Greater {
+                    break;
+                }
+                if c == Ordering::Equal {
+                    v.swap(pa, pb);
+                    pa += 1;
+                }
+                pb += 1;
+            }
+            while pb <= pc {
+                let c = cmp(&v[pc], &v[a]);
+                if c == Ordering::Less {
+                    break;
+                }
+                if c == Ordering::Equal {
+                    v.swap(pc, pd);
+                    pd -= 1;
+                }
+                pc -= 1;
+            }
+            if pb > pc {
+                break;
+            }
+            v.swap(pb, pc);
+            pb += 1;
+            pc -= 1;
+        }
+        let pn = a + n;
+        let r = (pa - a).min(pb - pa);
+        vecswap(v, a, pb - r, r);
+        let r = (pd - pc).min(pn - pd - 1);
+        vecswap(v, pb, pn - r, r);
+        let overlaps = |first: usize, count: usize| {
+            let last = first + count - 1;
+            !((lrange < first && rrange < first) || (lrange > last && rrange > last))
+        };
+        let r = pb - pa;
+        if r > 1 && overlaps(a, r) {
+            pqsort_part(v, cmp, a, r, range);
+        }
+        let r = pd - pc;
+        if r > 1 && overlaps(pn - r, r) {
+            (a, n) = (pn - r, r);
+            continue;
+        }
+        return;
+    }
+}
+
+fn med3<T>(v: &[T], cmp: &impl Fn(&T, &T) -> Ordering, a: usize, b: usize, c: usize) -> usize {
+    use Ordering::{Greater, Less};
+    if cmp(&v[a], &v[b]) == Less {
+        if cmp(&v[b], &v[c]) == Less {
+            b
+        } else if cmp(&v[a], &v[c]) == Less {
+            c
+        } else {
+            a
+        }
+    } else if cmp(&v[b], &v[c]) == Greater {
+        b
+    } else if cmp(&v[a], &v[c]) == Less {
+        a
+    } else {
+        c
+    }
+}
+
+/// Swaps the `n` elements from `a` pairwise with the `n` from `b`, in order.
+fn vecswap<T>(v: &mut [T], a: usize, b: usize, n: usize) {
+    for i in 0..n {
+        v.swap(a + i, b + i);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +595,30 @@ mod tests {
             take_propagated(&mut srv),
             vec![vec!["SORT", "l", "STORE", "dst"], vec!["SORT", "nokey", "STORE", "dst"]]
         );
+    }
+
+    #[test]
+    fn pqsort_orders_the_requested_window() {
+        let mut seed = 7u64;
+        for len in [0usize, 1, 6, 7, 8, 40, 41, 100, 300] {
+            let v: Vec<u64> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (seed >> 33) % 50
+                })
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort();
+            for (l, r) in
+                [(0, len.saturating_sub(1)), (len / 3, len / 2), (len.saturating_sub(1), len.saturating_sub(1))]
+            {
+                let mut got = v.clone();
+                pqsort(&mut got, &|a: &u64, b: &u64| a.cmp(b), l, r);
+                if len > 0 {
+                    assert_eq!(got[l..=r], sorted[l..=r], "len {len} window {l}..={r}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -622,6 +622,16 @@ mod tests {
     }
 
     #[test]
+    fn pattern_lookups_count_keyspace_hits_and_misses_like_redis() {
+        let mut srv = server();
+        run(&mut srv, &["RPUSH", "l", "1", "2"]);
+        run(&mut srv, &["SET", "w_1", "1"]);
+        let (hits, misses) = (srv.stats.keyspace_hits, srv.stats.keyspace_misses);
+        run(&mut srv, &["SORT", "l", "BY", "w_*", "GET", "h_*->f", "GET", "#"]);
+        assert_eq!((srv.stats.keyspace_hits - hits, srv.stats.keyspace_misses - misses), (2, 3));
+    }
+
+    #[test]
     fn sort_ro_refuses_store() {
         let mut srv = server();
         assert_eq!(run(&mut srv, &["SORT_RO", "l", "STORE", "d"]), b"-ERR syntax error\r\n");

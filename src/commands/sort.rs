@@ -229,7 +229,9 @@ fn sort_generic(ctx: &mut Ctx, a: &[Bytes], readonly: bool) -> CmdResult {
         o.alpha = true;
         o.by = None;
     }
-    if kind == Some(Kind::Zset) {
+    // Redis converts a listpack zset for good, even when the sort then fails.
+    let listpack_zset = |o: &RObj| matches!(&o.val, Value::Zset(z) if matches!(**z, Zset::Listpack(_)));
+    if kind == Some(Kind::Zset) && ctx.srv.dbs[db].get(&a[1]).is_some_and(listpack_zset) {
         let seed = crate::env::Rng::next_u64(&mut ctx.srv.rng);
         if let Some(RObj { val: Value::Zset(z), .. }) = ctx.srv.dbs[db].get_mut(&a[1]) {
             z.convert_to_skiplist(seed);

@@ -12,6 +12,7 @@ pub mod list;
 pub mod meta;
 pub mod server_cmds;
 pub mod set;
+pub mod sort;
 pub mod string;
 #[cfg(test)]
 pub mod testing;
@@ -153,6 +154,7 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         bitops::COMMANDS,
         hyperloglog::COMMANDS,
         list::COMMANDS,
+        sort::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -145,7 +145,7 @@ fn strtod_whole(b: &[u8]) -> Option<f64> {
 
 /// C's `strtod` when it consumes all of `b`: the value and whether it set ERANGE (overflow,
 /// or a nonzero number that underflowed to zero). Decimal, hex (`0x1.8p3`), inf, nan.
-fn c_strtod(b: &[u8]) -> Option<(f64, bool)> {
+pub(crate) fn c_strtod(b: &[u8]) -> Option<(f64, bool)> {
     let (neg, body) = match b.first()? {
         b'-' => (true, &b[1..]),
         b'+' => (false, &b[1..]),

@@ -592,3 +592,19 @@ fn blocked_zset_pops_show_in_client_list_stats_and_client_unblock() {
         ],
     );
 }
+
+#[test]
+fn sort_store_serves_a_waiter_on_its_destination() {
+    same_on_both(
+        "sortstore",
+        &[
+            Cmd(1, "RPUSH src 3 1 2"),
+            Send(0, "BLPOP dst 0"),
+            Sleep(SETTLE_MS),
+            Cmd(1, "SORT src STORE dst"),
+            Read(0),
+            Cmd(1, "LRANGE dst 0 -1"),
+            BlockedClients(1),
+        ],
+    );
+}

@@ -158,10 +158,6 @@ impl Server {
         line
     }
 
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
-
     /// Waits for the process to exit by itself (after SHUTDOWN); its exit status.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;

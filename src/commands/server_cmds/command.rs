@@ -166,7 +166,10 @@ fn reply_keys(ctx: &mut Ctx, a: &[Bytes], with_flags: bool) -> CmdResult {
     }
     // Redis falls back to a per-command key finder when the specs cannot answer; redsim has
     // the ones whose keys' flags depend on the arguments, and otherwise no keys.
-    let keys = variable_flags_keys(m, argv).or_else(|| keys_from_specs(m, argv)).unwrap_or_default();
+    let keys = variable_flags_keys(m, argv)
+        .or_else(|| keys_from_specs(m, argv))
+        .or_else(|| crate::commands::sort::native_get_keys(m.get_keys_function?, argv))
+        .unwrap_or_default();
     if keys.is_empty() && !m.has_flag(flag::NO_MANDATORY_KEYS) {
         return Err(CmdError::err("Invalid arguments specified for command"));
     }

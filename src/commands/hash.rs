@@ -438,18 +438,8 @@ fn hscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use crate::commands::testing::{run, server, take_propagated};
+    use crate::commands::testing::{propagating, run, server, take_propagated, words};
     use crate::server::Server;
-
-    fn propagating() -> Server {
-        let mut srv = server();
-        srv.propagate_enabled = true;
-        srv
-    }
-
-    fn words(w: &[&str]) -> Vec<String> {
-        w.iter().map(|s| s.to_string()).collect()
-    }
 
     fn encoding(srv: &Server, key: &str) -> &'static str {
         srv.dbs[0].get(key.as_bytes()).expect("stored").val.encoding()

@@ -733,18 +733,7 @@ fn lcs(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{advance, run, server, take_propagated, NOW_UNIX_MS};
-    use crate::server::Server;
-
-    fn propagating() -> Server {
-        let mut srv = server();
-        srv.propagate_enabled = true;
-        srv
-    }
-
-    fn words(w: &[&str]) -> Vec<String> {
-        w.iter().map(|s| s.to_string()).collect()
-    }
+    use super::super::testing::{advance, propagating, run, server, take_propagated, words, NOW_UNIX_MS};
 
     #[test]
     fn set_ex_propagates_as_set_pxat_absolute() {

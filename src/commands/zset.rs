@@ -1366,18 +1366,8 @@ fn zscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{run, server, take_propagated};
+    use super::super::testing::{propagating, run, server, take_propagated, words};
     use crate::server::Server;
-
-    fn propagating() -> Server {
-        let mut srv = server();
-        srv.propagate_enabled = true;
-        srv
-    }
-
-    fn words(w: &[&str]) -> Vec<String> {
-        w.iter().map(|s| s.to_string()).collect()
-    }
 
     #[test]
     fn zmpop_propagates_as_zpopmin_or_zpopmax_with_the_popped_count() {

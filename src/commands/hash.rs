@@ -36,8 +36,6 @@ pub static COMMANDS: &[(&str, Handler)] = &[
 /// HRANDFIELD with a count below size/3 picks elements; above, it drops them from a copy
 /// (Redis's `HRANDFIELD_SUB_STRATEGY_MUL`).
 const HRANDFIELD_SUB_STRATEGY_MUL: u64 = 3;
-/// HSCAN's default COUNT.
-const SCAN_COUNT_DEFAULT: usize = 10;
 /// HSCAN visits at most COUNT times this many buckets, so a sparse table cannot stall it.
 const SCAN_BUCKETS_PER_COUNT: usize = 10;
 
@@ -384,26 +382,6 @@ fn reply_pair(out: &mut ReplyBuf, k: &[u8], v: &[u8], withvalues: bool) {
     }
 }
 
-/// HSCAN's COUNT and MATCH (Redis's `scanGenericCommand` options; TYPE is SCAN's only).
-fn parse_hscan_options(a: &[Bytes]) -> Result<(usize, Option<&[u8]>), CmdError> {
-    let (mut count, mut pattern) = (SCAN_COUNT_DEFAULT, None);
-    let mut i = 3;
-    while i < a.len() {
-        let has_value = i + 1 < a.len();
-        if a[i].eq_ignore_ascii_case(b"count") && has_value {
-            let n = int_arg(&a[i + 1])?;
-            count = usize::try_from(n).ok().filter(|&n| n >= 1).ok_or(CmdError::Syntax)?;
-        } else if a[i].eq_ignore_ascii_case(b"match") && has_value {
-            // "*" matches everything: skip the matcher, as Redis does.
-            pattern = Some(&a[i + 1][..]).filter(|p| *p != b"*");
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
-    Ok((count, pattern))
-}
-
 /// HSCAN: a listpack answers whole with cursor 0; a hashtable walks buckets until COUNT
 /// elements (fields and values both count, as Redis counts its reply list) or the budget.
 fn hscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
@@ -415,7 +393,7 @@ fn hscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         out.array(0);
         return Ok(());
     };
-    let (count, pattern) = parse_hscan_options(a)?;
+    let (count, pattern) = super::keyspace::parse_key_scan_options(a)?;
     let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut buckets_left = count.saturating_mul(SCAN_BUCKETS_PER_COUNT);
     loop {

@@ -334,6 +334,26 @@ fn keys(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// HSCAN/SSCAN/ZSCAN options (Redis's `scanGenericCommand` for a key): COUNT ≥ 1 and MATCH
+/// ("*" skips the matcher, as Redis does); TYPE is SCAN's only.
+pub(crate) fn parse_key_scan_options(a: &[Bytes]) -> Result<(usize, Option<&[u8]>), CmdError> {
+    let (mut count, mut pattern) = (SCAN_COUNT_DEFAULT, None);
+    let mut i = 3;
+    while i < a.len() {
+        let has_value = i + 1 < a.len();
+        if a[i].eq_ignore_ascii_case(b"count") && has_value {
+            let n = int_arg(&a[i + 1])?;
+            count = usize::try_from(n).ok().filter(|&n| n >= 1).ok_or(CmdError::Syntax)?;
+        } else if a[i].eq_ignore_ascii_case(b"match") && has_value {
+            pattern = Some(&a[i + 1][..]).filter(|p| *p != b"*");
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    Ok((count, pattern))
+}
+
 /// Redis's `parseScanCursorOrReply`, which uses `strtoul`: an optional sign, decimal digits,
 /// nothing after them (C stops at a NUL). A negative number wraps, the empty string is 0.
 pub(crate) fn parse_scan_cursor(b: &[u8]) -> Option<u64> {

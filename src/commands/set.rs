@@ -39,7 +39,6 @@ const SRANDMEMBER_SUB_STRATEGY_MUL: u64 = 3;
 /// SPOP with a count keeps the popped part by picking the survivors instead when fewer than
 /// count/SPOP_MOVE_STRATEGY_MUL members remain.
 const SPOP_MOVE_STRATEGY_MUL: u64 = 5;
-const SCAN_COUNT_DEFAULT: u64 = 10;
 /// SSCAN visits at most COUNT times this many buckets per call.
 const SCAN_BUCKETS_PER_COUNT: u64 = 10;
 
@@ -592,24 +591,6 @@ fn diff_of(mut sets: Vec<Option<&Set>>, max: u64, seed: u64) -> Set {
     result
 }
 
-/// SSCAN's options (Redis's `scanGenericCommand` for a set): COUNT and MATCH; TYPE is for
-/// SCAN only.
-fn parse_sscan_options(a: &[Bytes]) -> Result<(u64, Option<&[u8]>), CmdError> {
-    let (mut count, mut pattern) = (SCAN_COUNT_DEFAULT, None);
-    let mut i = 3;
-    while i < a.len() {
-        if a[i].eq_ignore_ascii_case(b"count") && i + 1 < a.len() {
-            count = u64::try_from(int_arg(&a[i + 1])?).ok().filter(|&n| n >= 1).ok_or(CmdError::Syntax)?;
-        } else if a[i].eq_ignore_ascii_case(b"match") && i + 1 < a.len() {
-            pattern = Some(&a[i + 1][..]).filter(|p| *p != b"*");
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
-    Ok((count, pattern))
-}
-
 fn sscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let mut cursor = super::keyspace::parse_scan_cursor(&a[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
     let (o, out) = ctx.lookup_read_out(&a[1]);
@@ -620,7 +601,8 @@ fn sscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     let set = as_set(o)?;
-    let (count, pattern) = parse_sscan_options(a)?;
+    let (count, pattern) = super::keyspace::parse_key_scan_options(a)?;
+    let count = count as u64;
     let mut found: Vec<Vec<u8>> = Vec::new();
     let mut buckets_left = count.saturating_mul(SCAN_BUCKETS_PER_COUNT);
     loop {

@@ -59,7 +59,6 @@ const NOT_LEX_RANGE: &str = "ERR min or max not valid string range item";
 /// ZSCAN on a listpack replies with everything at once, as Redis does for small encodings;
 /// on the dict it visits at most this many empty buckets per COUNT.
 const SCAN_BUCKETS_PER_COUNT: usize = 10;
-const SCAN_COUNT_DEFAULT: usize = 10;
 
 type Members = Vec<(Vec<u8>, f64)>;
 
@@ -1321,20 +1320,7 @@ fn zscan(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         out.raw(b"*2\r\n$1\r\n0\r\n*0\r\n");
         return Ok(());
     };
-    let (mut count, mut pattern) = (SCAN_COUNT_DEFAULT, None);
-    let mut i = 3;
-    while i < a.len() {
-        let has_value = i + 1 < a.len();
-        if a[i].eq_ignore_ascii_case(b"count") && has_value {
-            let n = int_arg(&a[i + 1])?;
-            count = usize::try_from(n).ok().filter(|&n| n >= 1).ok_or(CmdError::Syntax)?;
-        } else if a[i].eq_ignore_ascii_case(b"match") && has_value {
-            pattern = Some(&a[i + 1][..]).filter(|p| *p != b"*");
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
+    let (count, pattern) = super::keyspace::parse_key_scan_options(a)?;
     let mut found: Members = Vec::new();
     match z {
         Zset::Listpack(_) => {

@@ -182,10 +182,20 @@ pub fn shrink(s: &Scenario, seed: u64, opts: &WorldOptions, max_runs: usize) -> 
         ));
     }
     let faults_before = cur.faults.schedule.len();
-    search.drop_faults(&mut cur);
-    search.shorten_faults(&mut cur);
-    search.cut_duration(&mut cur);
-    search.drop_clients(&mut cur);
+    // Each pass can enable another (fewer clients or a shorter run change what a fault does),
+    // so the passes repeat until a round changes nothing or the run budget is spent.
+    loop {
+        let before = (cur.faults.schedule.clone(), cur.duration_ms, cur.workload.clients);
+        search.drop_faults(&mut cur);
+        search.shorten_faults(&mut cur);
+        search.cut_duration(&mut cur);
+        search.drop_clients(&mut cur);
+        if (cur.faults.schedule.clone(), cur.duration_ms, cur.workload.clients) == before
+            || search.runs >= search.max_runs
+        {
+            break;
+        }
+    }
     cur.name = format!("{}_seed{seed}_shrunk", s.name);
     cur.description = format!(
         "{} seed {seed}, shrunk: {} of its {faults_before} faults, safety phase {}ms of {}ms, {} of {} clients.\n{}",

@@ -32,7 +32,7 @@ mod sim {
         let out = redsim_sim(&["list", "../scenarios"]);
         assert_eq!(out.status.code(), Some(0));
         let text = stdout(&out);
-        for name in ["standalone_chaos", "standalone_counters", "standalone_ttl", "toylog_power"] {
+        for name in ["standalone_chaos", "standalone_counters", "standalone_ttl", "toylog_power", "toylog_swarm"] {
             assert!(text.contains(&format!("{name}  (")), "{name} in {text}");
         }
         assert!(text.contains("    The toy append-only log"), "{text}");
@@ -59,6 +59,32 @@ mod sim {
         let reports = dir.join("reports").display().to_string();
         let run = redsim_sim(&["run", &path, "--seed", "7", "--bug", "skip-fsync", "--reports-dir", &reports]);
         assert_eq!(run.status.code(), Some(1), "{}", stdout(&run));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The measure: a failing planted-bug run with at least 20 faults shrinks to one
+    /// with at most 3.
+    #[test]
+    fn shrink_takes_a_dense_swarm_run_down_to_at_most_three_faults() {
+        let dir = std::env::temp_dir().join("redsim-sim-cli-shrink-swarm-test");
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir_text = dir.display().to_string();
+        let out = redsim_sim(&[
+            "shrink",
+            "../scenarios/toylog_swarm.toml",
+            "--seed",
+            "1",
+            "--bug",
+            "skip-fsync",
+            "--out-dir",
+            &dir_text,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = stdout(&out);
+        let line = text.lines().find(|l| l.contains(" faults -> ")).expect("summary line");
+        let mut nums = line.split_whitespace().filter_map(|w| w.trim_end_matches(',').parse::<usize>().ok());
+        let (before, after) = (nums.next().expect("before"), nums.next().expect("after"));
+        assert!(before >= 20 && after <= 3, "{line}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

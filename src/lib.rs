@@ -7,6 +7,7 @@ pub mod commands;
 pub mod engine;
 pub mod env;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod util;
 

@@ -3,6 +3,7 @@
 //! the bytes; this module decides what they are and whether a PSYNC can continue.
 
 pub mod backlog;
+pub mod handshake;
 
 use bytes::Bytes;
 

@@ -4,6 +4,7 @@
 
 pub mod backlog;
 pub mod handshake;
+pub mod info;
 pub mod master;
 
 use bytes::Bytes;

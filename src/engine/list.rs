@@ -293,6 +293,22 @@ impl List {
         self.nodes.iter().flat_map(|n| n.lp.iter())
     }
 
+    /// The nodes' listpacks, head to tail: RDB writes one blob per node (QUICKLIST_2).
+    pub fn nodes(&self) -> impl Iterator<Item = &Listpack> + '_ {
+        self.nodes.iter().map(|n| &n.lp)
+    }
+
+    /// Appends a whole node, as loading a QUICKLIST_2 keeps the file's node boundaries
+    /// (Redis's `quicklistAppendListpack`). An empty listpack adds nothing.
+    pub fn append_node(&mut self, lp: Listpack) {
+        if lp.is_empty() {
+            return;
+        }
+        let sz = LP_HDR_SIZE + lp.iter().map(lp_entry_size).sum::<usize>();
+        self.len += lp.len();
+        self.nodes.push_back(Node { lp, sz });
+    }
+
     /// Entries `start..start + count` (clamped), front to back, without walking the prefix
     /// entry by entry.
     pub fn range(&self, start: usize, count: usize) -> impl Iterator<Item = &[u8]> + '_ {

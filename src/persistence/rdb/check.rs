@@ -52,7 +52,7 @@ fn report_ok(out: &mut String, l: &Loaded) {
     for (id, keys, expires) in &l.db_keys {
         let _ = writeln!(out, "[info] DB {id}: {keys} keys, {expires} with an expiry");
     }
-    let crc_at = l.len.saturating_sub(8);
+    let crc_at = l.len;
     match l.checksum {
         Checksum::Ok => {
             let _ = writeln!(out, "[offset {crc_at}] Checksum OK");

@@ -16,6 +16,7 @@
 
 mod blob;
 pub mod check;
+mod lzf;
 mod read;
 mod write;
 

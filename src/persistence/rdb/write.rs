@@ -56,13 +56,13 @@ fn put_int_encoded(out: &mut Vec<u8>, v: i64) -> bool {
     true
 }
 
-/// LZF as Redis's `lzf_compress` with an output buffer of `len - 4` bytes: `None` when the
-/// result would not fit (not worth it).
+/// Redis's `rdbSaveLzfStringObject` rule: compressed into at most `len - 4` bytes, or not
+/// at all.
 pub(super) fn lzf_compress(s: &[u8]) -> Option<Vec<u8>> {
     if s.len() <= 4 {
         return None;
     }
-    lzf::compress(s).ok().filter(|c| c.len() <= s.len() - 4 && !c.is_empty())
+    super::lzf::compress(s, s.len() - 4)
 }
 
 /// Redis's `rdbSaveRawString`: a short decimal integer as an int encoding, else LZF when

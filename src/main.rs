@@ -17,7 +17,7 @@ mod real {
     use redsim::server::driver::{run, RunOpts};
     use redsim::server::Config;
 
-    const USAGE: &str = "Usage: redsim server [/path/to/redis.conf] [options] [-]\n       redsim --version\n\n\
+    const USAGE: &str = "Usage: redsim server [/path/to/redis.conf] [options] [-]\n       redsim check-rdb <file>\n       redsim --version\n\n\
 Examples:\n       redsim server (run the server with default config)\n       redsim server /etc/redis/6379.conf\n       \
 redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel verbose\n";
 
@@ -33,6 +33,7 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
                 0
             }
             Some("server") => server(&args[0], &args[2..]),
+            Some("check-rdb") => check_rdb(&args[2..]),
             None => server(&args[0], &[]),
             Some(a) if a.starts_with("--") || !a.starts_with('-') => server(&args[0], &args[1..]),
             Some(other) => {
@@ -40,6 +41,25 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
                 2
             }
         }
+    }
+
+    /// `redsim check-rdb <file>`: redis-check-rdb's report; exit 1 when the file is corrupt.
+    fn check_rdb(args: &[String]) -> i32 {
+        let [path] = args else {
+            eprintln!("Usage: redsim check-rdb <rdb-file-name>");
+            return 1;
+        };
+        let bytes = match redsim::env::real::read_file(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("Cannot check RDB file '{path}': {e}");
+                return 1;
+            }
+        };
+        let now_ms = redsim::env::Clock::unix_ms(&redsim::env::real::TokioClock::new());
+        let (report, status) = redsim::persistence::rdb::check::check(path, &bytes, now_ms);
+        print!("{report}");
+        status
     }
 
     /// redis-server's argument rules: an optional config file first, then `--name value...`

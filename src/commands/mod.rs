@@ -4,6 +4,7 @@
 
 pub mod bitops;
 pub mod docs;
+pub mod dump;
 pub mod expire;
 pub mod hash;
 pub mod hyperloglog;
@@ -155,6 +156,7 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         hyperloglog::COMMANDS,
         list::COMMANDS,
         sort::COMMANDS,
+        dump::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -11,6 +11,9 @@ use super::listpack::Listpack;
 const OPTIMIZATION_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 /// A node with a positive (count) fill still stops growing here (Redis's `SIZE_SAFETY_LIMIT`).
 const SIZE_SAFETY_LIMIT: usize = 8192; // bytes
+/// What Redis adds to an element's length to estimate its listpack entry (encoding and
+/// back-length), deciding whether a node takes it.
+const SIZE_ESTIMATE_OVERHEAD: usize = 8; // bytes
 /// A listpack's header and end byte.
 const LP_HDR_SIZE: usize = 7; // bytes
 
@@ -83,8 +86,11 @@ impl List {
     }
 
     /// Whether `node` may take one more entry of `data` (Redis's `_quicklistNodeAllowInsert`).
+    /// Redis estimates the new size as the raw length plus `SIZE_ESTIMATE_OVERHEAD`, not the
+    /// listpack entry's real size; the estimate decides where nodes split, which DUMP and RDB
+    /// files show, so it is kept.
     fn allows_insert(&self, node: &Node, data: &[u8]) -> bool {
-        let new_sz = node.sz + lp_entry_size(data);
+        let new_sz = node.sz + data.len() + SIZE_ESTIMATE_OVERHEAD;
         if self.fill >= 0 {
             new_sz <= SIZE_SAFETY_LIMIT && node.lp.len() < self.fill.max(1) as usize
         } else {
@@ -291,6 +297,22 @@ impl List {
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
         self.nodes.iter().flat_map(|n| n.lp.iter())
+    }
+
+    /// The nodes' listpacks, head to tail: RDB writes one blob per node (QUICKLIST_2).
+    pub fn nodes(&self) -> impl Iterator<Item = &Listpack> + '_ {
+        self.nodes.iter().map(|n| &n.lp)
+    }
+
+    /// Appends a whole node, as loading a QUICKLIST_2 keeps the file's node boundaries
+    /// (Redis's `quicklistAppendListpack`). An empty listpack adds nothing.
+    pub fn append_node(&mut self, lp: Listpack) {
+        if lp.is_empty() {
+            return;
+        }
+        let sz = LP_HDR_SIZE + lp.iter().map(lp_entry_size).sum::<usize>();
+        self.len += lp.len();
+        self.nodes.push_back(Node { lp, sz });
     }
 
     /// Entries `start..start + count` (clamped), front to back, without walking the prefix

@@ -270,6 +270,11 @@ pub fn read_config_file(path: &str) -> io::Result<String> {
     std::fs::read_to_string(path)
 }
 
+/// A whole file's bytes (`redsim check-rdb`).
+pub fn read_file(path: &str) -> io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
 pub fn enter_dir(dir: &str) -> io::Result<()> {
     std::env::set_current_dir(dir)
 }

@@ -4,6 +4,7 @@
 //! - `diff`: case files under `tests/cases/`, replayed against real redis and redsim,
 //!   reply bytes compared (see the format at the top of `diff.rs`).
 //! - `memory`: maxmemory and the eviction policies.
+//! - `rdb_interop`: RDB files and DUMP payloads exchanged with real Redis, both ways.
 //! - `random_diff`: seeded random command streams, replies compared with real Redis.
 //! - `resp`: the RESP2/RESP3 reply reader those comparisons rest on.
 //! - `robustness`: junk input never takes the server down.
@@ -18,6 +19,7 @@ mod blocking;
 mod diff;
 mod memory;
 mod random_diff;
+mod rdb_interop;
 mod resp;
 mod robustness;
 mod server_cli;

@@ -1,0 +1,4 @@
+//! Persistence: the RDB format (`rdb`), snapshots to disk (`snapshot`), dataset digests
+//! (`digest`).
+
+pub mod rdb;

@@ -18,6 +18,7 @@ use crate::commands::{CommandTable, Ctx};
 use crate::engine::db::Db;
 use crate::engine::expire::{ActiveExpire, ExpireEffort};
 use crate::env::{Rng, SeededRng};
+use crate::persistence::snapshot::{ChildKind, Forker, NoFork, RdbState};
 pub use client::Client;
 pub use config::Config;
 
@@ -140,6 +141,12 @@ pub struct Server {
     pub config_file: String,
     /// used_memory when the server had just started (INFO used_memory_startup).
     pub used_memory_startup: u64,
+    /// The one child process the server may have (Redis's `child_type`).
+    pub child_kind: ChildKind,
+    /// Snapshot (RDB) state: the child, the last save, pending blocking disk work.
+    pub rdb: RdbState,
+    /// Starts snapshot children; the driver installs one that forks through the env.
+    pub forker: Box<dyn Forker>,
 }
 
 impl Server {
@@ -182,6 +189,9 @@ impl Server {
             cron_loops: 0,
             executable: String::new(),
             config_file: String::new(),
+            child_kind: ChildKind::None,
+            rdb: RdbState::default(),
+            forker: Box::new(NoFork),
         }
     }
 
@@ -257,6 +267,7 @@ impl Server {
         self.sample_stats();
         self.close_timedout_clients();
         self.unblock_timed_out_clients();
+        self.snapshot_cron();
         let used = self.sys.used_memory();
         self.stats.peak_memory = self.stats.peak_memory.max(used);
     }

@@ -516,3 +516,6 @@ pub async fn load_at_startup<E: Env>(env: &E, s: &mut Server) -> Result<(), Stri
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

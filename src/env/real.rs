@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Clock, Disk, DiskFile, Env, Listener, Net, SeededRng, SnapshotChild};
+use super::{Clock, Disk, DiskFile, Env, Listener, Net, SeededRng};
 
 /// Monotonic time from tokio's `Instant` (virtual under madsim), wall time from `SystemTime`
 /// (madsim overrides `clock_gettime`, so it is virtual there too).
@@ -340,7 +340,7 @@ fn waitpid(pid: libc::pid_t) -> io::Result<bool> {
 }
 
 #[cfg(not(madsim))]
-impl SnapshotChild for ForkChild {
+impl super::SnapshotChild for ForkChild {
     fn pid(&self) -> u32 {
         self.pid as u32
     }
@@ -380,7 +380,7 @@ impl SnapshotChild for ForkChild {
 impl Drop for ForkChild {
     fn drop(&mut self) {
         if !self.reaped {
-            self.kill();
+            super::SnapshotChild::kill(self);
             let _ = waitpid(self.pid);
         }
     }

@@ -41,9 +41,9 @@ pub enum ChildKind {
 /// Starts a snapshot child; the driver's implementation forks through the env and spawns the
 /// parent side that writes the file and calls [`Server::bgsave_done`].
 pub trait Forker: Send + 'static {
-    /// Forks a child that writes `dbs` as RDB; returns the child's pid. `cancel` set to true
-    /// makes the parent side kill the child and discard the file.
-    /// The parent side writes the file as `target`.
+    /// Forks a child that writes `dbs` as RDB, which the parent side stores as `target`;
+    /// returns the child's pid. `cancel` set to true makes the parent side kill the child and
+    /// discard the file.
     fn bgsave(
         &self,
         dbs: &[Db],

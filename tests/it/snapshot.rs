@@ -5,6 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::diff::encode_command;
 use crate::resp::{Conn, Reply};
 use crate::support::{Flavor, Server};
 use crate::tools::cli;
@@ -29,18 +30,8 @@ fn wait_bgsave_done(port: u16) -> String {
     info_field(port, "rdb_last_bgsave_status")
 }
 
-fn command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 fn call(conn: &mut Conn, args: &[&[u8]]) -> Reply {
-    conn.send(&command(args));
+    conn.send(&encode_command(&args.iter().map(|a| a.to_vec()).collect::<Vec<_>>()));
     conn.read_reply()
 }
 

@@ -99,7 +99,8 @@ pub fn shutdown_save(ctx: &mut Ctx, save: Option<bool>) -> Result<bool, CmdError
         return Ok(false);
     }
     ctx.srv.log(crate::server::log::Level::Notice, "Saving the final RDB snapshot before exiting.");
-    let bytes = snapshot_bytes(ctx)?;
+    let bytes =
+        snapshot_bytes(ctx).map_err(|_| CmdError::Other("ERR Errors trying to SHUTDOWN. Check logs.".into()))?;
     ctx.srv.rdb.job = Some(DiskJob::Shutdown { client: ctx.client.id, bytes });
     Ok(true)
 }

@@ -294,10 +294,15 @@ impl Server {
             DiskJob::Save { client, .. } | DiskJob::Reload { client, .. } | DiskJob::Shutdown { client, .. } => *client,
         };
         let reply: Result<(), String> = match (job, result) {
-            (_, Err(e)) => {
-                self.log(Level::Warning, &format!("Failed saving the DB: {e}"));
-                self.rdb.last_bgsave_ok = false;
-                Err("ERR".into())
+            (job, Err(e)) => {
+                // A failed blocking save leaves rdb_last_bgsave_status alone, as rdbSave does.
+                self.log(Level::Warning, &format!("Write error saving DB on disk: {e}"));
+                if let DiskJob::Shutdown { .. } = job {
+                    self.log(Level::Warning, "Error trying to save the DB, can't exit.");
+                    Err("ERR Errors trying to SHUTDOWN. Check logs.".into())
+                } else {
+                    Err("ERR".into())
+                }
             }
             (DiskJob::Save { .. }, Ok(_)) => {
                 self.saved_now();

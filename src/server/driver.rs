@@ -181,7 +181,6 @@ pub async fn run<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<()
     let node = start(env.clone(), config, opts).await?;
     node.shared.shutdown.notified().await;
     let mut s = node.shared.lock();
-    s.log(Level::Warning, "User requested shutdown...");
     s.log(Level::Warning, "redsim is now ready to exit, bye bye...");
     flush_logs(&env, &mut s);
     Ok(())

@@ -202,3 +202,29 @@ fn a_corrupt_dump_stops_the_server_from_starting() {
     assert!(text.contains("Fatal error loading the DB (dump.rdb)") && text.contains("at offset"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn shutdown_saves_when_save_points_are_set_and_refuses_to_exit_if_it_cannot() {
+    for flavor in [Flavor::Redis, Flavor::Redsim] {
+        let name = flavor.name();
+        let mut server = Server::start_with(flavor, &["--save", "3600 1"]);
+        let port = server.port;
+        cli(port, &["set", "k", "v"]);
+        let blocker = server.dir().join("dump.rdb");
+        std::fs::create_dir(&blocker).unwrap();
+        let refused = cli(port, &["shutdown"]);
+        assert_eq!(refused.trim(), "ERR Errors trying to SHUTDOWN. Check logs.", "{name}");
+        assert_eq!(cli(port, &["get", "k"]).trim(), "v", "{name}: still serving");
+        std::fs::remove_dir(&blocker).unwrap();
+        cli(port, &["shutdown"]);
+        assert!(server.wait_exit(Duration::from_secs(10)).is_some_and(|s| s.success()), "{name} exits");
+        assert!(server.log().contains("Saving the final RDB snapshot before exiting."), "{name}");
+        server.restart();
+        assert_eq!(cli(port, &["get", "k"]).trim(), "v", "{name}: the final save is loaded");
+        cli(port, &["set", "k", "w"]);
+        cli(port, &["shutdown", "nosave"]);
+        assert!(server.wait_exit(Duration::from_secs(10)).is_some(), "{name} exits");
+        server.restart();
+        assert_eq!(cli(port, &["get", "k"]).trim(), "v", "{name}: SHUTDOWN NOSAVE saved nothing");
+    }
+}

@@ -298,6 +298,7 @@ fn shutdown(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             _ => return Err(CmdError::Syntax),
         }
     }
+    ctx.srv.log(crate::server::log::Level::Warning, "User requested shutdown...");
     if super::persistence::shutdown_save(ctx, save)? {
         return Ok(());
     }

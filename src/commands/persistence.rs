@@ -14,8 +14,10 @@ const BGSAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
 const OTHER_CHILD_ACTIVE: &str = "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE \
 SCHEDULE in order to schedule a BGSAVE whenever possible.";
 
-/// Serializes the dataset now; an error is Redis's bare `-ERR` of a failed save.
+/// Serializes the dataset now; an error is Redis's bare `-ERR` of a failed save. Counts the
+/// save as started: rdb_saves counts attempts, as Redis's rdbSave does.
 fn snapshot_bytes(ctx: &mut Ctx) -> Result<Vec<u8>, CmdError> {
+    ctx.srv.rdb.saves += 1;
     ctx.srv.rdb_bytes().map_err(|e| {
         ctx.srv.log(crate::server::log::Level::Warning, &format!("Failed saving the DB: {e}"));
         CmdError::Other("ERR".into())

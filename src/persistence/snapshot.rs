@@ -187,6 +187,8 @@ impl Server {
         match self.forker.bgsave(&self.dbs, &aux, opts, self.rdb_filename(), cancel.clone()) {
             Ok(pid) => {
                 self.log(Level::Notice, &format!("Background saving started by pid {pid}"));
+                // Redis counts saves started (rdb_saves), whatever their outcome.
+                self.rdb.saves += 1;
                 self.child_kind = ChildKind::Rdb;
                 self.rdb.child_pid = Some(pid);
                 self.rdb.cancel = Some(cancel);
@@ -216,10 +218,9 @@ impl Server {
                 self.dirty = self.dirty.saturating_sub(self.rdb.dirty_before_bgsave);
                 self.lastsave_unix_secs = self.now.unix_ms / 1000;
                 self.rdb.last_bgsave_ok = true;
-                self.rdb.saves += 1;
             }
             Err(e) => {
-                self.log(Level::Warning, &format!("Write error saving DB on disk: {e}"));
+                self.log(Level::Warning, &e);
                 self.log(Level::Warning, "Background saving error");
                 self.rdb.last_bgsave_ok = false;
             }
@@ -296,7 +297,7 @@ impl Server {
         let reply: Result<(), String> = match (job, result) {
             (job, Err(e)) => {
                 // A failed blocking save leaves rdb_last_bgsave_status alone, as rdbSave does.
-                self.log(Level::Warning, &format!("Write error saving DB on disk: {e}"));
+                self.log(Level::Warning, &e);
                 if let DiskJob::Shutdown { .. } = job {
                     self.log(Level::Warning, "Error trying to save the DB, can't exit.");
                     Err("ERR Errors trying to SHUTDOWN. Check logs.".into())
@@ -357,7 +358,6 @@ impl Server {
         self.dirty = 0;
         self.lastsave_unix_secs = self.now.unix_ms / 1000;
         self.rdb.last_bgsave_ok = true;
-        self.rdb.saves += 1;
     }
 }
 
@@ -387,7 +387,7 @@ async fn write_snapshot_steps<D: Disk, C: SnapshotChild>(
     target: &str,
     cancel: &AtomicBool,
 ) -> Result<u64, String> {
-    let open_err = |e: io::Error| format!("Failed opening the temp RDB file {tmp}: {e}");
+    let open_err = |e: io::Error| format!("Failed opening the temp RDB file {tmp} for saving: {}", strerror(&e));
     let f = disk.open(tmp, true).await.map_err(open_err)?;
     f.set_len(0).await.map_err(open_err)?;
     let mut off = 0u64;
@@ -399,17 +399,32 @@ async fn write_snapshot_steps<D: Disk, C: SnapshotChild>(
         if chunk.is_empty() {
             break;
         }
-        write_all_at(&f, &chunk, off).await.map_err(|e| e.to_string())?;
+        write_all_at(&f, &chunk, off).await.map_err(|e| write_error(&e))?;
         off += chunk.len() as u64;
     }
-    if !child.wait().await.map_err(|e| e.to_string())? {
+    if !child.wait().await.map_err(|e| write_error(&e))? {
         return Err("the child failed".into());
     }
-    f.sync_data().await.map_err(|e| e.to_string())?;
+    f.sync_data().await.map_err(|e| write_error(&e))?;
     drop(f);
-    disk.rename(tmp, target).await.map_err(|e| format!("renaming {tmp} to {target}: {e}"))?;
-    disk.sync_dir().await.map_err(|e| e.to_string())?;
+    disk.rename(tmp, target)
+        .await
+        .map_err(|e| format!("Error moving temp DB file {tmp} on the final destination {target}: {}", strerror(&e)))?;
+    disk.sync_dir().await.map_err(|e| write_error(&e))?;
     Ok(off)
+}
+
+/// C's `strerror` text of an I/O error, without Rust's " (os error N)".
+fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn write_error(e: &io::Error) -> String {
+    format!("Write error saving DB on disk: {}", strerror(e))
 }
 
 /// Bytes already produced, handed out at once: SAVE's "child" is the server itself.

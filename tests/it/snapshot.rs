@@ -142,6 +142,7 @@ fn failed_bgsave_refuses_writes_with_misconf_until_a_save_succeeds() {
         assert_eq!(cli(port, &["bgsave"]).trim(), "Background saving started", "{name}");
         assert_eq!(wait_bgsave_done(port), "ok", "{name}");
         assert_eq!(cli(port, &["set", "k", "w"]).trim(), "OK", "{name}: writes are back");
+        assert_eq!(info_field(port, "rdb_saves"), "3", "{name}: saves started, failed ones included");
         let leftovers: Vec<_> = std::fs::read_dir(server.dir())
             .unwrap()
             .filter_map(|e| e.ok())

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::{CmdError, CmdResult, Ctx, Handler};
 use crate::persistence::digest;
-use crate::persistence::snapshot::DiskJob;
+use crate::persistence::snapshot::{DiskJob, DiskJobKind};
 
 pub static COMMANDS: &[(&str, Handler)] = &[("save", save), ("bgsave", bgsave)];
 
@@ -14,10 +14,8 @@ const BGSAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
 const OTHER_CHILD_ACTIVE: &str = "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE \
 SCHEDULE in order to schedule a BGSAVE whenever possible.";
 
-/// Serializes the dataset now; an error is Redis's bare `-ERR` of a failed save. Counts the
-/// save as started: rdb_saves counts attempts, as Redis's rdbSave does.
+/// Serializes the dataset now; an error is Redis's bare `-ERR` of a failed save.
 fn snapshot_bytes(ctx: &mut Ctx) -> Result<Vec<u8>, CmdError> {
-    ctx.srv.rdb.saves += 1;
     ctx.srv.rdb_bytes().map_err(|e| {
         ctx.srv.log(crate::server::log::Level::Warning, &format!("Failed saving the DB: {e}"));
         CmdError::Other("ERR".into())
@@ -28,8 +26,10 @@ fn save(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     if ctx.srv.child_kind == crate::persistence::snapshot::ChildKind::Rdb {
         return Err(CmdError::Other(BGSAVE_IN_PROGRESS.into()));
     }
+    // rdb_saves counts SAVE and BGSAVE attempts, not other saves (FLUSHALL, DEBUG RELOAD).
+    ctx.srv.rdb.saves += 1;
     let bytes = snapshot_bytes(ctx)?;
-    ctx.srv.rdb.job = Some(DiskJob::Save { client: ctx.client.id, bytes });
+    ctx.srv.rdb.job = Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::Save { bytes } });
     Ok(())
 }
 
@@ -71,7 +71,7 @@ pub fn debug_reload(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         }
     }
     let save = if nosave { None } else { Some(snapshot_bytes(ctx)?) };
-    ctx.srv.rdb.job = Some(DiskJob::Reload { client: ctx.client.id, save, merge, noflush });
+    ctx.srv.rdb.job = Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::Reload { save, merge, noflush } });
     Ok(())
 }
 
@@ -103,6 +103,6 @@ pub fn shutdown_save(ctx: &mut Ctx, save: Option<bool>) -> Result<bool, CmdError
     ctx.srv.log(crate::server::log::Level::Notice, "Saving the final RDB snapshot before exiting.");
     let bytes =
         snapshot_bytes(ctx).map_err(|_| CmdError::Other("ERR Errors trying to SHUTDOWN. Check logs.".into()))?;
-    ctx.srv.rdb.job = Some(DiskJob::Shutdown { client: ctx.client.id, bytes });
+    ctx.srv.rdb.job = Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::Shutdown { bytes } });
     Ok(true)
 }

@@ -67,20 +67,28 @@ impl Forker for NoFork {
 /// SHUTDOWN's final save): the command serialized under the lock, the driver writes or reads
 /// the file with every other client and cron held, then [`Server::finish_disk_job`] replies.
 #[derive(Debug)]
-pub enum DiskJob {
+pub struct DiskJob {
+    /// Who gets the reply.
+    pub client: u64,
+    pub kind: DiskJobKind,
+}
+
+#[derive(Debug)]
+pub enum DiskJobKind {
     Save {
-        client: u64,
         bytes: Vec<u8>,
     },
     /// DEBUG RELOAD: save `save` first when present, else load the file as it is.
     Reload {
-        client: u64,
         save: Option<Vec<u8>>,
         merge: bool,
         noflush: bool,
     },
     Shutdown {
-        client: u64,
+        bytes: Vec<u8>,
+    },
+    /// FLUSHALL with save points writes the empty dataset; FLUSHALL already replied.
+    FlushallSave {
         bytes: Vec<u8>,
     },
 }
@@ -231,6 +239,22 @@ impl Server {
         self.rdb.cancel = None;
     }
 
+    /// FLUSHALL's part (Redis's `flushAllDataAndResetRDB`): a running snapshot child is
+    /// killed, and with save points the now empty dataset is saved at once, so that a restart
+    /// cannot bring the flushed keys back.
+    pub fn flushall_reset_rdb(&mut self, client: u64) {
+        if self.child_kind == ChildKind::Rdb {
+            self.kill_rdb_child();
+        }
+        if !self.has_save_points() {
+            return;
+        }
+        match self.rdb_bytes() {
+            Ok(bytes) => self.rdb.job = Some(DiskJob { client, kind: DiskJobKind::FlushallSave { bytes } }),
+            Err(e) => self.log(Level::Warning, &format!("Write error saving DB on disk: {e}")),
+        }
+    }
+
     /// Kills the snapshot child (Redis's `killRDBChild`); its file is discarded.
     pub fn kill_rdb_child(&mut self) {
         if let Some(c) = self.rdb.cancel.take() {
@@ -291,25 +315,29 @@ impl Server {
 
     /// The reply of a blocking disk job, once the driver did its I/O.
     pub fn finish_disk_job(&mut self, job: DiskJob, result: DiskJobResult) {
-        let client = match &job {
-            DiskJob::Save { client, .. } | DiskJob::Reload { client, .. } | DiskJob::Shutdown { client, .. } => *client,
-        };
-        let reply: Result<(), String> = match (job, result) {
-            (job, Err(e)) => {
+        let client = job.client;
+        let reply: Result<(), String> = match (job.kind, result) {
+            (kind, Err(e)) => {
                 // A failed blocking save leaves rdb_last_bgsave_status alone, as rdbSave does.
                 self.log(Level::Warning, &e);
-                if let DiskJob::Shutdown { .. } = job {
-                    self.log(Level::Warning, "Error trying to save the DB, can't exit.");
-                    Err("ERR Errors trying to SHUTDOWN. Check logs.".into())
-                } else {
-                    Err("ERR".into())
+                match kind {
+                    DiskJobKind::Shutdown { .. } => {
+                        self.log(Level::Warning, "Error trying to save the DB, can't exit.");
+                        Err("ERR Errors trying to SHUTDOWN. Check logs.".into())
+                    }
+                    DiskJobKind::FlushallSave { .. } => return,
+                    _ => Err("ERR".into()),
                 }
             }
-            (DiskJob::Save { .. }, Ok(_)) => {
+            (DiskJobKind::Save { .. }, Ok(_)) => {
                 self.saved_now();
                 Ok(())
             }
-            (DiskJob::Shutdown { .. }, Ok(_)) => {
+            (DiskJobKind::FlushallSave { .. }, Ok(_)) => {
+                self.saved_now();
+                return;
+            }
+            (DiskJobKind::Shutdown { .. }, Ok(_)) => {
                 self.saved_now();
                 self.shutdown = Some(crate::server::Shutdown::Requested { save: Some(true) });
                 if let Some(c) = self.clients.get_mut(&client) {
@@ -317,7 +345,7 @@ impl Server {
                 }
                 return;
             }
-            (DiskJob::Reload { save, merge, noflush, .. }, Ok(read)) => {
+            (DiskJobKind::Reload { save, merge, noflush }, Ok(read)) => {
                 if save.is_some() {
                     self.saved_now();
                 }
@@ -480,9 +508,11 @@ impl<E: Env> Forker for EnvForker<E> {
 
 /// Runs a blocking disk job's I/O (the caller holds every other client back).
 pub async fn run_disk_job<E: Env>(env: &E, job: &DiskJob, target: &str) -> DiskJobResult {
-    let bytes = match job {
-        DiskJob::Save { bytes, .. } | DiskJob::Shutdown { bytes, .. } => Some(bytes),
-        DiskJob::Reload { save, .. } => save.as_ref(),
+    let bytes = match &job.kind {
+        DiskJobKind::Save { bytes } | DiskJobKind::Shutdown { bytes } | DiskJobKind::FlushallSave { bytes } => {
+            Some(bytes)
+        }
+        DiskJobKind::Reload { save, .. } => save.as_ref(),
     };
     let Some(bytes) = bytes else {
         return crate::env::read_file(env.disk(), target).await.map(Some).map_err(|e| e.to_string());

@@ -229,3 +229,19 @@ fn shutdown_saves_when_save_points_are_set_and_refuses_to_exit_if_it_cannot() {
         assert_eq!(cli(port, &["get", "k"]).trim(), "v", "{name}: SHUTDOWN NOSAVE saved nothing");
     }
 }
+
+#[test]
+fn flushall_with_save_points_saves_the_empty_dataset_at_once() {
+    for flavor in [Flavor::Redis, Flavor::Redsim] {
+        let name = flavor.name();
+        let mut server = Server::start_with(flavor, &["--save", "3600 1"]);
+        let port = server.port;
+        cli(port, &["set", "k", "v"]);
+        assert_eq!(cli(port, &["save"]).trim(), "OK");
+        assert_eq!(cli(port, &["flushall"]).trim(), "OK");
+        assert_eq!(info_field(port, "rdb_changes_since_last_save"), "0", "{name}");
+        assert_eq!(info_field(port, "rdb_saves"), "1", "{name}: only SAVE and BGSAVE count");
+        server.restart();
+        assert_eq!(cli(port, &["dbsize"]).trim(), "0", "{name}: the flushed key stays gone after a crash");
+    }
+}

@@ -192,8 +192,11 @@ impl Server {
         self.rdb.last_bgsave_try_unix_secs = self.now.unix_ms / 1000;
         let cancel = Arc::new(AtomicBool::new(false));
         let (aux, opts) = (self.rdb_aux(), self.rdb_save_options());
+        let fork_start_us = self.sys.mono_us();
         match self.forker.bgsave(&self.dbs, &aux, opts, self.rdb_filename(), cancel.clone()) {
             Ok(pid) => {
+                self.stats.total_forks += 1;
+                self.stats.latest_fork_usec = self.sys.mono_us().saturating_sub(fork_start_us);
                 self.log(Level::Notice, &format!("Background saving started by pid {pid}"));
                 // Redis counts saves started (rdb_saves), whatever their outcome.
                 self.rdb.saves += 1;

@@ -66,6 +66,9 @@ pub struct Stats {
     /// Recent per-second rates: ops, input kbps, output kbps.
     pub instantaneous: (f64, f64, f64),
     pub peak_memory: u64,
+    /// Child processes started (BGSAVE, AOF rewrite) and how long the last fork took.
+    pub total_forks: u64,
+    pub latest_fork_usec: u64,
 }
 
 /// Per-command counters (INFO commandstats).

@@ -74,6 +74,7 @@ fn save_and_bgsave_survive_a_crash_and_restart() {
     assert_eq!(cli(port, &["bgsave"]).trim(), "Background saving started");
     assert_eq!(wait_bgsave_done(port), "ok");
     assert_eq!(info_field(port, "rdb_changes_since_last_save"), "0");
+    assert!(cli(port, &["info", "stats"]).contains("total_forks:1\r\n"), "one fork counted");
     let lastsave: u64 = cli(port, &["lastsave"]).trim().parse().unwrap();
     assert!(lastsave > 1_600_000_000, "LASTSAVE {lastsave}");
     let saved = digest(port);

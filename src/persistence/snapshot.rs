@@ -320,6 +320,11 @@ impl Server {
     pub fn finish_disk_job(&mut self, job: DiskJob, result: DiskJobResult) {
         let client = job.client;
         let reply: Result<(), String> = match (job.kind, result) {
+            (DiskJobKind::Reload { save: None, noflush, .. }, Err(e)) => {
+                // NOSAVE and the file cannot be read: flushed all the same, as Redis.
+                self.log(Level::Warning, &format!("Failed opening the RDB file {}: {e}", self.rdb_filename()));
+                self.reload(None, noflush)
+            }
             (kind, Err(e)) => {
                 // A failed blocking save leaves rdb_last_bgsave_status alone, as rdbSave does.
                 self.log(Level::Warning, &e);
@@ -348,11 +353,11 @@ impl Server {
                 }
                 return;
             }
-            (DiskJobKind::Reload { save, merge, noflush }, Ok(read)) => {
+            (DiskJobKind::Reload { save, noflush, .. }, Ok(read)) => {
                 if save.is_some() {
                     self.saved_now();
                 }
-                self.reload(save.or(read).unwrap_or_default(), merge, noflush)
+                self.reload(save.or(read), noflush)
             }
         };
         let Some(c) = self.clients.get_mut(&client) else { return };
@@ -365,12 +370,17 @@ impl Server {
         }
     }
 
-    fn reload(&mut self, bytes: Vec<u8>, merge: bool, noflush: bool) -> Result<(), String> {
-        if !(merge && noflush) {
+    /// DEBUG RELOAD's second half: flush (unless NOFLUSH), then load `bytes` (None: the file
+    /// could not be read). Keys already present are overwritten by the file's (MERGE; without
+    /// it Redis would abort on a duplicate).
+    fn reload(&mut self, bytes: Option<Vec<u8>>, noflush: bool) -> Result<(), String> {
+        const LOAD_FAILED: &str = "ERR Error trying to load the RDB dump";
+        if !noflush {
             for db in &mut self.dbs {
                 db.clear();
             }
         }
+        let Some(bytes) = bytes else { return Err(LOAD_FAILED.into()) };
         match self.load_rdb_bytes(&bytes) {
             Ok(_) => {
                 self.log(Level::Warning, "DB reloaded by DEBUG RELOAD");
@@ -378,7 +388,7 @@ impl Server {
             }
             Err(e) => {
                 self.log(Level::Warning, &format!("Internal error in RDB reading: {e}"));
-                Err("ERR Error trying to load the RDB dump, check server logs.".into())
+                Err(LOAD_FAILED.into())
             }
         }
     }

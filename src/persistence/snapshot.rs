@@ -434,7 +434,7 @@ async fn write_snapshot_steps<D: Disk, C: SnapshotChild>(
     let mut off = 0u64;
     loop {
         if cancel.load(Ordering::Relaxed) {
-            return Err("the snapshot was cancelled".into());
+            return Err(CANCELLED.into());
         }
         let chunk = child.read_chunk().await.map_err(|e| format!("reading from the child: {e}"))?;
         if chunk.is_empty() {
@@ -448,12 +448,20 @@ async fn write_snapshot_steps<D: Disk, C: SnapshotChild>(
     }
     f.sync_data().await.map_err(|e| write_error(&e))?;
     drop(f);
+    // Checked again right before the rename: a save killed by FLUSHALL must not put the
+    // flushed keys back over the dump FLUSHALL wrote.
+    if cancel.load(Ordering::Relaxed) {
+        return Err(CANCELLED.into());
+    }
     disk.rename(tmp, target)
         .await
         .map_err(|e| format!("Error moving temp DB file {tmp} on the final destination {target}: {}", strerror(&e)))?;
     disk.sync_dir().await.map_err(|e| write_error(&e))?;
     Ok(off)
 }
+
+/// Why a save killed by SHUTDOWN or FLUSHALL stopped.
+const CANCELLED: &str = "the snapshot was cancelled";
 
 /// C's `strerror` text of an I/O error, without Rust's " (os error N)".
 fn strerror(e: &io::Error) -> String {

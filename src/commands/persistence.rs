@@ -57,10 +57,12 @@ fn bgsave(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 /// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, flush, load the file back.
 pub fn debug_reload(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let (mut merge, mut noflush, mut nosave) = (false, false, false);
+    let (mut noflush, mut nosave) = (false, false);
     for opt in &a[2..] {
         match opt.to_ascii_lowercase().as_slice() {
-            b"merge" => merge = true,
+            // Loading overwrites keys already present, which is what MERGE allows; without it
+            // Redis aborts on a duplicate key, which redsim does not copy.
+            b"merge" => {}
             b"noflush" => noflush = true,
             b"nosave" => nosave = true,
             _ => {
@@ -71,7 +73,7 @@ pub fn debug_reload(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         }
     }
     let save = if nosave { None } else { Some(snapshot_bytes(ctx)?) };
-    ctx.srv.rdb.job = Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::Reload { save, merge, noflush } });
+    ctx.srv.rdb.job = Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::Reload { save, noflush } });
     Ok(())
 }
 

@@ -78,10 +78,10 @@ pub enum DiskJobKind {
     Save {
         bytes: Vec<u8>,
     },
-    /// DEBUG RELOAD: save `save` first when present, else load the file as it is.
+    /// DEBUG RELOAD: save `save` first when present, else load the file as it is; flush
+    /// first unless `noflush`.
     Reload {
         save: Option<Vec<u8>>,
-        merge: bool,
         noflush: bool,
     },
     Shutdown {

@@ -210,3 +210,9 @@ fn a_cancelled_save_keeps_the_old_dump() {
     assert_eq!(disk.cache_contents("dump.rdb"), Some(old));
     assert_eq!(disk.cached_names(), vec!["dump.rdb".to_string()]);
 }
+
+#[test]
+fn save_points_are_seconds_and_changes_pairs() {
+    assert_eq!(save_points("3600 1 300 100 60 10000"), vec![(3600, 1), (300, 100), (60, 10000)]);
+    assert_eq!(save_points(""), vec![]);
+}

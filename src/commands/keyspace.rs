@@ -167,6 +167,7 @@ fn flushall(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let n: usize = ctx.srv.dbs.iter_mut().map(|db| db.clear()).sum();
     // The +1 is Redis's own (`flushAllDataAndResetRDB`): FLUSHALL always dirties.
     ctx.dirty(n as u64 + 1);
+    ctx.srv.flushall_reset_rdb(ctx.client.id);
     ctx.out().ok();
     Ok(())
 }

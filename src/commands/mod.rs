@@ -11,6 +11,7 @@ pub mod hyperloglog;
 pub mod keyspace;
 pub mod list;
 pub mod meta;
+pub mod persistence;
 pub mod server_cmds;
 pub mod set;
 pub mod sort;
@@ -157,6 +158,7 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         list::COMMANDS,
         sort::COMMANDS,
         dump::COMMANDS,
+        persistence::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -404,6 +406,12 @@ fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
         let ok = ctx.srv.perform_evictions();
         if !ok && cmd.has(flag::DENYOOM) {
             return Some("OOM command not allowed when used memory > 'maxmemory'.".into());
+        }
+    }
+    // Redis refuses PING too, so that a monitor notices the failing disk.
+    if cmd.has(flag::WRITE) || cmd.meta.name == "ping" {
+        if let Some(text) = ctx.srv.rdb_denies_writes() {
+            return Some(text.into());
         }
     }
     None

@@ -148,6 +148,76 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn log_line(&self, line: &str);
     /// User and system CPU seconds used by the process.
     fn cpu_usage(&self) -> (f64, f64);
+
+    /// The forked child of a snapshot (see [`Env::fork_snapshot`]).
+    type Child: SnapshotChild;
+    /// Redis's `fork()` for a snapshot: `write` runs on a copy of the process's memory as it is
+    /// now, so it may borrow the dataset the caller holds locked, and its bytes come back to the
+    /// parent through the returned [`SnapshotChild`] while the parent goes on serving. The
+    /// real backend forks a process and pipes the bytes; the simulator runs `write` at once
+    /// (CPU work takes no simulated time) and hands the bytes out over simulated time, so the
+    /// save is "in progress" for a while and a node crash mid-way loses it.
+    fn fork_snapshot<F: FnOnce(&mut dyn std::io::Write) -> io::Result<()>>(&self, write: F) -> io::Result<Self::Child>;
+}
+
+/// The parent's handle on a forked snapshot writer (Redis's `child_pid` + its pipe).
+pub trait SnapshotChild: Send + 'static {
+    /// The child's process id (`Background saving started by pid N`, `temp-N.rdb`).
+    fn pid(&self) -> u32;
+    /// The next bytes the child wrote; empty once the child closed its end.
+    fn read_chunk(&mut self) -> impl Future<Output = io::Result<Vec<u8>>> + Send;
+    /// Waits for the child to exit; Ok(true) when it reported success (exit code 0).
+    fn wait(&mut self) -> impl Future<Output = io::Result<bool>> + Send;
+    /// Ends the child at once (Redis's `killRDBChild`); `wait` then returns false.
+    fn kill(&mut self);
+}
+
+/// A snapshot child whose bytes were all produced up front (the simulator's fork): hands them
+/// out in `MEM_CHILD_CHUNK` pieces, sleeping `MEM_CHILD_CHUNK_DELAY_MS` of the clock's time
+/// before each, so that the parent sees the save in progress for a while.
+pub struct MemChild<C: Clock> {
+    pid: u32,
+    clock: C,
+    bytes: Vec<u8>,
+    pos: usize,
+    ok: bool,
+}
+
+/// Bytes per chunk a [`MemChild`] hands out.
+pub const MEM_CHILD_CHUNK: usize = 64 * 1024;
+/// Simulated delay before each chunk of a [`MemChild`], in ms.
+pub const MEM_CHILD_CHUNK_DELAY_MS: u64 = 1;
+
+impl<C: Clock> MemChild<C> {
+    /// Runs `write` now into memory; a failed or panicking `write` makes a child that exits 1.
+    pub fn run<F: FnOnce(&mut dyn std::io::Write) -> io::Result<()>>(pid: u32, clock: C, write: F) -> Self {
+        let mut bytes = Vec::new();
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(&mut bytes))).is_ok_and(|r| r.is_ok());
+        MemChild { pid, clock, bytes, pos: 0, ok }
+    }
+}
+
+impl<C: Clock> SnapshotChild for MemChild<C> {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+    async fn read_chunk(&mut self) -> io::Result<Vec<u8>> {
+        if self.pos >= self.bytes.len() {
+            return Ok(Vec::new());
+        }
+        self.clock.sleep_ms(MEM_CHILD_CHUNK_DELAY_MS).await;
+        let end = (self.pos + MEM_CHILD_CHUNK).min(self.bytes.len());
+        let chunk = self.bytes[self.pos..end].to_vec();
+        self.pos = end;
+        Ok(chunk)
+    }
+    async fn wait(&mut self) -> io::Result<bool> {
+        Ok(self.ok)
+    }
+    fn kill(&mut self) {
+        self.ok = false;
+        self.pos = self.bytes.len();
+    }
 }
 
 /// Reads a whole file through the `Disk` door.

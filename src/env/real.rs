@@ -227,6 +227,163 @@ impl Env for RealEnv {
     fn cpu_usage(&self) -> (f64, f64) {
         process_cpu_usage()
     }
+
+    #[cfg(not(madsim))]
+    type Child = ForkChild;
+    #[cfg(madsim)]
+    type Child = super::MemChild<TokioClock>;
+
+    #[cfg(not(madsim))]
+    fn fork_snapshot<F: FnOnce(&mut dyn std::io::Write) -> io::Result<()>>(&self, write: F) -> io::Result<ForkChild> {
+        fork_child(write)
+    }
+    #[cfg(madsim)]
+    fn fork_snapshot<F: FnOnce(&mut dyn std::io::Write) -> io::Result<()>>(&self, write: F) -> io::Result<Self::Child> {
+        Ok(super::MemChild::run(std::process::id() + 1, self.clock.clone(), write))
+    }
+}
+
+/// Bytes the forked child buffers before each write to the pipe, and the parent reads at once.
+#[cfg(not(madsim))]
+const FORK_PIPE_CHUNK: usize = 64 * 1024;
+
+/// A forked snapshot writer: its pid and the read end of its pipe. Dropped before it was
+/// waited for, it kills and reaps the child so that no zombie is left.
+#[cfg(not(madsim))]
+pub struct ForkChild {
+    pid: libc::pid_t,
+    pipe: Arc<std::fs::File>,
+    reaped: bool,
+}
+
+/// The write end of the pipe, as the child sees it: plain `write(2)`, no std machinery.
+#[cfg(not(madsim))]
+struct PipeWriter(libc::c_int);
+
+#[cfg(not(madsim))]
+impl std::io::Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: buf is a valid readable slice; self.0 is the open write end.
+            let n = unsafe { libc::write(self.0, buf.as_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// fork(2) with a pipe from child to parent. The child runs `write` over a copy-on-write image
+/// of the parent (the dataset as of the fork, the parent's locks frozen: it must take none),
+/// then `_exit`s with 0 on success, 1 on an error or a panic, never returning into the runtime.
+#[cfg(not(madsim))]
+fn fork_child<F: FnOnce(&mut dyn std::io::Write) -> io::Result<()>>(write: F) -> io::Result<ForkChild> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (rfd, wfd) = (fds[0], fds[1]);
+    // SAFETY: fork has no preconditions; the child below only writes to its pipe and exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: both descriptors are ours and open.
+        unsafe {
+            libc::close(rfd);
+            libc::close(wfd);
+        }
+        return Err(e);
+    }
+    if pid == 0 {
+        // SAFETY: the child closes its copy of the read end, then never returns.
+        unsafe { libc::close(rfd) };
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut out = std::io::BufWriter::with_capacity(FORK_PIPE_CHUNK, PipeWriter(wfd));
+            write(&mut out).and_then(|()| std::io::Write::flush(&mut out))
+        }))
+        .is_ok_and(|r| r.is_ok());
+        // SAFETY: _exit skips atexit handlers and destructors that belong to the parent.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    // SAFETY: the parent closes the write end so that EOF comes when the child exits; rfd is
+    // an open descriptor it owns from here on.
+    let pipe = unsafe {
+        libc::close(wfd);
+        std::fs::File::from_raw_fd(rfd)
+    };
+    Ok(ForkChild { pid, pipe: Arc::new(pipe), reaped: false })
+}
+
+#[cfg(not(madsim))]
+fn waitpid(pid: libc::pid_t) -> io::Result<bool> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer; pid is our unreaped child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return Ok(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(not(madsim))]
+impl super::SnapshotChild for ForkChild {
+    fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+    async fn read_chunk(&mut self) -> io::Result<Vec<u8>> {
+        let pipe = self.pipe.clone();
+        blocking(move || {
+            let mut buf = vec![0u8; FORK_PIPE_CHUNK];
+            let n = loop {
+                match std::io::Read::read(&mut &*pipe, &mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r?,
+                }
+            };
+            buf.truncate(n);
+            Ok(buf)
+        })
+        .await
+    }
+    async fn wait(&mut self) -> io::Result<bool> {
+        if self.reaped {
+            return Ok(false);
+        }
+        let pid = self.pid;
+        let r = blocking(move || waitpid(pid)).await;
+        self.reaped = true;
+        r
+    }
+    fn kill(&mut self) {
+        if !self.reaped {
+            // SAFETY: pid is our own unreaped child. SIGUSR1, as Redis: a deliberate kill.
+            unsafe { libc::kill(self.pid, libc::SIGUSR1) };
+        }
+    }
+}
+
+#[cfg(not(madsim))]
+impl Drop for ForkChild {
+    fn drop(&mut self) {
+        if !self.reaped {
+            super::SnapshotChild::kill(self);
+            let _ = waitpid(self.pid);
+        }
+    }
 }
 
 fn getrandom(buf: &mut [u8]) -> io::Result<()> {

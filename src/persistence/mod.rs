@@ -1,5 +1,7 @@
-//! Persistence: the RDB snapshot format (and, beside it, what builds on it: SAVE/BGSAVE,
-//! the AOF's RDB preamble, DUMP/RESTORE payloads). Everything here works on bytes; reading
-//! and writing files goes through `env`.
+//! Persistence: the RDB format (`rdb`: files, DUMP/RESTORE payloads, the AOF's preamble),
+//! snapshots to disk (`snapshot`: SAVE, BGSAVE, loading at startup) and dataset digests
+//! (`digest`: DEBUG DIGEST). Everything here works on bytes; files go through `env`.
 
+pub mod digest;
 pub mod rdb;
+pub mod snapshot;

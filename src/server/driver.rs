@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -14,6 +14,7 @@ use super::log::Level;
 use super::{Config, Flow, Now, Server, SysInfo};
 use crate::env::rt::{AsyncReadExt, AsyncWriteExt, IpAddr, Notify, SocketAddr};
 use crate::env::{Clock, Env, Listener, Net};
+use crate::persistence::snapshot;
 use crate::protocol::parser::{Limits, ParseError, RequestParser};
 
 /// A client held back by CLIENT PAUSE looks again at least this often, so that a long pause
@@ -32,6 +33,8 @@ pub struct Shared {
     shutdown: Notify,
     /// The server's `paused_until_mono_ms`, readable without the lock.
     paused_until_mono_ms: AtomicU64,
+    /// A blocking disk job (SAVE, DEBUG RELOAD, SHUTDOWN's save) runs: everyone else waits.
+    disk_busy: AtomicBool,
 }
 
 impl Shared {
@@ -156,13 +159,16 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
     startup('M', Level::Notice, "monotonic clock: POSIX clock_gettime");
     startup('M', Level::Notice, &format!("Running mode=standalone, port={}.", server.listening_port));
     startup('M', Level::Warning, "Server initialized");
+    load_data_from_disk(&env, &mut server).await?;
     startup('M', Level::Notice, "Ready to accept connections");
     let shared = Arc::new(Shared {
         server: Mutex::new(server),
         wakers: Mutex::new(BTreeMap::new()),
         shutdown: Notify::new(),
         paused_until_mono_ms: AtomicU64::new(0),
+        disk_busy: AtomicBool::new(false),
     });
+    shared.lock().forker = Box::new(snapshot::EnvForker { env: env.clone(), shared: Arc::downgrade(&shared) });
     for l in listeners {
         env.spawn(accept_loop(env.clone(), shared.clone(), l));
     }
@@ -175,10 +181,47 @@ pub async fn run<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<()
     let node = start(env.clone(), config, opts).await?;
     node.shared.shutdown.notified().await;
     let mut s = node.shared.lock();
-    s.log(Level::Warning, "User requested shutdown...");
     s.log(Level::Warning, "redsim is now ready to exit, bye bye...");
     flush_logs(&env, &mut s);
     Ok(())
+}
+
+/// The startup load of `dbfilename`; a file that cannot be loaded stops the server.
+async fn load_data_from_disk<E: Env>(env: &E, server: &mut Server) -> io::Result<()> {
+    let r = snapshot::load_at_startup(env, server).await;
+    flush_logs(env, server);
+    r.map_err(io::Error::other)
+}
+
+/// Runs the blocking disk job the last request left (SAVE, DEBUG RELOAD, SHUTDOWN's save)
+/// with every other client and cron held back, and appends its reply to `st.out`. The flow
+/// after it, when there was one.
+async fn run_disk_job<E: Env>(env: &E, shared: &Shared, id: u64, st: &mut ConnState) -> Option<Flow> {
+    if !shared.disk_busy.load(Ordering::SeqCst) {
+        return None;
+    }
+    let (job, target) = {
+        let mut s = shared.lock();
+        let job = s.rdb.job.take()?;
+        (job, s.rdb_filename())
+    };
+    let result = snapshot::run_disk_job(env, &job, &target).await;
+    let mut s = shared.lock();
+    shared.disk_busy.store(false, Ordering::SeqCst);
+    s.set_now(now(env.clock()));
+    s.finish_disk_job(job, result);
+    let mut flow = Flow::Continue;
+    if let Some(c) = s.clients.get_mut(&id) {
+        st.out.append(&mut c.out.buf);
+        if c.close_after_reply {
+            flow = Flow::CloseAfterReply;
+        }
+    }
+    if s.shutdown.is_some() {
+        shared.shutdown.notify_one();
+    }
+    flush_logs(env, &mut s);
+    Some(flow)
 }
 
 fn flush_logs<E: Env>(env: &E, s: &mut Server) {
@@ -191,6 +234,9 @@ async fn cron_loop<E: Env>(env: E, shared: Arc<Shared>) {
     loop {
         let hz = shared.lock().config.hot.hz.max(1);
         env.clock().sleep_ms(1000 / hz).await;
+        if shared.disk_busy.load(Ordering::SeqCst) {
+            continue;
+        }
         let mut s = shared.lock();
         s.set_now(now(env.clock()));
         s.cron();
@@ -338,6 +384,7 @@ async fn client_loop<E: Env>(
             wait_while_paused(env, shared).await;
         }
         let (flow, pause_until) = process_input(env, shared, id, n, st);
+        let flow = run_disk_job(env, shared, id, st).await.unwrap_or(flow);
         if pause_until > env.clock().now_ms() {
             // DEBUG SLEEP: the reply is sent when the pause ends.
             env.clock().sleep_ms(pause_until - env.clock().now_ms()).await;
@@ -403,6 +450,10 @@ async fn wait_blocked<E: Env>(
 
 async fn wait_while_paused<E: Env>(env: &E, shared: &Shared) {
     loop {
+        if shared.disk_busy.load(Ordering::SeqCst) {
+            env.clock().sleep_ms(1).await;
+            continue;
+        }
         // An atomic copy, so that every request does not take the lock twice.
         let until = shared.paused_until_mono_ms.load(Ordering::Relaxed);
         let now_ms = env.clock().now_ms();
@@ -463,7 +514,11 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
                 }
                 flow = process_guarded(&mut s, id, argv);
                 // A blocked client's later requests wait in the query buffer until it is served.
-                if flow == Flow::CloseAfterReply || s.paused_until_mono_ms > s.now.mono_ms || s.is_blocked(id) {
+                if flow == Flow::CloseAfterReply
+                    || s.paused_until_mono_ms > s.now.mono_ms
+                    || s.is_blocked(id)
+                    || s.rdb.job.is_some()
+                {
                     break;
                 }
             }
@@ -498,6 +553,9 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
     }
     let pause = s.paused_until_mono_ms;
     shared.paused_until_mono_ms.store(pause, Ordering::Relaxed);
+    if s.rdb.job.is_some() {
+        shared.disk_busy.store(true, Ordering::SeqCst);
+    }
     flush_logs(env, &mut s);
     wake(shared, &mut s);
     (flow, pause)

@@ -267,15 +267,25 @@ impl Server {
             o,
             "loading:0\nasync_loading:0\ncurrent_cow_peak:0\ncurrent_cow_size:0\ncurrent_cow_size_age:0\n\
              current_fork_perc:0.00\ncurrent_save_keys_processed:0\ncurrent_save_keys_total:0\n\
-             rdb_changes_since_last_save:{}\nrdb_bgsave_in_progress:0\nrdb_last_save_time:{}\n\
-             rdb_last_bgsave_status:ok\nrdb_last_bgsave_time_sec:-1\nrdb_current_bgsave_time_sec:-1\nrdb_saves:0\n\
-             rdb_last_cow_size:0\nrdb_last_load_keys_expired:0\nrdb_last_load_keys_loaded:0\naof_enabled:{}\n\
+             rdb_changes_since_last_save:{}\nrdb_bgsave_in_progress:{}\nrdb_last_save_time:{}\n\
+             rdb_last_bgsave_status:{}\nrdb_last_bgsave_time_sec:{}\nrdb_current_bgsave_time_sec:{}\nrdb_saves:{}\n\
+             rdb_last_cow_size:0\nrdb_last_load_keys_expired:{}\nrdb_last_load_keys_loaded:{}\naof_enabled:{}\n\
              aof_rewrite_in_progress:0\naof_rewrite_scheduled:0\naof_last_rewrite_time_sec:-1\n\
              aof_current_rewrite_time_sec:-1\naof_last_bgrewrite_status:ok\naof_rewrites:0\n\
              aof_rewrites_consecutive_failures:0\naof_last_write_status:ok\naof_last_cow_size:0\n\
              module_fork_in_progress:0\nmodule_fork_last_cow_size:0\n",
             self.dirty,
+            u8::from(self.rdb.child_pid.is_some()),
             self.lastsave_unix_secs,
+            if self.rdb.last_bgsave_ok { "ok" } else { "err" },
+            self.rdb.last_bgsave_time_secs,
+            match self.rdb.child_pid {
+                Some(_) => (self.now.mono_ms.saturating_sub(self.rdb.save_start_mono_ms) / 1000) as i64,
+                None => -1,
+            },
+            self.rdb.saves,
+            self.rdb.last_load_keys_expired,
+            self.rdb.last_load_keys_loaded,
             u8::from(self.config.hot.appendonly),
         );
     }
@@ -292,7 +302,7 @@ impl Server {
              expired_time_cap_reached_count:{}\nexpire_cycle_cpu_milliseconds:0\nevicted_keys:{}\n\
              evicted_clients:{}\ntotal_eviction_exceeded_time:0\ncurrent_eviction_exceeded_time:0\n\
              keyspace_hits:{}\nkeyspace_misses:{}\npubsub_channels:0\npubsub_patterns:0\npubsubshard_channels:0\n\
-             latest_fork_usec:0\ntotal_forks:0\nmigrate_cached_sockets:0\nslave_expires_tracked_keys:0\n\
+             latest_fork_usec:{}\ntotal_forks:{}\nmigrate_cached_sockets:0\nslave_expires_tracked_keys:0\n\
              active_defrag_hits:0\nactive_defrag_misses:0\nactive_defrag_key_hits:0\nactive_defrag_key_misses:0\n\
              total_active_defrag_time:0\ncurrent_active_defrag_time:0\ntracking_total_keys:0\n\
              tracking_total_items:0\ntracking_total_prefixes:0\nunexpected_error_replies:{}\n\
@@ -314,6 +324,8 @@ impl Server {
             s.evicted_clients,
             s.keyspace_hits,
             s.keyspace_misses,
+            s.latest_fork_usec,
+            s.total_forks,
             s.unexpected_error_replies,
             s.total_error_replies,
             s.numcommands,

@@ -18,6 +18,7 @@ use crate::commands::{CommandTable, Ctx};
 use crate::engine::db::Db;
 use crate::engine::expire::{ActiveExpire, ExpireEffort};
 use crate::env::{Rng, SeededRng};
+use crate::persistence::snapshot::{ChildKind, Forker, NoFork, RdbState};
 pub use client::Client;
 pub use config::Config;
 
@@ -65,6 +66,9 @@ pub struct Stats {
     /// Recent per-second rates: ops, input kbps, output kbps.
     pub instantaneous: (f64, f64, f64),
     pub peak_memory: u64,
+    /// Child processes started (BGSAVE, AOF rewrite) and how long the last fork took.
+    pub total_forks: u64,
+    pub latest_fork_usec: u64,
 }
 
 /// Per-command counters (INFO commandstats).
@@ -140,6 +144,12 @@ pub struct Server {
     pub config_file: String,
     /// used_memory when the server had just started (INFO used_memory_startup).
     pub used_memory_startup: u64,
+    /// The one child process the server may have (Redis's `child_type`).
+    pub child_kind: ChildKind,
+    /// Snapshot (RDB) state: the child, the last save, pending blocking disk work.
+    pub rdb: RdbState,
+    /// Starts snapshot children; the driver installs one that forks through the env.
+    pub forker: Box<dyn Forker>,
 }
 
 impl Server {
@@ -182,6 +192,9 @@ impl Server {
             cron_loops: 0,
             executable: String::new(),
             config_file: String::new(),
+            child_kind: ChildKind::None,
+            rdb: RdbState::default(),
+            forker: Box::new(NoFork),
         }
     }
 
@@ -257,6 +270,7 @@ impl Server {
         self.sample_stats();
         self.close_timedout_clients();
         self.unblock_timed_out_clients();
+        self.snapshot_cron();
         let used = self.sys.used_memory();
         self.stats.peak_memory = self.stats.peak_memory.max(used);
     }

@@ -343,7 +343,9 @@ struct Pair {
 
 impl Pair {
     fn start(candidate: Flavor) -> Pair {
-        let servers = [Server::start(Flavor::Redis), Server::start(candidate)];
+        // DEBUG DIGEST and friends are part of what the case files compare.
+        let args = ["--enable-debug-command", "local"];
+        let servers = [Server::start_with(Flavor::Redis, &args), Server::start_with(candidate, &args)];
         let conns = [connect(&servers[0]), connect(&servers[1])];
         Pair { servers, conns }
     }

@@ -9,6 +9,7 @@
 //! - `resp`: the RESP2/RESP3 reply reader those comparisons rest on.
 //! - `robustness`: junk input never takes the server down.
 //! - `server_cli`: redis.conf, directives, log format, SHUTDOWN.
+//! - `snapshot`: SAVE/BGSAVE, restart loads, MISCONF after a failed BGSAVE, save points.
 //! - `support`: server processes on free loopback ports.
 //! - `tools`: redis-cli --pipe and redis-benchmark against redsim.
 
@@ -23,5 +24,6 @@ mod rdb_interop;
 mod resp;
 mod robustness;
 mod server_cli;
+mod snapshot;
 mod support;
 mod tools;

@@ -173,6 +173,31 @@ impl Server {
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
+
+    /// The server's working directory (`dir`), where it keeps dump.rdb.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Kills the process (SIGKILL, no final save) and starts it again on the same port, in
+    /// the same directory, with the same arguments: a crash and a restart.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = File::options().append(true).open(self.dir.join("server.log")).expect("open server log");
+        self.child = self
+            .flavor
+            .command(self.port, &self.dir, &self.extra)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: spawn failed: {e}", self.flavor.name()));
+        if self.wait_ready().is_err() {
+            panic!("{}: port {} was taken while restarting", self.flavor.name(), self.port);
+        }
+    }
 }
 
 impl Drop for Server {

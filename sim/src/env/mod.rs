@@ -20,7 +20,7 @@ use std::sync::Arc;
 use redsim::env::real::TokioClock;
 use redsim::env::sim_disk::{SimDisk, SimFile};
 use redsim::env::skew::SkewedClock;
-use redsim::env::{Clock, Disk, DiskFile, Env, SeededRng};
+use redsim::env::{Clock, Disk, DiskFile, Env, MemChild, SeededRng};
 
 pub use net::{NetConfig, SimConn, SimListener, SimNet};
 
@@ -117,6 +117,8 @@ pub struct SimEnv {
     rng_seed: u64,
     rng_streams: Arc<AtomicU64>,
     pid: u32,
+    /// Forks so far: a child's pid is the node's pid plus this count.
+    forks: Arc<AtomicU64>,
     name: Arc<str>,
     trace: Trace,
     /// True simulated time since the world started, for trace stamps.
@@ -150,6 +152,7 @@ impl SimEnv {
             rng_seed: redsim::env::Rng::next_u64(&mut rng),
             rng_streams: Arc::default(),
             pid: p.pid,
+            forks: Arc::default(),
             name: p.name.into(),
             trace: p.trace,
             world_clock: p.world_clock,
@@ -209,5 +212,11 @@ impl Env for SimEnv {
     fn cpu_usage(&self) -> (f64, f64) {
         // Simulated time has no CPU; a function of it keeps INFO plausible and deterministic.
         (self.world_us() as f64 / 1e8, 0.0)
+    }
+
+    type Child = MemChild<SkewedClock<TokioClock>>;
+    fn fork_snapshot<F: FnOnce(&mut dyn std::io::Write) -> io::Result<()>>(&self, write: F) -> io::Result<Self::Child> {
+        let n = self.forks.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok(MemChild::run(self.pid.wrapping_add(n as u32), self.clock.clone(), write))
     }
 }

@@ -227,6 +227,23 @@ const DEBUG_HELP: &[&str] = &[
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
     "    default.",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
+    "RELOAD [option ...]",
+    "    Save the RDB on disk and reload it back to memory. Available <option> values:",
+    "    * MERGE: conflicting keys will be loaded from RDB.",
+    "    * NOFLUSH: the existing database will not be removed before load, but",
+    "      conflicting keys will generate an exception and kill the server.",
+    "    * NOSAVE: the database will be loaded from an existing RDB file.",
+    "    Examples:",
+    "    * DEBUG RELOAD: verify that the server is able to persist, flush and reload",
+    "      the database.",
+    "    * DEBUG RELOAD NOSAVE: replace the current database with the contents of an",
+    "      existing RDB file.",
+    "    * DEBUG RELOAD NOSAVE NOFLUSH MERGE: add the contents of an existing RDB",
+    "      file to the database.",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
 ];
@@ -246,6 +263,9 @@ fn debug(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             ctx.srv.active_expire_enabled = atoi(&a[2]) != 0;
             ctx.out().ok();
         }
+        (b"reload", _) => super::persistence::debug_reload(ctx, a)?,
+        (b"digest", 2) => super::persistence::debug_digest(ctx),
+        (b"digest-value", _) => super::persistence::debug_digest_value(ctx, a),
         (b"log", 3) => {
             let msg = format!("DEBUG LOG: {}", String::from_utf8_lossy(&a[2]));
             ctx.srv.log(crate::server::log::Level::Warning, &msg);
@@ -277,6 +297,10 @@ fn shutdown(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             b"now" | b"force" | b"abort" => {}
             _ => return Err(CmdError::Syntax),
         }
+    }
+    ctx.srv.log(crate::server::log::Level::Warning, "User requested shutdown...");
+    if super::persistence::shutdown_save(ctx, save)? {
+        return Ok(());
     }
     ctx.srv.shutdown = Some(Shutdown::Requested { save });
     ctx.client.close_after_reply = true;

@@ -240,6 +240,9 @@ pub struct LoadOptions {
     pub share_ints: bool,
     /// Seeds the dicts of hashtable-encoded values.
     pub seed: u64,
+    /// A key already in the db is replaced by the file's (Redis's `RDBFLAGS_ALLOW_DUP`, used
+    /// by DEBUG RELOAD MERGE); otherwise a duplicate is an error.
+    pub allow_dup: bool,
 }
 
 impl Default for LoadOptions {
@@ -253,6 +256,7 @@ impl Default for LoadOptions {
             lfu: false,
             share_ints: true,
             seed: 0,
+            allow_dup: false,
         }
     }
 }
@@ -270,6 +274,7 @@ impl LoadOptions {
             lfu: srv.config.hot.maxmemory_policy.is_lfu(),
             share_ints: crate::server::evict::can_share_integers(srv),
             seed,
+            allow_dup: false,
         }
     }
 }

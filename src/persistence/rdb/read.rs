@@ -539,6 +539,9 @@ pub(super) fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> R<Loaded
                     continue;
                 }
                 let db = &mut dbs[db_idx];
+                if opts.allow_dup && db.contains(&key) {
+                    db.delete(&key);
+                }
                 if db.contains(&key) {
                     return Err(r.error_at(
                         key_at,

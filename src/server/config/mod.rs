@@ -387,6 +387,14 @@ impl Config {
         if !d.has(MULTI_ARG) && vals.len() != 1 {
             return Err("wrong number of arguments".into());
         }
+        // Redis splits the one value of a multi-argument directive at spaces (`--save "60 1"`).
+        let split: Vec<String>;
+        let vals = if d.has(MULTI_ARG) && vals.len() == 1 && !vals[0].is_empty() {
+            split = vals[0].split(' ').map(String::from).collect();
+            &split[..]
+        } else {
+            vals
+        };
         let mut v = values::parse(d, vals, &self.values[e.def])?;
         if matches!(d.kind, Kind::Special(Special::Save)) {
             if self.save_from_file {

@@ -1,0 +1,218 @@
+//! Crash at every step of writing a snapshot: whatever the step and whatever the crash (the
+//! process dies and the page cache lives, or the power fails in any of SimDisk's ways),
+//! dump.rdb is afterwards either the complete old file or the complete new one.
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use super::*;
+use crate::env::sim_disk::{PowerLoss, SimDisk, SimFile};
+
+/// SimDisk's futures and the test child's are ready at once: no runtime needed.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a future waited"),
+    }
+}
+
+/// A disk whose process dies after `ops_left` operations: every later call fails and changes
+/// nothing, as if the process were gone.
+#[derive(Clone)]
+struct DyingDisk {
+    disk: SimDisk,
+    ops_left: Arc<AtomicU64>,
+}
+
+fn step(ops_left: &AtomicU64) -> io::Result<()> {
+    match ops_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(io::Error::other("the process died")),
+    }
+}
+
+struct DyingFile {
+    file: SimFile,
+    ops_left: Arc<AtomicU64>,
+}
+
+impl DiskFile for DyingFile {
+    async fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        step(&self.ops_left)?;
+        self.file.read_at(buf, offset).await
+    }
+    async fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        step(&self.ops_left)?;
+        self.file.write_at(buf, offset).await
+    }
+    async fn len(&self) -> io::Result<u64> {
+        step(&self.ops_left)?;
+        self.file.len().await
+    }
+    async fn set_len(&self, len: u64) -> io::Result<()> {
+        step(&self.ops_left)?;
+        self.file.set_len(len).await
+    }
+    async fn sync_data(&self) -> io::Result<()> {
+        step(&self.ops_left)?;
+        self.file.sync_data().await
+    }
+}
+
+impl Disk for DyingDisk {
+    type File = DyingFile;
+    async fn open(&self, name: &str, create: bool) -> io::Result<DyingFile> {
+        step(&self.ops_left)?;
+        Ok(DyingFile { file: self.disk.open(name, create).await?, ops_left: self.ops_left.clone() })
+    }
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        step(&self.ops_left)?;
+        self.disk.rename(from, to).await
+    }
+    async fn remove(&self, name: &str) -> io::Result<()> {
+        step(&self.ops_left)?;
+        self.disk.remove(name).await
+    }
+    async fn list(&self) -> io::Result<Vec<String>> {
+        step(&self.ops_left)?;
+        self.disk.list().await
+    }
+    async fn sync_dir(&self) -> io::Result<()> {
+        step(&self.ops_left)?;
+        self.disk.sync_dir().await
+    }
+}
+
+/// A child that hands its bytes out in a few chunks, so the file is written piecewise.
+struct ChunkChild {
+    chunks: Vec<Vec<u8>>,
+    /// The exit status the child reports.
+    ok: bool,
+}
+
+impl SnapshotChild for ChunkChild {
+    fn pid(&self) -> u32 {
+        4242
+    }
+    async fn read_chunk(&mut self) -> io::Result<Vec<u8>> {
+        Ok(if self.chunks.is_empty() { Vec::new() } else { self.chunks.remove(0) })
+    }
+    async fn wait(&mut self) -> io::Result<bool> {
+        Ok(self.ok)
+    }
+    fn kill(&mut self) {
+        self.chunks.clear();
+        self.ok = false;
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// A disk holding a durable dump.rdb = `old`.
+fn disk_with(old: &[u8], seed: u64) -> SimDisk {
+    let disk = SimDisk::new(seed);
+    let f = block_on(disk.open("dump.rdb", true)).unwrap();
+    block_on(write_all_at(&f, old, 0)).unwrap();
+    block_on(f.sync_data()).unwrap();
+    drop(f);
+    block_on(disk.sync_dir()).unwrap();
+    disk
+}
+
+/// Writes `new` over a disk that dies after `ops` operations; whether the write reported
+/// success.
+fn save_dying_after(disk: &SimDisk, new: &[u8], ops: u64) -> bool {
+    let dying = DyingDisk { disk: disk.clone(), ops_left: Arc::new(AtomicU64::new(ops)) };
+    let mut child = ChunkChild { chunks: new.chunks(10_000).map(<[u8]>::to_vec).collect(), ok: true };
+    block_on(write_snapshot(&dying, &mut child, "dump.rdb", &AtomicBool::new(false))).is_ok()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Crash {
+    Process,
+    Power(PowerLoss),
+}
+
+const CRASHES: [Crash; 5] = [
+    Crash::Process,
+    Crash::Power(PowerLoss::LoseAll),
+    Crash::Power(PowerLoss::Prefix { torn_garbage: false }),
+    Crash::Power(PowerLoss::Prefix { torn_garbage: true }),
+    Crash::Power(PowerLoss::AnySector { torn_garbage: true }),
+];
+
+#[test]
+fn a_crash_at_any_step_leaves_the_old_or_the_new_dump_whole() {
+    let old = pattern(25_000, 1);
+    let new = pattern(33_333, 7);
+    // Operations of a save that completes: count them on a disk that never dies.
+    let full = {
+        let disk = disk_with(&old, 1);
+        let dying = DyingDisk { disk: disk.clone(), ops_left: Arc::new(AtomicU64::new(u64::MAX)) };
+        let mut child = ChunkChild { chunks: new.chunks(10_000).map(<[u8]>::to_vec).collect(), ok: true };
+        assert!(block_on(write_snapshot(&dying, &mut child, "dump.rdb", &AtomicBool::new(false))).is_ok());
+        u64::MAX - dying.ops_left.load(Ordering::SeqCst)
+    };
+    assert!(full >= 8, "open, set_len, 4 writes, fsync, rename, dir fsync: {full}");
+    let mut outcomes = [0u32; 2];
+    for ops in 0..=full {
+        for crash in CRASHES {
+            for seed in 0..4 {
+                let disk = disk_with(&old, seed);
+                let ok = save_dying_after(&disk, &new, ops);
+                assert_eq!(ok, ops == full, "only a save with every step done reports success");
+                match crash {
+                    Crash::Process => disk.process_crash(),
+                    Crash::Power(mode) => {
+                        disk.power_fail(mode);
+                    }
+                }
+                let after = disk
+                    .cache_contents("dump.rdb")
+                    .unwrap_or_else(|| panic!("dump.rdb gone after {crash:?} at step {ops}"));
+                let is_new = after == new;
+                assert!(after == old || is_new, "{crash:?} at step {ops} (seed {seed}): a mix of old and new");
+                if ok {
+                    assert!(is_new, "{crash:?} after a save that reported success lost it");
+                }
+                outcomes[usize::from(is_new)] += 1;
+            }
+        }
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "both outcomes happen: {outcomes:?}");
+}
+
+#[test]
+fn a_child_that_fails_leaves_no_temp_file_and_the_old_dump() {
+    let old = pattern(1000, 3);
+    let disk = disk_with(&old, 9);
+    let mut child = ChunkChild { chunks: vec![pattern(500, 4)], ok: false };
+    let r = block_on(write_snapshot(&disk, &mut child, "dump.rdb", &AtomicBool::new(false)));
+    assert!(r.is_err());
+    assert_eq!(disk.cache_contents("dump.rdb"), Some(old));
+    assert_eq!(disk.cached_names(), vec!["dump.rdb".to_string()], "the temp file is removed");
+}
+
+#[test]
+fn a_cancelled_save_keeps_the_old_dump() {
+    let old = pattern(1000, 3);
+    let disk = disk_with(&old, 11);
+    let mut child = ChunkChild { chunks: vec![pattern(500, 4)], ok: true };
+    let r = block_on(write_snapshot(&disk, &mut child, "dump.rdb", &AtomicBool::new(true)));
+    assert!(r.is_err());
+    assert_eq!(disk.cache_contents("dump.rdb"), Some(old));
+    assert_eq!(disk.cached_names(), vec!["dump.rdb".to_string()]);
+}
+
+#[test]
+fn save_points_are_seconds_and_changes_pairs() {
+    assert_eq!(save_points("3600 1 300 100 60 10000"), vec![(3600, 1), (300, 100), (60, 10000)]);
+    assert_eq!(save_points(""), vec![]);
+}

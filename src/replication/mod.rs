@@ -11,6 +11,56 @@ use bytes::Bytes;
 
 use crate::env::Rng;
 pub use backlog::Backlog;
+pub use info::{LinkState, MasterLink};
+pub use master::{ReplicaInfo, Replicas, SyncState};
+
+/// INFO stats' replication counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplStats {
+    pub sync_full: u64,
+    pub sync_partial_ok: u64,
+    pub sync_partial_err: u64,
+}
+
+/// Everything replication keeps in the server: this node's stream, its replicas, and its
+/// master link when it is a replica.
+#[derive(Debug)]
+pub struct Replication {
+    pub state: ReplState,
+    pub replicas: Replicas,
+    /// Some when this node is a replica (REPLICAOF host port).
+    pub master: Option<MasterLink>,
+    /// Bumped by every REPLICAOF: a link task whose generation is older stops.
+    pub link_generation: u64,
+    /// A link task must be started for the current generation (the driver does it).
+    pub link_start_requested: bool,
+    /// The client the master's stream is applied through, while the link is up.
+    pub master_client: Option<u64>,
+    /// Stream bytes a replica in full sync must get once its RDB is through, by client id.
+    pub pending: std::collections::BTreeMap<u64, Vec<u8>>,
+    pub stats: ReplStats,
+    /// Monotonic ms of the last PING the master fed to its replicas.
+    pub last_ping_ms: u64,
+    /// WAIT asked the replicas for an ACK; sent once per turn (Redis's `get_ack_from_slaves`).
+    pub get_ack_requested: bool,
+}
+
+impl Replication {
+    pub fn new(rng: &mut impl Rng) -> Self {
+        Replication {
+            state: ReplState::new(rng),
+            replicas: Replicas::default(),
+            master: None,
+            link_generation: 0,
+            link_start_requested: false,
+            master_client: None,
+            pending: Default::default(),
+            stats: ReplStats::default(),
+            last_ping_ms: 0,
+            get_ack_requested: false,
+        }
+    }
+}
 
 /// A replication ID: 40 random hex characters (`CONFIG_RUN_ID_SIZE`).
 pub fn random_replid(rng: &mut impl Rng) -> String {

@@ -9,6 +9,7 @@ pub mod driver;
 pub mod evict;
 pub mod info;
 pub mod log;
+pub mod replication;
 
 use std::collections::BTreeMap;
 
@@ -142,6 +143,8 @@ pub struct Server {
     pub listening_port: u16,
     pub executable: String,
     pub config_file: String,
+    /// Replication: this node's stream and backlog, its replicas, its master link.
+    pub repl: crate::replication::Replication,
     /// used_memory when the server had just started (INFO used_memory_startup).
     pub used_memory_startup: u64,
     /// The one child process the server may have (Redis's `child_type`).
@@ -159,8 +162,10 @@ impl Server {
         let mut id = [0u8; 20];
         rng.fill(&mut id);
         let run_id = id.iter().map(|b| format!("{b:02x}")).collect();
+        let repl = crate::replication::Replication::new(&mut rng);
         let table = crate::commands::table();
         Server {
+            repl,
             cmd_stats: vec![CmdStat::default(); table.len()],
             cmd_latency: vec![info::LatencyHistogram::default(); table.len()],
             used_memory_startup: sys.used_memory(),
@@ -242,6 +247,7 @@ impl Server {
             self.signal_awaited_keys_present();
         }
         self.handle_clients_blocked_on_keys();
+        self.feed_propagated();
         flow
     }
 
@@ -271,12 +277,15 @@ impl Server {
         self.close_timedout_clients();
         self.unblock_timed_out_clients();
         self.snapshot_cron();
+        self.replication_cron();
+        self.feed_propagated();
         let used = self.sys.used_memory();
         self.stats.peak_memory = self.stats.peak_memory.max(used);
     }
 
     fn active_expire_cycle(&mut self) {
-        if !self.active_expire_enabled || self.writes_paused() {
+        // A replica never expires keys itself: it waits for its master's DELs.
+        if !self.active_expire_enabled || self.writes_paused() || !self.is_master() {
             return;
         }
         let effort = ExpireEffort::new(self.config.hot.active_expire_effort);
@@ -359,7 +368,8 @@ impl Server {
         self.log_lines.push(line);
     }
 
+    /// A master (not a replica of another node): it expires keys itself and takes writes.
     pub fn is_master(&self) -> bool {
-        true
+        self.repl.master.is_none()
     }
 }

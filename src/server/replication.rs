@@ -1,0 +1,214 @@
+//! The server's side of replication: the stream its writes become, the replicas that get it,
+//! and the checks of `replicationCron`. Sans-IO: bytes for a replica go to its client's output
+//! buffer (its driver task writes them) or wait in `repl.pending` during its full sync.
+
+use bytes::Bytes;
+
+use super::log::Level;
+use super::Server;
+use crate::replication::{LinkState, ReplicaInfo, SyncState};
+
+impl Server {
+    /// True when this node is a replica (REPLICAOF host port).
+    pub fn is_replica(&self) -> bool {
+        self.repl.master.is_some()
+    }
+
+    /// Whether the client is the link this replica applies its master's stream through.
+    pub fn is_master_client(&self, id: u64) -> bool {
+        self.repl.master_client == Some(id)
+    }
+
+    /// Moves the commands propagated since the last call into the replication stream (Redis's
+    /// `replicationFeedSlaves`): on a master with a backlog or replicas. A replica does not
+    /// re-encode what it applies: its link proxies the master's bytes (`proxy_stream`).
+    pub fn feed_propagated(&mut self) {
+        if self.propagated.is_empty() || (self.repl.state.backlog.is_none() && self.repl.replicas.is_empty()) {
+            return;
+        }
+        let cmds = std::mem::take(&mut self.propagated);
+        if self.is_replica() {
+            return;
+        }
+        let mut bytes = Vec::new();
+        for p in &cmds {
+            self.repl.state.feed_command(p.db, &p.argv, &mut bytes);
+        }
+        self.send_to_replicas(&bytes);
+    }
+
+    /// Feeds a command of this node's own (PING, REPLCONF GETACK) into the stream.
+    pub fn feed_own_command(&mut self, argv: &[&'static [u8]]) {
+        let argv: Vec<Bytes> = argv.iter().map(|a| Bytes::from_static(a)).collect();
+        let mut bytes = Vec::new();
+        crate::replication::encode_command(&mut bytes, &argv);
+        self.repl.state.feed_bytes(&bytes);
+        self.send_to_replicas(&bytes);
+    }
+
+    /// A replica passes its master's stream on, byte for byte: into its own backlog (so its
+    /// replicas, and itself after a promotion, can continue from the same offsets) and to its
+    /// own replicas (chained replication).
+    pub fn proxy_stream(&mut self, bytes: &[u8]) {
+        self.repl.state.feed_bytes(bytes);
+        self.send_to_replicas(bytes);
+    }
+
+    /// Appends stream bytes for every replica: online ones get them now, those in full sync
+    /// after their RDB.
+    fn send_to_replicas(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let ids: Vec<(u64, SyncState)> = self.repl.replicas.iter().map(|r| (r.client_id, r.state)).collect();
+        for (id, state) in ids {
+            if state == SyncState::Online {
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.out.buf.extend_from_slice(bytes);
+                    self.wakeups.push(id);
+                }
+            } else {
+                self.repl.pending.entry(id).or_default().extend_from_slice(bytes);
+            }
+        }
+    }
+
+    /// Creates the backlog when the first replica attaches (Redis's `createReplicationBacklog`
+    /// in `syncCommand`); with no replica and no master a new history begins.
+    pub fn ensure_backlog(&mut self) {
+        if self.repl.state.backlog.is_some() {
+            return;
+        }
+        if self.repl.replicas.is_empty() && !self.is_replica() {
+            self.repl.state.change_replid(&mut self.rng);
+            self.repl.state.clear_replid2();
+        }
+        let size = self.config.get("repl-backlog-size").and_then(|s| s.parse().ok()).unwrap_or(1 << 20);
+        self.repl.state.ensure_backlog(size);
+        self.propagate_enabled = true;
+        let (id, id2) = (self.repl.state.replid.clone(), self.repl.state.replid2.clone());
+        self.log(
+            Level::Notice,
+            &format!("Replication backlog created, my new replication IDs are '{id}' and '{id2}'"),
+        );
+    }
+
+    /// Registers the client as a replica in full sync or online.
+    pub fn attach_replica(&mut self, r: ReplicaInfo) {
+        let id = r.client_id;
+        self.repl.replicas.attach(r);
+        self.repl.pending.entry(id).or_default();
+    }
+
+    /// The full sync's RDB reached the replica: it goes online and gets the stream buffered
+    /// since its snapshot.
+    pub fn replica_online(&mut self, id: u64) {
+        let Some(r) = self.repl.replicas.get_mut(id) else { return };
+        r.state = SyncState::Online;
+        r.ack_ms = self.now.mono_ms;
+        let name = r.name();
+        let pending = self.repl.pending.remove(&id).unwrap_or_default();
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.out.buf.extend_from_slice(&pending);
+            self.wakeups.push(id);
+        }
+        self.log(Level::Notice, &format!("Synchronization with replica {name} succeeded"));
+    }
+
+    /// A replica's connection ended.
+    pub fn detach_replica(&mut self, id: u64) {
+        if let Some(r) = self.repl.replicas.detach(id) {
+            self.repl.pending.remove(&id);
+            self.log(Level::Warning, &format!("Connection with replica {} lost.", r.name()));
+        }
+    }
+
+    /// The replication part of `serverCron` (Redis's `replicationCron`): the master PINGs its
+    /// replicas every `repl-ping-replica-period` seconds and drops those silent for
+    /// `repl-timeout`.
+    pub fn replication_cron(&mut self) {
+        let now = self.now.mono_ms;
+        let period_ms = self.config_u64("repl-ping-replica-period", 10) * 1000;
+        if !self.is_replica() && !self.repl.replicas.is_empty() && now >= self.repl.last_ping_ms + period_ms {
+            self.repl.last_ping_ms = now;
+            self.feed_own_command(&[b"PING"]);
+        }
+        let timeout_ms = self.config_u64("repl-timeout", 60) * 1000;
+        let silent: Vec<u64> = self
+            .repl
+            .replicas
+            .iter()
+            .filter(|r| r.state == SyncState::Online && now.saturating_sub(r.ack_ms) > timeout_ms)
+            .map(|r| r.client_id)
+            .collect();
+        for id in silent {
+            let name = self.repl.replicas.get(id).map(|r| r.name()).unwrap_or_default();
+            self.log(Level::Warning, &format!("Disconnecting timedout replica (streaming sync): {name}"));
+            self.kill_client(id);
+        }
+        if std::mem::take(&mut self.repl.get_ack_requested) && !self.repl.replicas.is_empty() {
+            self.feed_own_command(&[b"REPLCONF", b"GETACK", b"*"]);
+        }
+    }
+
+    /// Sends the pending GETACK of a WAIT at the end of the turn (Redis does it in beforeSleep).
+    pub fn flush_get_ack(&mut self) {
+        if std::mem::take(&mut self.repl.get_ack_requested) && !self.repl.replicas.is_empty() {
+            self.feed_own_command(&[b"REPLCONF", b"GETACK", b"*"]);
+        }
+    }
+
+    fn config_u64(&self, name: &str, default: u64) -> u64 {
+        self.config.get(name).and_then(|s| s.parse().ok()).unwrap_or(default)
+    }
+
+    /// REPLICAOF host port: become a replica (or follow another master); the driver starts
+    /// the link task for the new generation.
+    pub fn become_replica(&mut self, host: String, port: u16) {
+        // Before following a master, this node's own history becomes the "cached master" its
+        // PSYNC offers, so a demoted master can continue partially when histories agree.
+        self.repl.master = Some(crate::replication::MasterLink::new(host, port));
+        self.repl.link_generation += 1;
+        self.repl.link_start_requested = true;
+        self.repl.master_client = None;
+        // Its replicas must resync with the new history.
+        let ids: Vec<u64> = self.repl.replicas.iter().map(|r| r.client_id).collect();
+        for id in ids {
+            self.kill_client(id);
+        }
+    }
+
+    /// REPLICAOF NO ONE: the history continues under a new ID; replicas of the old master
+    /// can continue with us (PSYNC2).
+    pub fn become_master(&mut self) {
+        if self.repl.master.take().is_none() {
+            return;
+        }
+        self.repl.link_generation += 1;
+        if let Some(id) = self.repl.master_client.take() {
+            self.kill_client(id);
+        }
+        self.repl.state.shift_replid(&mut self.rng);
+        self.repl.state.stream_db = None;
+        let (id, id2, off) =
+            (self.repl.state.replid.clone(), self.repl.state.replid2.clone(), self.repl.state.second_replid_offset);
+        self.log(
+            Level::Notice,
+            &format!("Setting secondary replication ID to {id2}, valid up to offset: {off}. New replication ID is {id}"),
+        );
+    }
+
+    /// The link reached `state` (the driver's link task reports its progress).
+    pub fn set_link_state(&mut self, generation: u64, state: LinkState) -> bool {
+        if generation != self.repl.link_generation {
+            return false;
+        }
+        let now_unix = self.now.unix_ms / 1000;
+        let Some(m) = self.repl.master.as_mut() else { return false };
+        if m.state == LinkState::Connected && state != LinkState::Connected {
+            m.down_since_unix_secs = Some(now_unix);
+        }
+        m.state = state;
+        true
+    }
+}

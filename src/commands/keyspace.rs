@@ -66,6 +66,7 @@ fn expire_in(ctx: &mut Ctx, db: usize, key: &[u8]) -> bool {
             if deleted {
                 ctx.srv.stats.expiredkeys += 1;
                 ctx.srv.propagate_del(db, key);
+                ctx.srv.deleted_by_server(Some(ctx.client), db, key, crate::server::notify::Removal::Expired);
             }
             true
         }
@@ -154,6 +155,7 @@ fn parse_flush_flags(a: &[Bytes]) -> Result<(), CmdError> {
 fn flushdb(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     parse_flush_flags(a)?;
     let db = ctx.db_index();
+    ctx.srv.touch_all_watched_keys_in_db(db, None);
     let n = ctx.srv.dbs[db].clear();
     ctx.dirty(n as u64);
     // Redis forces propagation: a replica must flush too even when this db looked empty.
@@ -164,6 +166,9 @@ fn flushdb(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 fn flushall(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     parse_flush_flags(a)?;
+    for db in 0..ctx.srv.dbs.len() {
+        ctx.srv.touch_all_watched_keys_in_db(db, None);
+    }
     let n: usize = ctx.srv.dbs.iter_mut().map(|db| db.clear()).sum();
     // The +1 is Redis's own (`flushAllDataAndResetRDB`): FLUSHALL always dirties.
     ctx.dirty(n as u64 + 1);
@@ -186,6 +191,8 @@ fn swapdb(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         return Err(CmdError::DbIndex);
     };
     if x != y {
+        ctx.srv.touch_all_watched_keys_in_db(x, Some(y));
+        ctx.srv.touch_all_watched_keys_in_db(y, Some(x));
         let (lo, hi) = (x.min(y), x.max(y));
         let (left, right) = ctx.srv.dbs.split_at_mut(hi);
         left[lo].swap_contents(&mut right[0]);
@@ -203,6 +210,7 @@ fn transfer(ctx: &mut Ctx, src: usize, key: &[u8], dst: usize, dst_key: &[u8]) {
     if let Some(when_ms) = expire {
         ctx.srv.dbs[dst].set_expire(dst_key, when_ms);
     }
+    ctx.srv.touch_watched_key(dst, dst_key);
 }
 
 fn move_cmd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
@@ -275,6 +283,7 @@ fn copy(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if let Some(when_ms) = expire {
         ctx.srv.dbs[dst].set_expire(new_key, when_ms);
     }
+    ctx.srv.touch_watched_key(dst, new_key);
     ctx.dirty(1);
     ctx.out().int(1);
     Ok(())

@@ -9,6 +9,7 @@ pub mod driver;
 pub mod evict;
 pub mod info;
 pub mod log;
+pub mod notify;
 
 use std::collections::BTreeMap;
 
@@ -140,6 +141,10 @@ pub struct Server {
     pub config_file: String,
     /// used_memory when the server had just started (INFO used_memory_startup).
     pub used_memory_startup: u64,
+    /// WATCHed keys and the transactions they doomed.
+    pub watches: crate::commands::multi::Watches,
+    /// Channel, pattern and shard channel subscribers.
+    pub pubsub: crate::commands::pubsub::PubSub,
 }
 
 impl Server {
@@ -182,6 +187,8 @@ impl Server {
             cron_loops: 0,
             executable: String::new(),
             config_file: String::new(),
+            watches: Default::default(),
+            pubsub: Default::default(),
         }
     }
 
@@ -204,7 +211,10 @@ impl Server {
     }
 
     pub fn remove_client(&mut self, id: u64) {
-        self.clients.remove(&id);
+        if let Some(mut c) = self.clients.remove(&id) {
+            self.discard_transaction(&mut c);
+            self.pubsub_unsubscribe_all(&mut c);
+        }
         self.client_pause.postponed.remove(&id);
         self.blocking.unblock(id);
     }
@@ -276,6 +286,7 @@ impl Server {
         for (db, key) in expired {
             self.stats.expiredkeys += 1;
             self.propagate_del(db, &key);
+            self.deleted_by_server(None, db, &key, notify::Removal::Expired);
         }
     }
 

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use super::{int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::db::ExpireState;
 use crate::engine::object::{RObj, Str, Value};
+use crate::server::notify::class;
 use crate::util::glob_match;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
@@ -116,6 +117,7 @@ fn del(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     for key in &a[1..] {
         ctx.expire_if_needed(key);
         if ctx.srv.dbs[db].delete(key).is_some() {
+            ctx.notify(class::GENERIC, "del", key);
             n += 1;
         }
     }
@@ -226,6 +228,8 @@ fn move_cmd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     transfer(ctx, src, key, dst, key);
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "move_from", key);
+    ctx.srv.notify_keyspace_event(Some(ctx.client), class::GENERIC, "move_to", key, dst);
     ctx.out().int(1);
     Ok(())
 }
@@ -285,6 +289,7 @@ fn copy(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     ctx.srv.touch_watched_key(dst, new_key);
     ctx.dirty(1);
+    ctx.srv.notify_keyspace_event(Some(ctx.client), class::GENERIC, "copy_to", new_key, dst);
     ctx.out().int(1);
     Ok(())
 }
@@ -311,6 +316,8 @@ fn rename_generic(ctx: &mut Ctx, a: &[Bytes], nx: bool) -> CmdResult {
     }
     transfer(ctx, db, key, db, new_key);
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "rename_from", key);
+    ctx.notify(class::GENERIC, "rename_to", new_key);
     match nx {
         true => ctx.out().int(1),
         false => ctx.out().ok(),

@@ -250,7 +250,11 @@ impl<'a> Ctx<'a> {
 
     /// `lookup_read` plus the reply buffer, for handlers that reply from the object.
     pub fn lookup_read_out(&mut self, key: &[u8]) -> (Option<&RObj>, &mut ReplyBuf) {
-        if self.expire_if_needed(key) {
+        let expired = self.expire_if_needed(key);
+        if expired || !self.srv.dbs[self.client.db].contains(key) {
+            self.notify(crate::server::notify::class::KEY_MISS, "keymiss", key);
+        }
+        if expired {
             self.srv.stats.keyspace_misses += 1;
             return (None, &mut self.client.out);
         }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::{as_str, as_str_mut, int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Str, Value};
+use crate::server::notify::class;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
     ("setbit", setbit),
@@ -113,6 +114,7 @@ fn setbit(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if dirty || old != on {
         *byte = (*byte & !(1 << shift)) | (on << shift);
         ctx.dirty(1);
+        ctx.notify(class::STRING, "setbit", &a[1]);
     }
     ctx.out().int(old as i64);
     Ok(())
@@ -279,11 +281,13 @@ fn bitop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if res.is_empty() {
         if ctx.srv.dbs[db].delete(dest).is_some() {
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "del", dest);
         }
     } else {
         let obj = RObj::new(Value::Str(Str::Raw(Box::new(res.clone()))), ctx.new_lru());
         ctx.srv.dbs[db].set(dest, obj, false);
         ctx.dirty(1);
+        ctx.notify(class::STRING, "set", dest);
     }
     ctx.out().int(res.len() as i64);
     Ok(())
@@ -513,6 +517,9 @@ fn bitfield_generic(ctx: &mut Ctx, a: &[Bytes], readonly_cmd: bool) -> CmdResult
             Some(n) => out.int(n),
             None => out.null(),
         }
+    }
+    if changes > 0 {
+        ctx.notify(class::STRING, "setbit", &a[1]);
     }
     Ok(())
 }

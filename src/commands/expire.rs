@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use super::{int_arg, CmdError, CmdResult, Ctx, Handler};
+use crate::server::notify::class;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
     ("expire", expire),
@@ -109,16 +110,19 @@ fn expire_generic(ctx: &mut Ctx, a: &[Bytes], cmd: ExpireCmd) -> CmdResult {
         return Ok(());
     }
     ctx.dirty(1);
-    ctx.out().int(1);
     // Redis's `checkAlreadyExpired`: a replica keeps the key and waits for the master's DEL.
     if when_ms <= ctx.now_ms() as i64 && ctx.srv.is_master() {
         ctx.srv.dbs[db].delete(key);
+        ctx.notify(class::GENERIC, "del", key);
+        ctx.out().int(1);
         let del = super::string::del_cmd(ctx, "lazyfree-lazy-expire");
         ctx.propagate_as(vec![del, key.clone()]);
         return Ok(());
     }
     // Only a replica can get here with a negative time; 0 is just as past.
     ctx.srv.dbs[db].set_expire(key, when_ms.max(0) as u64);
+    ctx.out().int(1);
+    ctx.notify(class::GENERIC, "expire", key);
     if cmd.name != "pexpireat" {
         let when = Bytes::from(when_ms.to_string());
         let head = [Bytes::from_static(b"PEXPIREAT"), key.clone(), when];
@@ -197,6 +201,7 @@ fn persist(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let removed = ctx.lookup_write(&a[1]).is_some() && ctx.srv.dbs[db].remove_expire(&a[1]);
     if removed {
         ctx.dirty(1);
+        ctx.notify(class::GENERIC, "persist", &a[1]);
     }
     ctx.out().int(removed as i64);
     Ok(())

@@ -11,6 +11,7 @@ use crate::engine::object::{RObj, Value};
 use crate::env::{Rng, SeededRng};
 use crate::protocol::parser::parse_ll;
 use crate::protocol::ReplyBuf;
+use crate::server::notify::class;
 use crate::server::Server;
 use crate::util::glob_match;
 
@@ -100,6 +101,7 @@ fn hset(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     check_pairs(a, "hset")?;
     let created = hset_generic(ctx, a)?;
     ctx.out().int(created);
+    ctx.notify(class::HASH, "hset", &a[1]);
     Ok(())
 }
 
@@ -107,6 +109,7 @@ fn hmset(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     check_pairs(a, "hmset")?;
     hset_generic(ctx, a)?;
     ctx.out().ok();
+    ctx.notify(class::HASH, "hset", &a[1]);
     Ok(())
 }
 
@@ -122,6 +125,7 @@ fn hsetnx(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     h.shrink_to_fit();
     ctx.dirty(1);
     ctx.out().int(1);
+    ctx.notify(class::HASH, "hset", &a[1]);
     Ok(())
 }
 
@@ -164,8 +168,13 @@ fn hdel(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         }
     }
     h.shrink_to_fit();
-    if h.is_empty() {
+    let emptied = h.is_empty();
+    if deleted > 0 {
+        ctx.notify(class::HASH, "hdel", &a[1]);
+    }
+    if emptied {
         ctx.srv.dbs[db].delete(&a[1]);
+        ctx.notify(class::GENERIC, "del", &a[1]);
     }
     ctx.dirty(deleted);
     ctx.out().int(deleted as i64);
@@ -245,6 +254,7 @@ fn hincrby(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     h.shrink_to_fit();
     ctx.dirty(1);
     ctx.out().int(new);
+    ctx.notify(class::HASH, "hincrby", &a[1]);
     Ok(())
 }
 
@@ -267,6 +277,7 @@ fn hincrbyfloat(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     h.shrink_to_fit();
     ctx.dirty(1);
     ctx.out().bulk(&sum);
+    ctx.notify(class::HASH, "hincrbyfloat", &a[1]);
     ctx.propagate_as(vec![Bytes::from_static(b"HSET"), a[1].clone(), a[2].clone(), Bytes::from(sum)]);
     Ok(())
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::{as_str, as_str_mut, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Str, Value};
+use crate::server::notify::class;
 
 pub static COMMANDS: &[(&str, Handler)] =
     &[("pfadd", pfadd), ("pfcount", pfcount), ("pfmerge", pfmerge), ("pfdebug", pfdebug), ("pfselftest", pfselftest)];
@@ -481,6 +482,7 @@ fn pfadd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if updated > 0 {
         invalidate_cache(v);
         ctx.dirty(updated);
+        ctx.notify(class::STRING, "pfadd", &a[1]);
     }
     ctx.out().int((updated > 0) as i64);
     Ok(())
@@ -553,6 +555,7 @@ fn pfmerge(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     invalidate_cache(v);
     ctx.dirty(1);
+    ctx.notify(class::STRING, "pfadd", &a[1]);
     ctx.out().ok();
     Ok(())
 }

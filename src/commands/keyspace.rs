@@ -14,6 +14,7 @@ use bytes::Bytes;
 use super::{int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::db::ExpireState;
 use crate::engine::object::{RObj, Str, Value};
+use crate::server::notify::class;
 use crate::util::glob_match;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
@@ -66,6 +67,7 @@ fn expire_in(ctx: &mut Ctx, db: usize, key: &[u8]) -> bool {
             if deleted {
                 ctx.srv.stats.expiredkeys += 1;
                 ctx.srv.propagate_del(db, key);
+                ctx.srv.deleted_by_server(Some(ctx.client), db, key, crate::server::notify::Removal::Expired);
             }
             true
         }
@@ -115,6 +117,7 @@ fn del(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     for key in &a[1..] {
         ctx.expire_if_needed(key);
         if ctx.srv.dbs[db].delete(key).is_some() {
+            ctx.notify(class::GENERIC, "del", key);
             n += 1;
         }
     }
@@ -154,6 +157,7 @@ fn parse_flush_flags(a: &[Bytes]) -> Result<(), CmdError> {
 fn flushdb(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     parse_flush_flags(a)?;
     let db = ctx.db_index();
+    ctx.srv.touch_all_watched_keys_in_db(db, None);
     let n = ctx.srv.dbs[db].clear();
     ctx.dirty(n as u64);
     // Redis forces propagation: a replica must flush too even when this db looked empty.
@@ -164,6 +168,9 @@ fn flushdb(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 fn flushall(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     parse_flush_flags(a)?;
+    for db in 0..ctx.srv.dbs.len() {
+        ctx.srv.touch_all_watched_keys_in_db(db, None);
+    }
     let n: usize = ctx.srv.dbs.iter_mut().map(|db| db.clear()).sum();
     // The +1 is Redis's own (`flushAllDataAndResetRDB`): FLUSHALL always dirties.
     ctx.dirty(n as u64 + 1);
@@ -187,6 +194,8 @@ fn swapdb(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         return Err(CmdError::DbIndex);
     };
     if x != y {
+        ctx.srv.touch_all_watched_keys_in_db(x, Some(y));
+        ctx.srv.touch_all_watched_keys_in_db(y, Some(x));
         let (lo, hi) = (x.min(y), x.max(y));
         let (left, right) = ctx.srv.dbs.split_at_mut(hi);
         left[lo].swap_contents(&mut right[0]);
@@ -204,6 +213,7 @@ fn transfer(ctx: &mut Ctx, src: usize, key: &[u8], dst: usize, dst_key: &[u8]) {
     if let Some(when_ms) = expire {
         ctx.srv.dbs[dst].set_expire(dst_key, when_ms);
     }
+    ctx.srv.touch_watched_key(dst, dst_key);
 }
 
 fn move_cmd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
@@ -219,6 +229,8 @@ fn move_cmd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     transfer(ctx, src, key, dst, key);
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "move_from", key);
+    ctx.srv.notify_keyspace_event(Some(ctx.client), class::GENERIC, "move_to", key, dst);
     ctx.out().int(1);
     Ok(())
 }
@@ -276,7 +288,9 @@ fn copy(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if let Some(when_ms) = expire {
         ctx.srv.dbs[dst].set_expire(new_key, when_ms);
     }
+    ctx.srv.touch_watched_key(dst, new_key);
     ctx.dirty(1);
+    ctx.srv.notify_keyspace_event(Some(ctx.client), class::GENERIC, "copy_to", new_key, dst);
     ctx.out().int(1);
     Ok(())
 }
@@ -303,6 +317,8 @@ fn rename_generic(ctx: &mut Ctx, a: &[Bytes], nx: bool) -> CmdResult {
     }
     transfer(ctx, db, key, db, new_key);
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "rename_from", key);
+    ctx.notify(class::GENERIC, "rename_to", new_key);
     match nx {
         true => ctx.out().int(1),
         false => ctx.out().ok(),

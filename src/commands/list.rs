@@ -9,6 +9,7 @@ use crate::engine::list::List;
 use crate::engine::object::{RObj, Value};
 use crate::protocol::ReplyBuf;
 use crate::server::blocking::{BlockedOp, Side};
+use crate::server::notify::class;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
     ("lpush", lpush),
@@ -90,6 +91,15 @@ fn delete_if_empty(ctx: &mut Ctx, key: &[u8]) {
     let db = ctx.client.db;
     if ctx.srv.dbs[db].get(key).is_some_and(|o| matches!(&o.val, Value::List(l) if l.is_empty())) {
         ctx.srv.dbs[db].delete(key);
+        ctx.notify(class::GENERIC, "del", key);
+    }
+}
+
+/// The keyspace event of a push to `side`.
+fn push_event(side: Side) -> &'static str {
+    match side {
+        Side::Left => "lpush",
+        Side::Right => "rpush",
     }
 }
 
@@ -114,6 +124,7 @@ fn push_generic(ctx: &mut Ctx, a: &[Bytes], side: Side, xx: bool) -> CmdResult {
     let len = list.len();
     ctx.dirty((a.len() - 2) as u64);
     ctx.out().int(len as i64);
+    ctx.notify(class::LIST, push_event(side), key);
     Ok(())
 }
 
@@ -153,6 +164,7 @@ fn linsert(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     list.insert(pos + after as usize, &a[4]);
     let len = list.len();
     ctx.dirty(1);
+    ctx.notify(class::LIST, "linsert", &a[1]);
     ctx.out().int(len as i64);
     Ok(())
 }
@@ -196,6 +208,7 @@ fn lset(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     list.set(i, &a[3]);
     ctx.dirty(1);
     ctx.out().ok();
+    ctx.notify(class::LIST, "lset", &a[1]);
     Ok(())
 }
 
@@ -266,6 +279,7 @@ fn pop_generic(ctx: &mut Ctx, a: &[Bytes], side: Side) -> CmdResult {
         }
         Some(c) => pop_range_reply(out, list, side, c),
     };
+    ctx.notify(class::LIST, side.pop_name(), key);
     delete_if_empty(ctx, key);
     ctx.dirty(n);
     Ok(())
@@ -322,6 +336,7 @@ fn ltrim(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let (ltrim, rtrim) = if start > end || start >= len { (len, 0) } else { (start, len - end.min(len - 1) - 1) };
     list.remove_range(0, ltrim as usize);
     list.remove_range(list.len() - rtrim as usize, rtrim as usize);
+    ctx.notify(class::LIST, "ltrim", key);
     delete_if_empty(ctx, key);
     ctx.dirty((ltrim + rtrim) as u64);
     ctx.out().ok();
@@ -412,6 +427,9 @@ fn lrem(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let list = as_list_mut(obj)?;
     let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
     let removed = list.remove_matching(&a[3], limit, count < 0);
+    if removed > 0 {
+        ctx.notify(class::LIST, "lrem", key);
+    }
     delete_if_empty(ctx, key);
     ctx.dirty(removed as u64);
     ctx.out().int(removed as i64);
@@ -442,9 +460,10 @@ fn lmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: Side, to: Side) ->
         pop(as_list_mut(obj)?, from).expect("lists are never empty")
     };
     move_push(ctx, dst, &value, to);
+    ctx.out().bulk(&value);
+    ctx.notify(class::LIST, from.pop_name(), src);
     delete_if_empty(ctx, src);
     ctx.dirty(1);
-    ctx.out().bulk(&value);
     Ok(true)
 }
 
@@ -452,6 +471,7 @@ fn lmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: Side, to: Side) ->
 pub fn move_push(ctx: &mut Ctx, dst: &[u8], value: &[u8], to: Side) {
     let list = list_for_push(ctx, dst);
     push(list, to, value);
+    ctx.notify(class::LIST, push_event(to), dst);
 }
 
 fn lmove(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
@@ -521,6 +541,7 @@ pub fn mpop_key(ctx: &mut Ctx, key: &Bytes, side: Side, count: i64) {
     out.array(2);
     out.bulk(key);
     let n = pop_range_reply(out, list, side, count);
+    ctx.notify(class::LIST, side.pop_name(), key);
     delete_if_empty(ctx, key);
     ctx.dirty(n);
     ctx.propagate_as(vec![side.pop_cmd(), key.clone(), Bytes::from(n.to_string())]);
@@ -555,6 +576,7 @@ pub fn bpop_key(ctx: &mut Ctx, key: &Bytes, side: Side) {
     out.array(2);
     out.bulk(key);
     out.bulk(&v);
+    ctx.notify(class::LIST, side.pop_name(), key);
     delete_if_empty(ctx, key);
     ctx.dirty(1);
     ctx.propagate_as(vec![side.pop_cmd(), key.clone()]);
@@ -715,6 +737,7 @@ pub fn serve_blocked(ctx: &mut Ctx, key: &Bytes, op: &BlockedOp) -> bool {
                 vec![Bytes::from_static(b"LMOVE"), key.clone(), dst.clone(), from.name(), to.name()]
             };
             ctx.propagate_as(argv);
+            ctx.notify(class::LIST, from.pop_name(), key);
             delete_if_empty(ctx, key);
             ctx.dirty(1);
             ctx.out().bulk(&v);

@@ -11,7 +11,9 @@ pub mod hyperloglog;
 pub mod keyspace;
 pub mod list;
 pub mod meta;
+pub mod multi;
 pub mod persistence;
+pub mod pubsub;
 pub mod server_cmds;
 pub mod set;
 pub mod sort;
@@ -159,6 +161,8 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         sort::COMMANDS,
         dump::COMMANDS,
         persistence::COMMANDS,
+        multi::COMMANDS,
+        pubsub::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -236,6 +240,7 @@ impl<'a> Ctx<'a> {
                 if deleted {
                     self.srv.stats.expiredkeys += 1;
                     self.srv.propagate_del(db, key);
+                    self.srv.deleted_by_server(Some(self.client), db, key, crate::server::notify::Removal::Expired);
                 }
                 true
             }
@@ -249,7 +254,11 @@ impl<'a> Ctx<'a> {
 
     /// `lookup_read` plus the reply buffer, for handlers that reply from the object.
     pub fn lookup_read_out(&mut self, key: &[u8]) -> (Option<&RObj>, &mut ReplyBuf) {
-        if self.expire_if_needed(key) {
+        let expired = self.expire_if_needed(key);
+        if expired || !self.srv.dbs[self.client.db].contains(key) {
+            self.notify(crate::server::notify::class::KEY_MISS, "keymiss", key);
+        }
+        if expired {
             self.srv.stats.keyspace_misses += 1;
             return (None, &mut self.client.out);
         }
@@ -288,6 +297,15 @@ impl<'a> Ctx<'a> {
     /// propagated.
     pub fn dirty(&mut self, n: u64) {
         self.srv.dirty += n;
+    }
+
+    /// Publishes a keyspace event on `key` of the client's db (Redis's `notifyKeyspaceEvent`);
+    /// `class` is a `server::notify::class` bit. Free when the class is not enabled.
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        if self.srv.config.hot.notify_keyspace_events & class != 0 {
+            let db = self.client.db;
+            self.srv.notify_keyspace_event(Some(self.client), class, event, key, db);
+        }
     }
 
     pub fn propagate(&mut self, argv: Vec<Bytes>) {
@@ -356,6 +374,7 @@ pub fn process_command(ctx: &mut Ctx, argv: Vec<Bytes>) {
     let Some(top) = table.lookup(&argv[0]) else {
         let name = String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)]).into_owned();
         let text = format!("ERR unknown command '{name}', with args beginning with: {}", args_preview(&argv[1..]));
+        multi::flag_transaction(ctx.client);
         ctx.error(&text);
         return;
     };
@@ -365,6 +384,7 @@ pub fn process_command(ctx: &mut Ctx, argv: Vec<Bytes>) {
             None => {
                 let sub = String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)]).into_owned();
                 let up = String::from_utf8_lossy(&argv[0]).to_uppercase();
+                multi::flag_transaction(ctx.client);
                 ctx.error(&format!("ERR unknown subcommand '{sub}'. Try {up} HELP."));
                 return;
             }
@@ -380,6 +400,10 @@ pub fn process_command(ctx: &mut Ctx, argv: Vec<Bytes>) {
     }
     if let Some(err) = check_gates(ctx, cmd) {
         reject(ctx, cmd, &err);
+        return;
+    }
+    if ctx.client.multi.is_some() && !multi::runs_inside_multi(cmd) {
+        multi::queue(ctx, cmd, argv);
         return;
     }
     call(ctx, cmd, &argv);
@@ -402,9 +426,14 @@ fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
     if !ctx.client.authenticated && !cmd.has(flag::NO_AUTH) {
         return Some("NOAUTH Authentication required.".into());
     }
+    if ctx.client.multi.is_some() && cmd.has(flag::NO_MULTI) {
+        return Some("ERR Command not allowed inside a transaction".into());
+    }
+    // EXEC is checked as if it were the commands it will run.
+    let flags = cmd.meta.flags | if cmd.meta.name == "exec" { multi::exec_flags(ctx.client) } else { 0 };
     if ctx.srv.config.hot.maxmemory > 0 {
         let ok = ctx.srv.perform_evictions();
-        if !ok && cmd.has(flag::DENYOOM) {
+        if !ok && flags & flag::DENYOOM != 0 {
             return Some("OOM command not allowed when used memory > 'maxmemory'.".into());
         }
     }
@@ -414,15 +443,25 @@ fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
             return Some(text.into());
         }
     }
+    if ctx.client.pubsub.active && ctx.client.resp() == 2 && !pubsub::allowed_in_resp2_subscribed_mode(cmd.meta.name) {
+        return Some(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this \
+             context",
+            cmd.meta.name
+        ));
+    }
     None
 }
 
+/// Redis's `rejectCommand`: counts the refusal and dooms a transaction being queued.
 fn reject(ctx: &mut Ctx, cmd: &Command, text: &str) {
+    multi::flag_transaction(ctx.client);
     ctx.srv.cmd_stats[cmd.index].rejected_calls += 1;
     ctx.error(text);
 }
 
-fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
+/// Redis's `call`: runs the handler, counts stats, propagates; EXEC calls it per queued command.
+pub(crate) fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     let handler = cmd.handler.expect("checked by process_command");
     let dirty_before = ctx.srv.dirty;
     ctx.srv.cmd_rewritten = false;
@@ -444,5 +483,8 @@ fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     // the handler already propagated a rewritten form (e.g. SET EX as SET PXAT).
     if ctx.srv.dirty > dirty_before && !ctx.srv.cmd_rewritten && ctx.srv.propagate_enabled {
         ctx.propagate(argv.to_vec());
+    }
+    if ctx.srv.dirty > dirty_before {
+        multi::touch_written_keys(ctx, cmd, argv);
     }
 }

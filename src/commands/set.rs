@@ -11,6 +11,7 @@ use crate::engine::object::{RObj, Value};
 use crate::engine::set::{Member, Set};
 use crate::env::Rng;
 use crate::protocol::ReplyBuf;
+use crate::server::notify::class;
 use crate::util::glob_match;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
@@ -103,6 +104,9 @@ fn sadd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         }
     };
     ctx.dirty(added as u64);
+    if added > 0 {
+        ctx.notify(class::SET, "sadd", key);
+    }
     ctx.out().int(added as i64);
     Ok(())
 }
@@ -123,8 +127,13 @@ fn srem(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             }
         }
     }
-    if set.is_empty() {
+    let emptied = set.is_empty();
+    if deleted > 0 {
+        ctx.notify(class::SET, "srem", key);
+    }
+    if emptied {
         ctx.srv.dbs[ctx.client.db].delete(key);
+        ctx.notify(class::GENERIC, "del", key);
     }
     ctx.dirty(deleted);
     ctx.out().int(deleted as i64);
@@ -256,10 +265,13 @@ fn spop(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let set = as_set_mut(srv.dbs[db].get_mut(key).expect("looked up"))?;
     let m = member_arg(set.random(&mut srv.rng).expect("sets are never empty"));
     set.remove(&m);
-    if set.is_empty() {
-        srv.dbs[db].delete(key);
-    }
+    let emptied = set.is_empty();
+    ctx.notify(class::SET, "spop", key);
     ctx.out().bulk(&m);
+    if emptied {
+        ctx.srv.dbs[db].delete(key);
+        ctx.notify(class::GENERIC, "del", key);
+    }
     ctx.propagate_as(srem_argv(key, m));
     ctx.dirty(1);
     Ok(())
@@ -286,9 +298,11 @@ fn spop_with_count(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ctx.dirty(count);
     if count >= size {
         let Some(Value::Set(set)) = ctx.srv.dbs[db].delete(key).map(|o| o.val) else { unreachable!("checked a set") };
+        ctx.notify(class::SET, "spop", key);
         let out = ctx.out();
         out.set(set.len());
         set.iter().for_each(|m| reply_member(out, m));
+        ctx.notify(class::GENERIC, "del", key);
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
         return Ok(());
     }
@@ -298,6 +312,7 @@ fn spop_with_count(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     } else {
         spop_pick_remaining(ctx, key, remaining)
     };
+    ctx.notify(class::SET, "spop", key);
     let out = ctx.out();
     out.set(popped.len());
     popped.iter().for_each(|m| out.bulk(m));
@@ -363,8 +378,11 @@ fn smove(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         ctx.out().int(0);
         return Ok(());
     }
-    if set.is_empty() {
+    let emptied = set.is_empty();
+    ctx.notify(class::SET, "srem", src);
+    if emptied {
         ctx.srv.dbs[db].delete(src);
+        ctx.notify(class::GENERIC, "del", src);
     }
     if !dst_exists {
         let obj = new_set_obj(ctx, Set::create(m, seed));
@@ -373,6 +391,7 @@ fn smove(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     ctx.dirty(1);
     if db_set_mut(ctx, dst).expect("checked a set").add(m, max, seed) {
         ctx.dirty(1);
+        ctx.notify(class::SET, "sadd", dst);
     }
     ctx.out().int(1);
     Ok(())
@@ -400,17 +419,19 @@ fn sets_of<'d>(db: &'d crate::engine::db::Db, keys: &[Bytes], exists: &[bool]) -
 }
 
 /// Stores a *STORE result: an empty one deletes the destination instead.
-fn store_result(ctx: &mut Ctx, dst: &[u8], set: Set) {
+fn store_result(ctx: &mut Ctx, dst: &[u8], set: Set, event: &str) {
     let db = ctx.client.db;
     let n = set.len();
+    ctx.out().int(n as i64);
     if n > 0 {
         let obj = new_set_obj(ctx, set);
         ctx.srv.dbs[db].set(dst, obj, false);
         ctx.dirty(1);
+        ctx.notify(class::SET, event, dst);
     } else if ctx.srv.dbs[db].delete(dst).is_some() {
         ctx.dirty(1);
+        ctx.notify(class::GENERIC, "del", dst);
     }
-    ctx.out().int(n as i64);
 }
 
 /// What an intersection produces: a reply, a count (SINTERCARD, with its LIMIT) or a set.
@@ -455,7 +476,7 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[Bytes], mode: Option<InterOut>) -> CmdR
     let exists = lookup_sets(ctx, keys, store)?;
     if exists.contains(&false) {
         match mode {
-            Some(InterOut::Store(dst)) => store_result(ctx, dst, Set::new_intset()),
+            Some(InterOut::Store(dst)) => store_result(ctx, dst, Set::new_intset(), "sinterstore"),
             Some(InterOut::Card(_)) => ctx.out().int(0),
             None => ctx.out().set(0),
         }
@@ -492,7 +513,7 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[Bytes], mode: Option<InterOut>) -> CmdR
             for m in first.iter().filter(|&m| in_all(m)) {
                 result.add_member(m, max, seed);
             }
-            store_result(ctx, dst, result);
+            store_result(ctx, dst, result, "sinterstore");
         }
     }
     Ok(())
@@ -533,7 +554,10 @@ fn sunion_diff_generic(ctx: &mut Ctx, keys: &[Bytes], dst: Option<&[u8]>, op: Se
         SetOp::Diff => diff_of(sets, max, seed),
     };
     match dst {
-        Some(dst) => store_result(ctx, dst, result),
+        Some(dst) => {
+            let event = if op == SetOp::Union { "sunionstore" } else { "sdiffstore" };
+            store_result(ctx, dst, result, event)
+        }
         None => {
             let out = &mut ctx.client.out;
             out.set(result.len());

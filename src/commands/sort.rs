@@ -9,6 +9,7 @@ use super::{int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::list::List;
 use crate::engine::object::{RObj, Value};
 use crate::engine::zset::Zset;
+use crate::server::notify::class;
 
 pub static COMMANDS: &[(&str, Handler)] = &[("sort", sort), ("sort_ro", sort_ro)];
 
@@ -382,8 +383,10 @@ fn store_items(ctx: &mut Ctx, o: &Opts, window: &[Item], dst: &[u8]) {
         ctx.srv.dbs[db].set(dst, obj, false);
         ctx.srv.signal_key_as_ready(db, dst);
         ctx.dirty(n as u64);
+        ctx.notify(class::LIST, "sortstore", dst);
     } else if ctx.srv.dbs[db].delete(dst).is_some() {
         ctx.dirty(1);
+        ctx.notify(class::GENERIC, "del", dst);
     }
     ctx.out().int(n as i64);
 }

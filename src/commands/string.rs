@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::{as_str, as_str_mut, int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Str, Value};
 use crate::protocol::ReplyBuf;
+use crate::server::notify::class;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
     ("get", get),
@@ -198,6 +199,10 @@ fn set_generic(
             ctx.srv.dbs[db].set_expire(key, when);
         }
         ctx.dirty(1);
+        ctx.notify(class::STRING, "set", key);
+        if expire_ms.is_some() {
+            ctx.notify(class::GENERIC, "expire", key);
+        }
         propagate_set(ctx, a, (key, val), o, expire_ms);
     }
     if !o.get {
@@ -259,6 +264,7 @@ fn getset(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = ctx.db_index();
     ctx.srv.dbs[db].set(&a[1], obj, false);
     ctx.dirty(1);
+    ctx.notify(class::STRING, "set", &a[1]);
     ctx.propagate_as(vec![Bytes::from_static(b"SET"), a[1].clone(), a[2].clone()]);
     Ok(())
 }
@@ -279,6 +285,7 @@ fn getdel(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let db = ctx.db_index();
     ctx.srv.dbs[db].delete(&a[1]);
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "del", &a[1]);
     let del = del_cmd(ctx, "lazyfree-lazy-user-del");
     ctx.propagate_as(vec![del, a[1].clone()]);
     Ok(())
@@ -317,17 +324,20 @@ fn getex_apply(ctx: &mut Ctx, key: &Bytes, expire_ms: Option<(u64, bool)>, persi
         Some((ms, true)) if ms <= now_ms && ctx.srv.is_master() => {
             ctx.srv.dbs[db].delete(key);
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "del", key);
             let del = del_cmd(ctx, "lazyfree-lazy-expire");
             ctx.propagate_as(vec![del, key.clone()]);
         }
         Some((ms, _)) => {
             ctx.srv.dbs[db].set_expire(key, ms);
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "expire", key);
             let when = Bytes::from(ms.to_string());
             ctx.propagate_as(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), when]);
         }
         None if persist && ctx.srv.dbs[db].remove_expire(key) => {
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "persist", key);
             ctx.propagate_as(vec![Bytes::from_static(b"PERSIST"), key.clone()]);
         }
         None => {}
@@ -362,6 +372,7 @@ fn mset_generic(ctx: &mut Ctx, a: &[Bytes], nx: bool) -> CmdResult {
     for kv in a[1..].chunks(2) {
         let obj = ctx.new_string(&kv[1]);
         ctx.srv.dbs[db].set(&kv[0], obj, false);
+        ctx.notify(class::STRING, "set", &kv[0]);
     }
     ctx.dirty(((a.len() - 1) / 2) as u64);
     if nx {
@@ -417,6 +428,7 @@ fn append(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         }
     };
     ctx.dirty(1);
+    ctx.notify(class::STRING, "append", key);
     ctx.out().int(total as i64);
     Ok(())
 }
@@ -497,6 +509,7 @@ fn setrange(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     v[from..to].copy_from_slice(value);
     let total = v.len();
     ctx.dirty(1);
+    ctx.notify(class::STRING, "setrange", &a[1]);
     ctx.out().int(total as i64);
     Ok(())
 }
@@ -522,6 +535,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
         None => ctx.srv.dbs[db].add(key, obj),
     }
     ctx.dirty(1);
+    ctx.notify(class::STRING, "incrby", key);
     ctx.out().int(value);
     Ok(())
 }
@@ -564,6 +578,7 @@ fn incrbyfloat(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         None => ctx.srv.dbs[db].add(&a[1], obj),
     }
     ctx.dirty(1);
+    ctx.notify(class::STRING, "incrbyfloat", &a[1]);
     ctx.out().bulk(&sum);
     // Replicas and the AOF get the result, so float formatting can never make them diverge.
     ctx.propagate_as(vec![Bytes::from_static(b"SET"), a[1].clone(), Bytes::from(sum), Bytes::from_static(b"KEEPTTL")]);

@@ -13,6 +13,7 @@ use crate::engine::object::{RObj, Value};
 use crate::engine::zset::{key_cmp, Limits, Zset};
 use crate::protocol::ReplyBuf;
 use crate::server::blocking::BlockedOp;
+use crate::server::notify::class;
 use crate::util::glob_match;
 
 pub static COMMANDS: &[(&str, Handler)] = &[
@@ -116,6 +117,7 @@ fn delete_if_empty(ctx: &mut Ctx, key: &[u8]) {
     let empty = ctx.srv.dbs[db].get(key).is_some_and(|o| matches!(&o.val, Value::Zset(z) if z.is_empty()));
     if empty {
         ctx.srv.dbs[db].delete(key);
+        ctx.notify(class::GENERIC, "del", key);
     }
 }
 
@@ -521,6 +523,9 @@ fn zadd_generic(ctx: &mut Ctx, a: &[Bytes], f: AddFlags, scoreidx: usize) -> Cmd
             }
         }
         ctx.dirty(added + updated);
+        if result.is_err() && added + updated > 0 {
+            ctx.notify(class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+        }
         result?;
     }
     let out = ctx.out();
@@ -532,6 +537,9 @@ fn zadd_generic(ctx: &mut Ctx, a: &[Bytes], f: AddFlags, scoreidx: usize) -> Cmd
         }
     } else {
         out.int((if f.ch { added + updated } else { added }) as i64);
+    }
+    if added + updated > 0 {
+        ctx.notify(class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
     Ok(())
 }
@@ -560,6 +568,9 @@ fn zrem(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
                 break;
             }
         }
+    }
+    if deleted > 0 {
+        ctx.notify(class::ZSET, "zrem", key);
     }
     delete_if_empty(ctx, key);
     ctx.dirty(deleted);
@@ -700,20 +711,22 @@ fn zrange_generic(
     let items = z.map(|z| select(z, &range, rev, offset, limit)).unwrap_or_default();
     match store {
         None => reply_members(out, &items, withscores),
-        Some(dst) => store_sorted(ctx, dst, items),
+        Some(dst) => store_sorted(ctx, dst, items, "zrangestore"),
     }
     Ok(())
 }
 
 /// Stores members (in any order) at `dst` as a STORE command does, replying with the count.
-fn store_sorted(ctx: &mut Ctx, dst: &[u8], mut items: Members) {
+fn store_sorted(ctx: &mut Ctx, dst: &[u8], mut items: Members, event: &str) {
     items.sort_by(|x, y| key_cmp(x.1, &x.0, y.1, &y.0));
     let n = items.len();
     let (lim, seed) = (limits(ctx), dict_seed(ctx));
-    if store(ctx, dst, Zset::from_sorted(&items, lim, seed)) {
-        ctx.dirty(1);
-    }
+    let changed = store(ctx, dst, Zset::from_sorted(&items, lim, seed));
     ctx.out().int(n as i64);
+    if changed {
+        ctx.dirty(1);
+        ctx.notify(if n > 0 { class::ZSET } else { class::GENERIC }, if n > 0 { event } else { "del" }, dst);
+    }
 }
 
 fn zrange(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
@@ -759,6 +772,14 @@ fn zremrange_generic(ctx: &mut Ctx, a: &[Bytes], range: Range) -> CmdResult {
     let (lo, hi) = window.unwrap_or((0, 0));
     z.remove_range(lo, hi);
     let n = (hi - lo) as u64;
+    if n > 0 {
+        let event = match range {
+            Range::Rank(..) => "zremrangebyrank",
+            Range::Score(_) => "zremrangebyscore",
+            Range::Lex(_) => "zremrangebylex",
+        };
+        ctx.notify(class::ZSET, event, key);
+    }
     delete_if_empty(ctx, key);
     ctx.dirty(n);
     ctx.out().int(n as i64);
@@ -829,7 +850,6 @@ fn zpop_generic(
         z.remove_range(0, n);
         v
     };
-    delete_if_empty(ctx, key);
     ctx.dirty(n as u64);
     let out = ctx.out();
     match (emit_key, nested) {
@@ -845,6 +865,9 @@ fn zpop_generic(
         (false, true) => out.array(n),
         (false, false) => out.array(2 * n),
     }
+    // Redis 7.0 emits the event between the reply's headers and its elements.
+    ctx.notify(class::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    let out = ctx.out();
     for (m, s) in &items {
         if nested {
             out.array(2);
@@ -852,6 +875,7 @@ fn zpop_generic(
         out.bulk(m);
         out.double(*s);
     }
+    delete_if_empty(ctx, key);
     Ok(Some((key.clone(), n)))
 }
 
@@ -1173,7 +1197,14 @@ fn setop_generic(
         SetOp::Diff => diff(&srcs),
     };
     match dst {
-        Some(dst) => store_sorted(ctx, dst, result),
+        Some(dst) => {
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            store_sorted(ctx, dst, result, event)
+        }
         None => {
             result.sort_by(|x, y| key_cmp(x.1, &x.0, y.1, &y.0));
             reply_members(ctx.out(), &result, args.withscores);

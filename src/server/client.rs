@@ -40,6 +40,14 @@ pub struct Client {
     pub tot_net_in: u64,
     pub tot_net_out: u64,
     pub tot_cmds: u64,
+    /// Inside MULTI (CLIENT_MULTI): the queued commands; EXEC runs them.
+    pub multi: Option<crate::commands::multi::MultiState>,
+    /// Keys this client WATCHes, as (db, key); the server's registry holds the watchers.
+    pub watched: Vec<(usize, Bytes)>,
+    /// Subscribed channels, patterns (in subscription order) and shard channels.
+    pub pubsub: crate::commands::pubsub::Subscriptions,
+    /// When the output buffer first went over the soft limit of its class (mono ms; 0: not over).
+    pub obuf_soft_limit_since_ms: u64,
 }
 
 /// Redis's client types (CLIENT LIST TYPE, CLIENT KILL TYPE, output buffer classes).
@@ -88,22 +96,30 @@ impl Client {
             tot_net_in: 0,
             tot_net_out: 0,
             tot_cmds: 0,
+            multi: None,
+            watched: Vec::new(),
+            pubsub: Default::default(),
+            obuf_soft_limit_since_ms: 0,
         }
     }
 
     /// Whether a blocking command must answer at once instead of blocking (Redis's
     /// CLIENT_DENY_BLOCKING: inside MULTI, scripts, replicas' links).
     pub fn deny_blocking(&self) -> bool {
-        false
+        self.multi.is_some()
     }
 
     pub fn resp(&self) -> u8 {
         self.out.resp
     }
 
-    /// `getClientType`. Replication and pub/sub will give their clients their own types.
+    /// `getClientType`. Replication will give its clients their own types.
     pub fn client_type(&self) -> ClientType {
-        ClientType::Normal
+        if self.pubsub.active {
+            ClientType::Pubsub
+        } else {
+            ClientType::Normal
+        }
     }
 
     /// Redis's `islocalClient`: connected from the loopback address.
@@ -126,6 +142,8 @@ impl Client {
     /// CLIENT LIST's flags, in Redis's order (`catClientInfoString`).
     fn flags(&self) -> String {
         let f: String = [
+            (self.pubsub.active, 'P'),
+            (self.multi.is_some(), 'x'),
             (self.postponed || self.blocked, 'b'),
             (self.close_after_reply, 'c'),
             (self.close_asap, 'A'),
@@ -149,8 +167,8 @@ impl Client {
         let idle = now_ms.saturating_sub(self.last_interaction_ms) / 1000;
         let obl = self.out.len();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 \
-             qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl={} oll=0 omem=0 tot-mem={} \
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
+             qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs=16384 rbp=16384 obl={} oll=0 omem=0 tot-mem={} \
              events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
@@ -161,8 +179,13 @@ impl Client {
             idle,
             self.flags(),
             self.db,
+            self.pubsub.channels.len(),
+            self.pubsub.patterns.len(),
+            self.pubsub.shard_channels.len(),
+            self.multi.as_ref().map_or(-1, |m| m.cmds.len() as i64),
             self.qbuf,
             16384usize.saturating_sub(self.qbuf),
+            self.multi.as_ref().map_or(0, |m| m.mem_bytes()),
             obl,
             16384 + 16384 + obl + self.qbuf,
             self.last_cmd,

@@ -372,8 +372,13 @@ async fn client_loop<E: Env>(
             n = crate::env::rt::select! {
                 r = conn.read_buf(&mut st.qbuf) => r?,
                 _ = notify.notified() => {
-                    if shared.lock().clients.get(&id).is_none_or(|c| c.close_asap) {
+                    if !take_pushed_output(shared, id, st) {
                         return Ok(());
+                    }
+                    if !st.out.is_empty() {
+                        conn.write_all(&st.out).await?;
+                        conn.flush().await?;
+                        st.out.clear();
                     }
                     continue;
                 }
@@ -398,6 +403,18 @@ async fn client_loop<E: Env>(
             return Ok(());
         }
     }
+}
+
+/// A wakeup of an idle client: moves what others wrote into its buffer while it sent
+/// nothing (pub/sub messages) into `st.out`. False when the client must close instead.
+fn take_pushed_output(shared: &Shared, id: u64, st: &mut ConnState) -> bool {
+    let mut s = shared.lock();
+    let Some(c) = s.clients.get_mut(&id).filter(|c| !c.close_asap) else { return false };
+    debug_assert!(st.out.is_empty(), "replies are written before the task waits again");
+    std::mem::swap(&mut c.out.buf, &mut st.out);
+    c.tot_net_out += st.out.len() as u64;
+    s.stats.net_output_bytes += st.out.len() as u64;
+    true
 }
 
 /// Waits until the blocked client is served, times out or is unblocked. Input keeps

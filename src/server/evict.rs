@@ -136,6 +136,7 @@ impl Server {
             self.dbs[db].delete(&key);
             self.stats.evictedkeys += 1;
             self.propagate_del(db, &key);
+            self.deleted_by_server(None, db, &key, super::notify::Removal::Evicted);
         }
         true
     }

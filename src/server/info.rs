@@ -301,7 +301,7 @@ impl Server {
              sync_full:0\nsync_partial_ok:0\nsync_partial_err:0\nexpired_keys:{}\nexpired_stale_perc:{:.2}\n\
              expired_time_cap_reached_count:{}\nexpire_cycle_cpu_milliseconds:0\nevicted_keys:{}\n\
              evicted_clients:{}\ntotal_eviction_exceeded_time:0\ncurrent_eviction_exceeded_time:0\n\
-             keyspace_hits:{}\nkeyspace_misses:{}\npubsub_channels:0\npubsub_patterns:0\npubsubshard_channels:0\n\
+             keyspace_hits:{}\nkeyspace_misses:{}\npubsub_channels:{}\npubsub_patterns:{}\npubsubshard_channels:{}\n\
              latest_fork_usec:{}\ntotal_forks:{}\nmigrate_cached_sockets:0\nslave_expires_tracked_keys:0\n\
              active_defrag_hits:0\nactive_defrag_misses:0\nactive_defrag_key_hits:0\nactive_defrag_key_misses:0\n\
              total_active_defrag_time:0\ncurrent_active_defrag_time:0\ntracking_total_keys:0\n\
@@ -324,6 +324,9 @@ impl Server {
             s.evicted_clients,
             s.keyspace_hits,
             s.keyspace_misses,
+            self.pubsub.channels.len(),
+            self.pubsub.patterns.len(),
+            self.pubsub.shard_channels.len(),
             s.latest_fork_usec,
             s.total_forks,
             s.unexpected_error_replies,

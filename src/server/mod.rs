@@ -9,6 +9,7 @@ pub mod driver;
 pub mod evict;
 pub mod info;
 pub mod log;
+pub mod notify;
 pub mod replication;
 
 use std::collections::BTreeMap;
@@ -153,6 +154,10 @@ pub struct Server {
     pub rdb: RdbState,
     /// Starts snapshot children; the driver installs one that forks through the env.
     pub forker: Box<dyn Forker>,
+    /// WATCHed keys and the transactions they doomed.
+    pub watches: crate::commands::multi::Watches,
+    /// Channel, pattern and shard channel subscribers.
+    pub pubsub: crate::commands::pubsub::PubSub,
 }
 
 impl Server {
@@ -200,6 +205,8 @@ impl Server {
             child_kind: ChildKind::None,
             rdb: RdbState::default(),
             forker: Box::new(NoFork),
+            watches: Default::default(),
+            pubsub: Default::default(),
         }
     }
 
@@ -222,7 +229,10 @@ impl Server {
     }
 
     pub fn remove_client(&mut self, id: u64) {
-        self.clients.remove(&id);
+        if let Some(mut c) = self.clients.remove(&id) {
+            self.discard_transaction(&mut c);
+            self.pubsub_unsubscribe_all(&mut c);
+        }
         self.client_pause.postponed.remove(&id);
         self.blocking.unblock(id);
     }
@@ -299,6 +309,7 @@ impl Server {
         for (db, key) in expired {
             self.stats.expiredkeys += 1;
             self.propagate_del(db, &key);
+            self.deleted_by_server(None, db, &key, notify::Removal::Expired);
         }
     }
 

@@ -87,10 +87,7 @@ impl Server {
         self.repl.state.ensure_backlog(size);
         self.propagate_enabled = true;
         let (id, id2) = (self.repl.state.replid.clone(), self.repl.state.replid2.clone());
-        self.log(
-            Level::Notice,
-            &format!("Replication backlog created, my new replication IDs are '{id}' and '{id2}'"),
-        );
+        self.log(Level::Notice, &format!("Replication backlog created, my new replication IDs are '{id}' and '{id2}'"));
     }
 
     /// Registers the client as a replica in full sync or online.
@@ -194,7 +191,9 @@ impl Server {
             (self.repl.state.replid.clone(), self.repl.state.replid2.clone(), self.repl.state.second_replid_offset);
         self.log(
             Level::Notice,
-            &format!("Setting secondary replication ID to {id2}, valid up to offset: {off}. New replication ID is {id}"),
+            &format!(
+                "Setting secondary replication ID to {id2}, valid up to offset: {off}. New replication ID is {id}"
+            ),
         );
     }
 

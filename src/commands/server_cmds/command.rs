@@ -166,10 +166,7 @@ fn reply_keys(ctx: &mut Ctx, a: &[Bytes], with_flags: bool) -> CmdResult {
     }
     // Redis falls back to a per-command key finder when the specs cannot answer; redsim has
     // the ones whose keys' flags depend on the arguments, and otherwise no keys.
-    let keys = variable_flags_keys(m, argv)
-        .or_else(|| keys_from_specs(m, argv))
-        .or_else(|| crate::commands::sort::native_get_keys(m.get_keys_function?, argv))
-        .unwrap_or_default();
+    let keys = keys_of(m, argv);
     if keys.is_empty() && !m.has_flag(flag::NO_MANDATORY_KEYS) {
         return Err(CmdError::err("Invalid arguments specified for command"));
     }
@@ -185,6 +182,14 @@ fn reply_keys(ctx: &mut Ctx, a: &[Bytes], with_flags: bool) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// (argument index, key flags) of each key of the command `argv` (name first).
+pub fn keys_of(m: &CommandMeta, argv: &[Bytes]) -> Vec<(usize, u64)> {
+    variable_flags_keys(m, argv)
+        .or_else(|| keys_from_specs(m, argv))
+        .or_else(|| crate::commands::sort::native_get_keys(m.get_keys_function?, argv))
+        .unwrap_or_default()
 }
 
 /// `setGetKeys`, `bitfieldGetKeys`: the key is argument 1, its flags depend on the options.

@@ -2,7 +2,7 @@
 //! TIME, LASTSAVE here; CLIENT, COMMAND and CONFIG in their own files.
 
 mod client;
-mod command;
+pub(crate) mod command;
 mod config;
 
 use bytes::Bytes;
@@ -51,7 +51,7 @@ pub static COMMANDS: &[(&str, Handler)] = &[
 ];
 
 /// Redis's `addReplyHelp`: a title naming the command as typed, the lines, then HELP's own.
-fn reply_help(ctx: &mut Ctx, cmd: &[u8], lines: &[&str]) {
+pub(crate) fn reply_help(ctx: &mut Ctx, cmd: &[u8], lines: &[&str]) {
     let name = String::from_utf8_lossy(cmd).to_uppercase();
     let out = ctx.out();
     out.array(lines.len() + 3);
@@ -71,6 +71,14 @@ fn subcommand_syntax_error(a: &[Bytes]) -> CmdError {
 }
 
 fn ping(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    // A RESP2 subscriber gets a message-shaped reply, so it can tell it from the messages.
+    if ctx.client.pubsub.active && ctx.client.resp() == 2 && a.len() <= 2 {
+        let out = ctx.out();
+        out.array(2);
+        out.bulk_str("pong");
+        out.bulk(a.get(1).map_or(&b""[..], |b| &b[..]));
+        return Ok(());
+    }
     match a.len() {
         1 => ctx.out().simple("PONG"),
         2 => ctx.out().bulk(&a[1]),
@@ -205,6 +213,8 @@ pub fn validate_client_name(name: &[u8]) -> Result<(), CmdError> {
 /// default user's authentication, replies on.
 fn reset(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     let nopass = ctx.srv.config.hot.requirepass.is_none();
+    ctx.srv.discard_transaction(ctx.client);
+    ctx.srv.pubsub_unsubscribe_all(ctx.client);
     ctx.client.reset_connection_state(nopass);
     ctx.out().simple("RESET");
     Ok(())

@@ -742,7 +742,7 @@ pub fn serve_blocked(ctx: &mut Ctx, key: &Bytes, op: &BlockedOp) -> bool {
             ctx.dirty(1);
             ctx.out().bulk(&v);
         }
-        BlockedOp::ZPop { .. } => return false,
+        BlockedOp::ZPop { .. } | BlockedOp::Wait { .. } => return false,
     }
     true
 }

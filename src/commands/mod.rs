@@ -14,6 +14,7 @@ pub mod meta;
 pub mod multi;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod server_cmds;
 pub mod set;
 pub mod sort;
@@ -163,6 +164,7 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         persistence::COMMANDS,
         multi::COMMANDS,
         pubsub::COMMANDS,
+        replication::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -411,6 +413,10 @@ pub fn process_command(ctx: &mut Ctx, argv: Vec<Bytes>) {
 
 /// The checks between lookup and call that can refuse a command.
 fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
+    // The master's stream is obeyed as it comes (Redis's `mustObeyClient`).
+    if ctx.srv.is_master_client(ctx.client.id) {
+        return None;
+    }
     if cmd.has(flag::PROTECTED) {
         let setting = ctx.srv.config.get("enable-debug-command").unwrap_or("no");
         let local = ctx.client.addr.starts_with("127.") || ctx.client.addr.starts_with("[::1]");
@@ -443,12 +449,37 @@ fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
             return Some(text.into());
         }
     }
+    if let Some(text) = replication_gate(ctx, flags) {
+        return Some(text);
+    }
     if ctx.client.pubsub.active && ctx.client.resp() == 2 && !pubsub::allowed_in_resp2_subscribed_mode(cmd.meta.name) {
         return Some(format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this \
              context",
             cmd.meta.name
         ));
+    }
+    None
+}
+
+/// processCommand's replication checks, in Redis's order: min-replicas-to-write on a master,
+/// a read-only replica, a replica whose link is down with replica-serve-stale-data no.
+fn replication_gate(ctx: &Ctx, flags: u64) -> Option<String> {
+    let srv = &*ctx.srv;
+    let write = flags & flag::WRITE != 0;
+    if srv.is_master() && write {
+        let cfg = |n: &str| srv.config.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let (min, lag) = (cfg("min-replicas-to-write"), cfg("min-replicas-max-lag"));
+        if min > 0 && lag > 0 && (srv.repl.replicas.good_count(srv.now.mono_ms, lag) as u64) < min {
+            return Some("NOREPLICAS Not enough good replicas to write.".into());
+        }
+    }
+    if srv.is_replica() && write && srv.config.get("replica-read-only") != Some("no") {
+        return Some("READONLY You can't write against a read only replica.".into());
+    }
+    let link_down = srv.repl.master.as_ref().is_some_and(|m| m.state != crate::replication::LinkState::Connected);
+    if link_down && srv.config.get("replica-serve-stale-data") == Some("no") && flags & flag::STALE == 0 {
+        return Some("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.".into());
     }
     None
 }

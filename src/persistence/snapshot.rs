@@ -157,9 +157,11 @@ impl Server {
             redis_bits: 64,
             ctime: (self.now.unix_ms / 1000) as i64,
             used_mem: self.sys.used_memory() as i64,
-            repl_stream_db: None,
-            repl_id: Some(self.run_id.clone()),
-            repl_offset: Some(0),
+            // Redis's `rdbPopulateSaveInfo`: a master records its own stream position, so a
+            // restarted node (or a replica loading it) can continue with PSYNC.
+            repl_stream_db: Some(0),
+            repl_id: Some(self.repl.state.replid.clone()),
+            repl_offset: Some(self.repl.state.master_repl_offset as i64),
             aof_base: false,
             other: Vec::new(),
         }
@@ -576,6 +578,7 @@ pub async fn load_at_startup<E: Env>(env: &E, s: &mut Server) -> Result<(), Stri
             );
             let secs = env.clock().now_ms().saturating_sub(start_ms) as f64 / 1000.0;
             s.log(Level::Notice, &format!("DB loaded from disk: {secs:.3} seconds"));
+            s.restore_repl_history(&loaded.aux);
             Ok(())
         }
         Err(e) => {

@@ -5,7 +5,9 @@
 pub mod backlog;
 pub mod handshake;
 pub mod info;
+pub mod link;
 pub mod master;
+pub mod sync;
 
 use bytes::Bytes;
 
@@ -43,6 +45,12 @@ pub struct Replication {
     pub last_ping_ms: u64,
     /// WAIT asked the replicas for an ACK; sent once per turn (Redis's `get_ack_from_slaves`).
     pub get_ack_requested: bool,
+    /// What this node's next PSYNC offers (Redis's cached master): the history it holds and
+    /// its offset. None: `PSYNC ? -1`.
+    pub cached: Option<(String, u64)>,
+    /// The dataset follows a replication history (synced from a master, or its own as a
+    /// master), so a PSYNC may continue it.
+    pub has_history: bool,
 }
 
 impl Replication {
@@ -58,6 +66,8 @@ impl Replication {
             stats: ReplStats::default(),
             last_ping_ms: 0,
             get_ack_requested: false,
+            cached: None,
+            has_history: false,
         }
     }
 }

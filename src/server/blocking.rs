@@ -51,6 +51,8 @@ pub enum BlockedOp {
     Move { dst: Bytes, from: Side, to: Side, rpoplpush: bool },
     /// BZPOPMIN/BZPOPMAX (`count: None`) or BZMPOP.
     ZPop { max: bool, count: Option<i64> },
+    /// WAIT: no keys; served when `numreplicas` replicas acknowledged `offset`.
+    Wait { offset: u64, numreplicas: i64 },
 }
 
 impl BlockedOp {
@@ -58,6 +60,7 @@ impl BlockedOp {
     pub fn value_type(&self) -> &'static str {
         match self {
             BlockedOp::ZPop { .. } => "zset",
+            BlockedOp::Wait { .. } => "none",
             _ => "list",
         }
     }
@@ -238,24 +241,59 @@ impl Server {
 
     /// A deadline reached: the timeout reply, not a failed call.
     fn unblock_with_timeout(&mut self, id: u64) {
-        if self.blocking.unblock(id).is_none() {
-            return;
-        }
+        let Some(state) = self.blocking.unblock(id) else { return };
+        let acked = match state.op {
+            BlockedOp::Wait { offset, .. } => Some(self.repl.replicas.acked_at_least(offset) as i64),
+            _ => None,
+        };
         if let Some(c) = self.clients.get_mut(&id) {
             c.blocked = false;
             if !c.reply_off {
-                c.out.null_array();
+                match acked {
+                    // WAIT's timeout reply is the count reached so far.
+                    Some(n) => c.out.int(n),
+                    None => c.out.null_array(),
+                }
             }
         }
         self.wakeups.push(id);
     }
 
+    /// Serves WAIT clients whose offset enough replicas acknowledged (Redis's
+    /// `processClientsWaitingReplicas`).
+    pub fn serve_wait_clients(&mut self) {
+        let ready: Vec<(u64, i64)> = self
+            .blocking
+            .clients
+            .iter()
+            .filter_map(|(&id, s)| match s.op {
+                BlockedOp::Wait { offset, numreplicas } => {
+                    let acked = self.repl.replicas.acked_at_least(offset) as i64;
+                    (acked >= numreplicas).then_some((id, acked))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, acked) in ready {
+            self.blocking.unblock(id);
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.blocked = false;
+                if !c.reply_off {
+                    c.out.int(acked);
+                }
+            }
+            self.wakeups.push(id);
+        }
+    }
+
     /// CLIENT UNBLOCK: the timeout reply or an UNBLOCKED error; either way Redis counts
     /// the blocked command as failed. Returns whether `id` was blocked.
     pub fn client_unblock(&mut self, id: u64, error: bool) -> bool {
-        if self.blocking.unblock(id).is_none() {
-            return false;
-        }
+        let Some(state) = self.blocking.unblock(id) else { return false };
+        let acked = match state.op {
+            BlockedOp::Wait { offset, .. } => Some(self.repl.replicas.acked_at_least(offset) as i64),
+            _ => None,
+        };
         let text = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
         if error {
             self.count_error(text);
@@ -265,7 +303,10 @@ impl Server {
             match (c.reply_off, error) {
                 (true, _) => {}
                 (false, true) => c.out.error(text),
-                (false, false) => c.out.null_array(),
+                (false, false) => match acked {
+                    Some(n) => c.out.int(n),
+                    None => c.out.null_array(),
+                },
             }
             let cmd = c.last_cmd;
             self.count_failed_call(cmd);

@@ -40,6 +40,12 @@ pub struct Client {
     pub tot_net_in: u64,
     pub tot_net_out: u64,
     pub tot_cmds: u64,
+    /// Whether this connection is a replica's link or this replica's master link.
+    pub repl_role: ReplRole,
+    /// What a replica announced with REPLCONF before its PSYNC.
+    pub repl_announce: ReplAnnounce,
+    /// The stream offset right after this client's last write (WAIT waits for it).
+    pub woff: u64,
     /// Inside MULTI (CLIENT_MULTI): the queued commands; EXEC runs them.
     pub multi: Option<crate::commands::multi::MultiState>,
     /// Keys this client WATCHes, as (db, key); the server's registry holds the watchers.
@@ -48,6 +54,25 @@ pub struct Client {
     pub pubsub: crate::commands::pubsub::Subscriptions,
     /// When the output buffer first went over the soft limit of its class (mono ms; 0: not over).
     pub obuf_soft_limit_since_ms: u64,
+}
+
+/// A connection's part in replication (Redis's CLIENT_SLAVE / CLIENT_MASTER flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplRole {
+    None,
+    /// A replica of this node, attached by SYNC/PSYNC.
+    Replica,
+    /// This replica's link to its master: its commands are the master's stream.
+    Master,
+}
+
+/// REPLCONF options a replica sent before PSYNC.
+#[derive(Debug, Clone, Default)]
+pub struct ReplAnnounce {
+    pub listening_port: u16,
+    pub ip: Option<String>,
+    pub capa_eof: bool,
+    pub capa_psync2: bool,
 }
 
 /// Redis's client types (CLIENT LIST TYPE, CLIENT KILL TYPE, output buffer classes).
@@ -96,6 +121,9 @@ impl Client {
             tot_net_in: 0,
             tot_net_out: 0,
             tot_cmds: 0,
+            repl_role: ReplRole::None,
+            repl_announce: ReplAnnounce::default(),
+            woff: 0,
             multi: None,
             watched: Vec::new(),
             pubsub: Default::default(),
@@ -115,7 +143,11 @@ impl Client {
 
     /// `getClientType`. Replication will give its clients their own types.
     pub fn client_type(&self) -> ClientType {
-        if self.pubsub.active {
+        if self.repl_role == ReplRole::Replica {
+            ClientType::Replica
+        } else if self.repl_role == ReplRole::Master {
+            ClientType::Master
+        } else if self.pubsub.active {
             ClientType::Pubsub
         } else {
             ClientType::Normal
@@ -142,6 +174,8 @@ impl Client {
     /// CLIENT LIST's flags, in Redis's order (`catClientInfoString`).
     fn flags(&self) -> String {
         let f: String = [
+            (self.repl_role == ReplRole::Replica, 'S'),
+            (self.repl_role == ReplRole::Master, 'M'),
             (self.pubsub.active, 'P'),
             (self.multi.is_some(), 'x'),
             (self.postponed || self.blocked, 'b'),

@@ -38,6 +38,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Wakes the tasks of the clients the server asked to wake (`Server::wakeups`).
+    pub fn wake_pending(&self, s: &mut Server) {
+        wake(self, s);
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Server> {
         // A panic inside a command is caught before it can poison the lock (see `process`).
         self.server.lock().unwrap_or_else(|e| e.into_inner())
@@ -159,6 +164,7 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
     startup('M', Level::Notice, "monotonic clock: POSIX clock_gettime");
     startup('M', Level::Notice, &format!("Running mode=standalone, port={}.", server.listening_port));
     startup('M', Level::Warning, "Server initialized");
+    server.replicaof_at_startup();
     load_data_from_disk(&env, &mut server).await?;
     startup('M', Level::Notice, "Ready to accept connections");
     let shared = Arc::new(Shared {
@@ -169,10 +175,13 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
         disk_busy: AtomicBool::new(false),
     });
     shared.lock().forker = Box::new(snapshot::EnvForker { env: env.clone(), shared: Arc::downgrade(&shared) });
+    shared.lock().repl_forker =
+        Box::new(crate::replication::sync::EnvReplicaForker { env: env.clone(), shared: Arc::downgrade(&shared) });
     for l in listeners {
         env.spawn(accept_loop(env.clone(), shared.clone(), l));
     }
     env.spawn(cron_loop(env.clone(), shared.clone()));
+    start_replica_link(&env, &shared);
     Ok(Node { shared, addrs })
 }
 
@@ -242,7 +251,21 @@ async fn cron_loop<E: Env>(env: E, shared: Arc<Shared>) {
         s.cron();
         flush_logs(&env, &mut s);
         wake(&shared, &mut s);
+        drop(s);
+        start_replica_link(&env, &shared);
     }
+}
+
+/// Spawns the link to the master when REPLICAOF (or the config) asked for one.
+fn start_replica_link<E: Env>(env: &E, shared: &Arc<Shared>) {
+    let generation = {
+        let mut s = shared.lock();
+        if !std::mem::take(&mut s.repl.link_start_requested) {
+            return;
+        }
+        s.repl.link_generation
+    };
+    env.spawn(crate::replication::link::run_link(env.clone(), shared.clone(), generation));
 }
 
 fn wake(shared: &Shared, s: &mut Server) {

@@ -298,7 +298,7 @@ impl Server {
              total_net_input_bytes:{}\ntotal_net_output_bytes:{}\ntotal_net_repl_input_bytes:0\n\
              total_net_repl_output_bytes:0\ninstantaneous_input_kbps:{:.2}\ninstantaneous_output_kbps:{:.2}\n\
              instantaneous_input_repl_kbps:0.00\ninstantaneous_output_repl_kbps:0.00\nrejected_connections:{}\n\
-             sync_full:0\nsync_partial_ok:0\nsync_partial_err:0\nexpired_keys:{}\nexpired_stale_perc:{:.2}\n\
+             sync_full:{}\nsync_partial_ok:{}\nsync_partial_err:{}\nexpired_keys:{}\nexpired_stale_perc:{:.2}\n\
              expired_time_cap_reached_count:{}\nexpire_cycle_cpu_milliseconds:0\nevicted_keys:{}\n\
              evicted_clients:{}\ntotal_eviction_exceeded_time:0\ncurrent_eviction_exceeded_time:0\n\
              keyspace_hits:{}\nkeyspace_misses:{}\npubsub_channels:{}\npubsub_patterns:{}\npubsubshard_channels:{}\n\
@@ -317,6 +317,9 @@ impl Server {
             s.instantaneous.1,
             s.instantaneous.2,
             s.rejected_conn,
+            self.repl.stats.sync_full,
+            self.repl.stats.sync_partial_ok,
+            self.repl.stats.sync_partial_err,
             s.expiredkeys,
             self.active_expire.stale_perc * 100.0,
             self.active_expire.time_cap_reached_count,
@@ -337,14 +340,22 @@ impl Server {
     }
 
     fn info_replication(&self, o: &mut String) {
-        let _ = write!(
-            o,
-            "role:master\nconnected_slaves:0\nmaster_failover_state:no-failover\nmaster_replid:{}\n\
-             master_replid2:0000000000000000000000000000000000000000\nmaster_repl_offset:0\nsecond_repl_offset:-1\n\
-             repl_backlog_active:0\nrepl_backlog_size:{}\nrepl_backlog_first_byte_offset:0\nrepl_backlog_histlen:0\n",
-            self.run_id,
-            self.config.get("repl-backlog-size").unwrap_or("1048576"),
-        );
+        let min_to_write = self.config.get("min-replicas-to-write").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let max_lag = self.config.get("min-replicas-max-lag").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let view = crate::replication::info::InfoView {
+            state: &self.repl.state,
+            replicas: &self.repl.replicas,
+            master: self.repl.master.as_ref(),
+            backlog_size: self.config.get("repl-backlog-size").and_then(|v| v.parse().ok()).unwrap_or(1 << 20),
+            replica_priority: self.config.get("replica-priority").and_then(|v| v.parse().ok()).unwrap_or(100),
+            replica_read_only: self.config.get("replica-read-only") != Some("no"),
+            replica_announced: self.config.get("replica-announced") != Some("no"),
+            min_replicas_good: (min_to_write > 0 && max_lag > 0)
+                .then(|| self.repl.replicas.good_count(self.now.mono_ms, max_lag)),
+            now_mono_ms: self.now.mono_ms,
+            now_unix_secs: self.now.unix_ms / 1000,
+        };
+        o.push_str(&crate::replication::info::info_replication(&view));
     }
 
     fn info_cpu(&self, o: &mut String) {

@@ -146,6 +146,8 @@ pub struct Server {
     pub config_file: String,
     /// Replication: this node's stream and backlog, its replicas, its master link.
     pub repl: crate::replication::Replication,
+    /// Forks the snapshots of replicas' full syncs; the driver installs one through the env.
+    pub repl_forker: Box<dyn crate::replication::sync::ReplicaForker>,
     /// used_memory when the server had just started (INFO used_memory_startup).
     pub used_memory_startup: u64,
     /// The one child process the server may have (Redis's `child_type`).
@@ -171,6 +173,7 @@ impl Server {
         let table = crate::commands::table();
         Server {
             repl,
+            repl_forker: Box::new(crate::replication::sync::NoReplicaFork),
             cmd_stats: vec![CmdStat::default(); table.len()],
             cmd_latency: vec![info::LatencyHistogram::default(); table.len()],
             used_memory_startup: sys.used_memory(),
@@ -235,6 +238,7 @@ impl Server {
         }
         self.client_pause.postponed.remove(&id);
         self.blocking.unblock(id);
+        self.detach_replica(id);
     }
 
     /// Runs one request for client `id`; the reply goes to the client's output buffer,
@@ -258,6 +262,12 @@ impl Server {
         }
         self.handle_clients_blocked_on_keys();
         self.feed_propagated();
+        if self.dirty != dirty_before {
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.woff = self.repl.state.master_repl_offset;
+            }
+        }
+        self.flush_get_ack();
         flow
     }
 
@@ -375,7 +385,13 @@ impl Server {
         if (level as u8) < self.config.hot.loglevel {
             return;
         }
-        let line = log::format_line(self.sys.process_id(), 'M', self.now.unix_ms, level, msg);
+        let line = log::format_line(
+            self.sys.process_id(),
+            if self.is_replica() { 'S' } else { 'M' },
+            self.now.unix_ms,
+            level,
+            msg,
+        );
         self.log_lines.push(line);
     }
 

@@ -163,7 +163,11 @@ impl Server {
     /// the link task for the new generation.
     pub fn become_replica(&mut self, host: String, port: u16) {
         // Before following a master, this node's own history becomes the "cached master" its
-        // PSYNC offers, so a demoted master can continue partially when histories agree.
+        // PSYNC offers, so a demoted master can continue partially when histories agree
+        // (Redis's `replicationCacheMasterUsingMyself`).
+        if self.repl.master.is_none() {
+            self.repl.cached = Some((self.repl.state.replid.clone(), self.repl.state.master_repl_offset));
+        }
         self.repl.master = Some(crate::replication::MasterLink::new(host, port));
         self.repl.link_generation += 1;
         self.repl.link_start_requested = true;
@@ -209,5 +213,32 @@ impl Server {
         }
         m.state = state;
         true
+    }
+
+    /// After loading an RDB at startup: its repl-id/repl-offset aux fields are the history this
+    /// node holds, so a restarted replica continues with PSYNC from there (Redis 7.0's
+    /// `rdbPopulateSaveInfo` / `replicationCacheMasterUsingMyself` on load).
+    pub fn restore_repl_history(&mut self, aux: &crate::persistence::rdb::RdbAux) {
+        let (Some(id), Some(off)) = (&aux.repl_id, aux.repl_offset) else { return };
+        if id.len() != 40 || off < 0 {
+            return;
+        }
+        self.repl.state.replid = id.clone();
+        self.repl.state.master_repl_offset = off as u64;
+        self.repl.has_history = true;
+        if self.is_replica() {
+            self.repl.cached = Some((id.clone(), off as u64));
+        }
+    }
+
+    /// The `replicaof` directive at startup: a replica from the first moment, without a cached
+    /// master unless its RDB gave one.
+    pub fn replicaof_at_startup(&mut self) {
+        let value = self.config.get("replicaof").unwrap_or("").to_string();
+        let Some((host, port)) = value.split_once(' ') else { return };
+        let Ok(port) = port.parse::<u16>() else { return };
+        self.repl.master = Some(crate::replication::MasterLink::new(host.to_string(), port));
+        self.repl.link_generation += 1;
+        self.repl.link_start_requested = true;
     }
 }

@@ -1,0 +1,266 @@
+//! REPLICAOF/SLAVEOF, REPLCONF, PSYNC/SYNC, ROLE and WAIT (Redis's `replication.c`
+//! commands). The master's side of a full sync forks a snapshot through the server's forker;
+//! its driver sends the RDB, then the stream buffered meanwhile.
+
+use bytes::Bytes;
+
+use super::{eq_ic, int_arg, CmdError, CmdResult, Ctx, Handler};
+use crate::replication::master::{parse_replconf, Replconf, ReplconfOption};
+use crate::replication::{PsyncAnswer, ReplicaInfo, SyncState};
+use crate::server::blocking::BlockedOp;
+use crate::server::client::ReplRole;
+use crate::server::log::Level;
+
+pub static COMMANDS: &[(&str, Handler)] = &[
+    ("replicaof", replicaof),
+    ("slaveof", replicaof),
+    ("replconf", replconf),
+    ("psync", psync),
+    ("sync", psync),
+    ("role", role),
+    ("wait", wait),
+];
+
+/// How the log names a client (`catClientInfoString`'s short form Redis uses in these lines).
+fn client_desc(ctx: &Ctx) -> String {
+    format!(
+        "id={} addr={} laddr={} fd=0 name={}",
+        ctx.client.id,
+        ctx.client.addr,
+        ctx.client.laddr,
+        ctx.client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default()
+    )
+}
+
+fn replicaof(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    if eq_ic(&a[1], "no") && eq_ic(&a[2], "one") {
+        if ctx.srv.is_replica() {
+            ctx.srv.become_master();
+            let who = client_desc(ctx);
+            ctx.srv.log(Level::Notice, &format!("MASTER MODE enabled (user request from '{who}')"));
+        }
+        ctx.out().ok();
+        return Ok(());
+    }
+    if ctx.client.repl_role == ReplRole::Replica {
+        return Err(CmdError::Other("ERR Command is not valid when client is a replica.".into()));
+    }
+    let port = match int_arg(&a[2]) {
+        Ok(p) if (0..=65535).contains(&p) => p as u16,
+        _ => return Err(CmdError::Other("ERR Invalid master port".into())),
+    };
+    let host = String::from_utf8_lossy(&a[1]).into_owned();
+    if let Some(m) = &ctx.srv.repl.master {
+        if m.host.eq_ignore_ascii_case(&host) && m.port == port {
+            ctx.srv.log(
+                Level::Notice,
+                "REPLICAOF would result into synchronization with the master we are already connected with. No \
+                 operation performed.",
+            );
+            ctx.out().simple("OK Already connected to specified master");
+            return Ok(());
+        }
+    }
+    ctx.srv.become_replica(host.clone(), port);
+    let who = client_desc(ctx);
+    ctx.srv.log(Level::Notice, &format!("REPLICAOF {host}:{port} enabled (user request from '{who}')"));
+    ctx.out().ok();
+    Ok(())
+}
+
+fn replconf(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    let args: Vec<&[u8]> = a[1..].iter().map(|b| &b[..]).collect();
+    match parse_replconf(&args).map_err(CmdError::Other)? {
+        Replconf::Ack { offset } => {
+            // No reply: the master is not supposed to answer its replicas' ACKs.
+            if ctx.client.repl_role == ReplRole::Replica {
+                let now = ctx.srv.now.mono_ms;
+                ctx.srv.repl.replicas.ack(ctx.client.id, offset, now);
+                ctx.srv.serve_wait_clients();
+            }
+        }
+        Replconf::GetAck => {
+            // Only a master asks; the replica's link answers it (see replication::link).
+        }
+        Replconf::Options(opts) => {
+            for o in opts {
+                match o {
+                    ReplconfOption::ListeningPort(p) => ctx.client.repl_announce.listening_port = p,
+                    ReplconfOption::IpAddress(ip) => ctx.client.repl_announce.ip = Some(ip),
+                    ReplconfOption::Capa(c) if c == "eof" => ctx.client.repl_announce.capa_eof = true,
+                    ReplconfOption::Capa(c) if c == "psync2" => ctx.client.repl_announce.capa_psync2 = true,
+                    ReplconfOption::Capa(_) | ReplconfOption::Ignored => {}
+                }
+            }
+            ctx.out().ok();
+        }
+    }
+    Ok(())
+}
+
+/// SYNC and PSYNC (Redis's `syncCommand`).
+fn psync(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    if ctx.client.repl_role == ReplRole::Replica {
+        return Ok(());
+    }
+    if let Some(m) = &ctx.srv.repl.master {
+        if m.state != crate::replication::LinkState::Connected {
+            return Err(CmdError::Other("NOMASTERLINK Can't SYNC while not connected with my master".into()));
+        }
+    }
+    let ip =
+        ctx.client.repl_announce.ip.clone().unwrap_or_else(|| {
+            ctx.client.addr.rsplit_once(':').map_or(ctx.client.addr.clone(), |(ip, _)| ip.to_string())
+        });
+    let mut info = ReplicaInfo::new(ctx.client.id, ip, ctx.srv.now.mono_ms);
+    info.listening_port = ctx.client.repl_announce.listening_port;
+    info.capa_eof = ctx.client.repl_announce.capa_eof;
+    info.capa_psync2 = ctx.client.repl_announce.capa_psync2;
+    let name = info.name();
+    ctx.srv.log(Level::Notice, &format!("Replica {name} asks for synchronization"));
+    let is_psync = eq_ic(&a[0], "psync");
+    if is_psync {
+        let replid = String::from_utf8_lossy(&a[1]).into_owned();
+        let offset = crate::util::arg_i64(&a[2]).unwrap_or(-1);
+        match ctx.srv.repl.state.try_partial(&replid, offset, &name) {
+            PsyncAnswer::Continue { from } => {
+                continue_partial(ctx, info, from);
+                return Ok(());
+            }
+            PsyncAnswer::Full { why: Some(why) } => {
+                ctx.srv.repl.stats.sync_partial_err += 1;
+                ctx.srv.log(Level::Notice, &why);
+            }
+            PsyncAnswer::Full { why: None } => {
+                ctx.srv.log(Level::Notice, &format!("Full resync requested by replica {name}"));
+            }
+        }
+    }
+    ctx.srv.repl.stats.sync_full += 1;
+    ctx.srv.ensure_backlog();
+    // The stream after the snapshot starts with a SELECT.
+    ctx.srv.repl.state.stream_db = None;
+    let eof = info.capa_eof;
+    ctx.client.repl_role = ReplRole::Replica;
+    ctx.srv.attach_replica(info);
+    if is_psync {
+        let line = format!("+FULLRESYNC {} {}\r\n", ctx.srv.repl.state.replid, ctx.srv.repl.state.master_repl_offset);
+        ctx.client.out.buf.extend_from_slice(line.as_bytes());
+    }
+    let mark = eof.then(|| {
+        let mut m = [0u8; 40];
+        let mut raw = [0u8; 20];
+        crate::env::Rng::fill(&mut ctx.srv.rng, &mut raw);
+        for (i, b) in raw.iter().enumerate() {
+            m[2 * i..2 * i + 2].copy_from_slice(format!("{b:02x}").as_bytes());
+        }
+        m
+    });
+    match ctx.srv.start_replica_sync(ctx.client.id, mark) {
+        Ok(pid) => {
+            ctx.srv.log(Level::Notice, &format!("Starting BGSAVE for SYNC with target: replicas sockets (pid {pid})"));
+            if let Some(r) = ctx.srv.repl.replicas.get_mut(ctx.client.id) {
+                r.state = SyncState::SendBulk;
+            }
+        }
+        Err(e) => {
+            ctx.srv.log(Level::Warning, &format!("Can't start BGSAVE for SYNC: {e}"));
+            ctx.client.close_asap = true;
+        }
+    }
+    Ok(())
+}
+
+/// `+CONTINUE`: the replica gets the backlog from its offset and is online at once.
+fn continue_partial(ctx: &mut Ctx, mut info: ReplicaInfo, from: u64) {
+    let name = info.name();
+    let psync2 = info.capa_psync2;
+    info.state = SyncState::Online;
+    ctx.client.repl_role = ReplRole::Replica;
+    let line = if psync2 { format!("+CONTINUE {}\r\n", ctx.srv.repl.state.replid) } else { "+CONTINUE\r\n".into() };
+    ctx.client.out.buf.extend_from_slice(line.as_bytes());
+    let backlog = ctx.srv.repl.state.backlog.as_ref().expect("a partial resync needs the backlog");
+    let (x, y) = backlog.since(from).expect("checked by try_partial");
+    let sent = x.len() + y.len();
+    ctx.client.out.buf.extend_from_slice(x);
+    ctx.client.out.buf.extend_from_slice(y);
+    ctx.srv.attach_replica(info);
+    ctx.srv.repl.pending.remove(&ctx.client.id);
+    ctx.srv.repl.stats.sync_partial_ok += 1;
+    ctx.srv.log(
+        Level::Notice,
+        &format!(
+            "Partial resynchronization request from {name} accepted. Sending {sent} bytes of backlog starting from \
+             offset {from}."
+        ),
+    );
+}
+
+fn role(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
+    let srv = &*ctx.srv;
+    match &srv.repl.master {
+        None => {
+            let online: Vec<(String, u16, u64)> = srv
+                .repl
+                .replicas
+                .iter()
+                .filter(|r| r.state == SyncState::Online)
+                .map(|r| (r.ip.clone(), r.listening_port, r.ack_offset))
+                .collect();
+            let offset = srv.repl.state.master_repl_offset;
+            let out = &mut ctx.client.out;
+            out.array(3);
+            out.bulk(b"master");
+            out.int(offset as i64);
+            out.array(online.len());
+            for (ip, port, off) in online {
+                out.array(3);
+                out.bulk(ip.as_bytes());
+                out.bulk(port.to_string().as_bytes());
+                out.bulk(off.to_string().as_bytes());
+            }
+        }
+        Some(m) => {
+            let (host, port, state) = (m.host.clone(), m.port, m.state);
+            let offset = if srv.repl.master_client.is_some() { srv.repl.state.master_repl_offset as i64 } else { -1 };
+            let out = &mut ctx.client.out;
+            out.array(5);
+            out.bulk(b"slave");
+            out.bulk(host.as_bytes());
+            out.int(i64::from(port));
+            out.bulk(state.role_name().as_bytes());
+            out.int(offset);
+        }
+    }
+    Ok(())
+}
+
+/// WAIT numreplicas timeout: blocks until that many replicas acknowledged this client's
+/// last write, or the timeout; replies with how many did.
+fn wait(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    if ctx.srv.is_replica() {
+        return Err(CmdError::Other(
+            "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is \
+             configured to be writable (which is not the default) writes to replicas are just local and are not \
+             propagated."
+                .into(),
+        ));
+    }
+    let numreplicas = int_arg(&a[1])?;
+    let timeout = match crate::util::arg_i64(&a[2]) {
+        None => return Err(CmdError::Other("ERR timeout is not an integer or out of range".into())),
+        Some(t) if t < 0 => return Err(CmdError::Other("ERR timeout is negative".into())),
+        Some(t) => t as u64,
+    };
+    let offset = ctx.client.woff;
+    let acked = ctx.srv.repl.replicas.acked_at_least(offset);
+    if acked as i64 >= numreplicas || ctx.client.deny_blocking() {
+        ctx.out().int(acked as i64);
+        return Ok(());
+    }
+    let deadline = if timeout == 0 { 0 } else { ctx.srv.now.unix_ms + timeout };
+    let srv = &mut *ctx.srv;
+    srv.block_client(ctx.client, &[], deadline, BlockedOp::Wait { offset, numreplicas });
+    srv.repl.get_ack_requested = true;
+    Ok(())
+}

@@ -41,24 +41,26 @@ pub enum ChildKind {
 /// Starts a snapshot child; the driver's implementation forks through the env and spawns the
 /// parent side that writes the file and calls [`Server::bgsave_done`].
 pub trait Forker: Send + 'static {
-    /// Forks a child that writes `dbs` as RDB, which the parent side stores as `target`;
-    /// returns the child's pid. `cancel` set to true makes the parent side kill the child and
-    /// discard the file.
-    fn bgsave(
-        &self,
-        dbs: &[Db],
-        aux: &RdbAux,
-        opts: SaveOptions,
-        target: String,
-        cancel: Arc<AtomicBool>,
-    ) -> io::Result<u32>;
+    /// Forks a child that writes the request's dataset; returns the child's pid.
+    fn bgsave(&self, req: BgsaveRequest<'_>) -> io::Result<u32>;
+}
+
+/// What a snapshot child writes and where the parent side puts it.
+pub struct BgsaveRequest<'a> {
+    pub dbs: &'a [Db],
+    pub aux: RdbAux,
+    pub opts: SaveOptions,
+    /// The file the parent side renames the finished snapshot to (`dbfilename`).
+    pub target: String,
+    /// Set to true: the parent side kills the child and discards the file.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// A server without a driver (unit tests) cannot fork.
 pub struct NoFork;
 
 impl Forker for NoFork {
-    fn bgsave(&self, _: &[Db], _: &RdbAux, _: SaveOptions, _: String, _: Arc<AtomicBool>) -> io::Result<u32> {
+    fn bgsave(&self, _: BgsaveRequest<'_>) -> io::Result<u32> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "no fork without a driver"))
     }
 }
@@ -191,9 +193,15 @@ impl Server {
         self.rdb.dirty_before_bgsave = self.dirty;
         self.rdb.last_bgsave_try_unix_secs = self.now.unix_ms / 1000;
         let cancel = Arc::new(AtomicBool::new(false));
-        let (aux, opts) = (self.rdb_aux(), self.rdb_save_options());
+        let req = BgsaveRequest {
+            dbs: &self.dbs,
+            aux: self.rdb_aux(),
+            opts: self.rdb_save_options(),
+            target: self.rdb_filename(),
+            cancel: cancel.clone(),
+        };
         let fork_start_us = self.sys.mono_us();
-        match self.forker.bgsave(&self.dbs, &aux, opts, self.rdb_filename(), cancel.clone()) {
+        match self.forker.bgsave(req) {
             Ok(pid) => {
                 self.stats.total_forks += 1;
                 self.stats.latest_fork_usec = self.sys.mono_us().saturating_sub(fork_start_us);
@@ -504,15 +512,9 @@ pub struct EnvForker<E: Env> {
 }
 
 impl<E: Env> Forker for EnvForker<E> {
-    fn bgsave(
-        &self,
-        dbs: &[Db],
-        aux: &RdbAux,
-        opts: SaveOptions,
-        target: String,
-        cancel: Arc<AtomicBool>,
-    ) -> io::Result<u32> {
-        let mut child = self.env.fork_snapshot(|mut w| rdb::save(&mut w, dbs, aux, &opts))?;
+    fn bgsave(&self, req: BgsaveRequest<'_>) -> io::Result<u32> {
+        let BgsaveRequest { dbs, aux, opts, target, cancel } = req;
+        let mut child = self.env.fork_snapshot(|mut w| rdb::save(&mut w, dbs, &aux, &opts))?;
         let pid = child.pid();
         let (env, shared) = (self.env.clone(), self.shared.clone());
         self.env.spawn(async move {

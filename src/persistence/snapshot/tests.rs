@@ -221,7 +221,7 @@ fn save_points_are_seconds_and_changes_pairs() {
 struct RecordingForker(Arc<AtomicU64>);
 
 impl Forker for RecordingForker {
-    fn bgsave(&self, _: &[Db], _: &RdbAux, _: SaveOptions, _: String, _: Arc<AtomicBool>) -> io::Result<u32> {
+    fn bgsave(&self, _: BgsaveRequest<'_>) -> io::Result<u32> {
         Ok(100 + self.0.fetch_add(1, Ordering::SeqCst) as u32)
     }
 }

@@ -116,6 +116,9 @@ pub struct RdbState {
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
     pub job: Option<DiskJob>,
+    /// The aux fields of the snapshot loaded at startup: replication resumes from its
+    /// repl-id and offset (PSYNC after a restart).
+    pub loaded_aux: Option<RdbAux>,
 }
 
 impl Default for RdbState {
@@ -133,6 +136,7 @@ impl Default for RdbState {
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
             job: None,
+            loaded_aux: None,
         }
     }
 }
@@ -580,6 +584,7 @@ pub async fn load_at_startup<E: Env>(env: &E, s: &mut Server) -> Result<(), Stri
             );
             let secs = env.clock().now_ms().saturating_sub(start_ms) as f64 / 1000.0;
             s.log(Level::Notice, &format!("DB loaded from disk: {secs:.3} seconds"));
+            s.rdb.loaded_aux = Some(loaded.aux);
             Ok(())
         }
         Err(e) => {

@@ -41,24 +41,26 @@ pub enum ChildKind {
 /// Starts a snapshot child; the driver's implementation forks through the env and spawns the
 /// parent side that writes the file and calls [`Server::bgsave_done`].
 pub trait Forker: Send + 'static {
-    /// Forks a child that writes `dbs` as RDB, which the parent side stores as `target`;
-    /// returns the child's pid. `cancel` set to true makes the parent side kill the child and
-    /// discard the file.
-    fn bgsave(
-        &self,
-        dbs: &[Db],
-        aux: &RdbAux,
-        opts: SaveOptions,
-        target: String,
-        cancel: Arc<AtomicBool>,
-    ) -> io::Result<u32>;
+    /// Forks a child that writes the request's dataset; returns the child's pid.
+    fn bgsave(&self, req: BgsaveRequest<'_>) -> io::Result<u32>;
+}
+
+/// What a snapshot child writes and where the parent side puts it.
+pub struct BgsaveRequest<'a> {
+    pub dbs: &'a [Db],
+    pub aux: RdbAux,
+    pub opts: SaveOptions,
+    /// The file the parent side renames the finished snapshot to (`dbfilename`).
+    pub target: String,
+    /// Set to true: the parent side kills the child and discards the file.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// A server without a driver (unit tests) cannot fork.
 pub struct NoFork;
 
 impl Forker for NoFork {
-    fn bgsave(&self, _: &[Db], _: &RdbAux, _: SaveOptions, _: String, _: Arc<AtomicBool>) -> io::Result<u32> {
+    fn bgsave(&self, _: BgsaveRequest<'_>) -> io::Result<u32> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "no fork without a driver"))
     }
 }
@@ -114,6 +116,9 @@ pub struct RdbState {
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
     pub job: Option<DiskJob>,
+    /// The aux fields of the snapshot loaded at startup: replication resumes from its
+    /// repl-id and offset (PSYNC after a restart).
+    pub loaded_aux: Option<RdbAux>,
 }
 
 impl Default for RdbState {
@@ -131,6 +136,7 @@ impl Default for RdbState {
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
             job: None,
+            loaded_aux: None,
         }
     }
 }
@@ -190,9 +196,15 @@ impl Server {
         self.rdb.dirty_before_bgsave = self.dirty;
         self.rdb.last_bgsave_try_unix_secs = self.now.unix_ms / 1000;
         let cancel = Arc::new(AtomicBool::new(false));
-        let (aux, opts) = (self.rdb_aux(), self.rdb_save_options());
+        let req = BgsaveRequest {
+            dbs: &self.dbs,
+            aux: self.rdb_aux(),
+            opts: self.rdb_save_options(),
+            target: self.rdb_filename(),
+            cancel: cancel.clone(),
+        };
         let fork_start_us = self.sys.mono_us();
-        match self.forker.bgsave(&self.dbs, &aux, opts, self.rdb_filename(), cancel.clone()) {
+        match self.forker.bgsave(req) {
             Ok(pid) => {
                 self.stats.total_forks += 1;
                 self.stats.latest_fork_usec = self.sys.mono_us().saturating_sub(fork_start_us);
@@ -504,15 +516,9 @@ pub struct EnvForker<E: Env> {
 }
 
 impl<E: Env> Forker for EnvForker<E> {
-    fn bgsave(
-        &self,
-        dbs: &[Db],
-        aux: &RdbAux,
-        opts: SaveOptions,
-        target: String,
-        cancel: Arc<AtomicBool>,
-    ) -> io::Result<u32> {
-        let mut child = self.env.fork_snapshot(|mut w| rdb::save(&mut w, dbs, aux, &opts))?;
+    fn bgsave(&self, req: BgsaveRequest<'_>) -> io::Result<u32> {
+        let BgsaveRequest { dbs, aux, opts, target, cancel } = req;
+        let mut child = self.env.fork_snapshot(|mut w| rdb::save(&mut w, dbs, &aux, &opts))?;
         let pid = child.pid();
         let (env, shared) = (self.env.clone(), self.shared.clone());
         self.env.spawn(async move {
@@ -579,6 +585,7 @@ pub async fn load_at_startup<E: Env>(env: &E, s: &mut Server) -> Result<(), Stri
             let secs = env.clock().now_ms().saturating_sub(start_ms) as f64 / 1000.0;
             s.log(Level::Notice, &format!("DB loaded from disk: {secs:.3} seconds"));
             s.restore_repl_history(&loaded.aux);
+            s.rdb.loaded_aux = Some(loaded.aux);
             Ok(())
         }
         Err(e) => {

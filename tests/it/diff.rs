@@ -21,6 +21,9 @@
 //!                             compare the top-level array as an unordered set of
 //!                             adjacent (key, value) pairs (RESP2 maps)
 //! @ignore-value CLIENT ID     compare only the reply's type byte (nondeterministic values)
+//! @server-args --enable-debug-command local
+//!                             (anywhere, once per file) both servers start with these
+//!                             extra arguments
 //! ```
 //!
 //! A modifier (`@unordered`, `@unordered-pairs`, `@ignore-value`) either prefixes the step
@@ -95,7 +98,7 @@ pub fn parse_case_file(source: &str) -> Result<Vec<Step>, String> {
     for (index, raw_line) in source.lines().enumerate() {
         let line_no = index + 1;
         let line = raw_line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(SERVER_ARGS) {
             continue;
         }
         let fail = |why: String| format!("line {line_no}: {why}: {line}");
@@ -120,6 +123,14 @@ pub fn parse_case_file(source: &str) -> Result<Vec<Step>, String> {
         return Err("a modifier at the end of the file has no step".into());
     }
     Ok(steps)
+}
+
+/// The file-level directive naming extra server arguments.
+const SERVER_ARGS: &str = "@server-args ";
+
+/// The extra arguments the case file asks both servers to start with.
+pub fn server_args(source: &str) -> Vec<&str> {
+    source.lines().filter_map(|l| l.trim().strip_prefix(SERVER_ARGS)).flat_map(str::split_whitespace).collect()
 }
 
 fn split_modifier(line: &str) -> (Option<Compare>, &str) {
@@ -342,10 +353,8 @@ struct Pair {
 }
 
 impl Pair {
-    fn start(candidate: Flavor) -> Pair {
-        // DEBUG DIGEST and friends are part of what the case files compare.
-        let args = ["--enable-debug-command", "local"];
-        let servers = [Server::start_with(Flavor::Redis, &args), Server::start_with(candidate, &args)];
+    fn start(candidate: Flavor, args: &[&str]) -> Pair {
+        let servers = [Server::start_with(Flavor::Redis, args), Server::start_with(candidate, args)];
         let conns = [connect(&servers[0]), connect(&servers[1])];
         Pair { servers, conns }
     }
@@ -408,7 +417,7 @@ pub fn run_case_file(path: &Path, candidate: Flavor, show: bool) -> FileOutcome 
     let steps = parse_case_file(&source).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut outcome = FileOutcome { name: name.clone(), ..FileOutcome::default() };
     let names = [Flavor::Redis.name(), candidate_label(candidate)];
-    let mut pair = Pair::start(candidate);
+    let mut pair = Pair::start(candidate, &server_args(&source));
 
     pair.send(&encode_command(&[b"FLUSHALL".to_vec()]));
     let flushed = pair.read();
@@ -618,6 +627,13 @@ mod tests {
         assert_eq!(steps[3].action, Action::Raw(b"PING\r\n".to_vec()));
         assert!(parse_case_file("@unordered\n@sleep 5\n").is_err());
         assert!(parse_case_file("@bogus x\n").is_err());
+    }
+
+    #[test]
+    fn server_args_are_read_from_the_file_and_are_no_step() {
+        let source = "# x\n@server-args --enable-debug-command local\nPING\n";
+        assert_eq!(server_args(source), vec!["--enable-debug-command", "local"]);
+        assert_eq!(parse_case_file(source).unwrap().len(), 1);
     }
 
     #[test]

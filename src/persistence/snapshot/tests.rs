@@ -216,3 +216,87 @@ fn save_points_are_seconds_and_changes_pairs() {
     assert_eq!(save_points("3600 1 300 100 60 10000"), vec![(3600, 1), (300, 100), (60, 10000)]);
     assert_eq!(save_points(""), vec![]);
 }
+
+/// A Forker that forks nothing: it records each BGSAVE and hands out pids 100, 101...
+struct RecordingForker(Arc<AtomicU64>);
+
+impl Forker for RecordingForker {
+    fn bgsave(&self, _: BgsaveRequest<'_>) -> io::Result<u32> {
+        Ok(100 + self.0.fetch_add(1, Ordering::SeqCst) as u32)
+    }
+}
+
+fn server_with_forker(save: &str) -> (Server, Arc<AtomicU64>) {
+    use crate::commands::testing;
+    let mut srv = testing::server();
+    assert_eq!(testing::run(&mut srv, &["CONFIG", "SET", "save", save]), b"+OK\r\n");
+    let forks = Arc::new(AtomicU64::new(0));
+    srv.forker = Box::new(RecordingForker(forks.clone()));
+    (srv, forks)
+}
+
+fn cron_after(srv: &mut Server, ms: u64) {
+    crate::commands::testing::advance(srv, ms);
+    srv.snapshot_cron();
+}
+
+#[test]
+fn save_points_fork_once_due_and_a_failure_waits_the_retry_delay() {
+    use crate::commands::testing::run;
+    let (mut srv, forks) = server_with_forker("10 2");
+    run(&mut srv, &["SET", "a", "1"]);
+    cron_after(&mut srv, 11_000);
+    assert_eq!(forks.load(Ordering::SeqCst), 0, "one change is below the save point");
+    run(&mut srv, &["SET", "b", "1"]);
+    cron_after(&mut srv, 100);
+    assert_eq!(forks.load(Ordering::SeqCst), 1, "2 changes after more than 10 s");
+    cron_after(&mut srv, 100);
+    assert_eq!(forks.load(Ordering::SeqCst), 1, "one child at a time");
+
+    srv.bgsave_done(100, Err("Write error saving DB on disk: No space left on device".into()));
+    assert_eq!(run(&mut srv, &["SET", "c", "1"]), format!("-{MISCONF_RDB}\r\n").into_bytes());
+    assert_eq!(run(&mut srv, &["GET", "a"]), b"$1\r\n1\r\n", "reads go on");
+    cron_after(&mut srv, 4_000);
+    assert_eq!(forks.load(Ordering::SeqCst), 1, "no retry within CONFIG_BGSAVE_RETRY_DELAY_SECS");
+    cron_after(&mut srv, 2_000);
+    assert_eq!(forks.load(Ordering::SeqCst), 2, "retried after the delay");
+
+    srv.bgsave_done(101, Ok(()));
+    assert_eq!(srv.dirty, 0, "the changes before the fork are saved");
+    assert_eq!(run(&mut srv, &["SET", "c", "1"]), b"+OK\r\n", "writes are back");
+}
+
+#[test]
+fn changes_during_a_bgsave_stay_dirty_and_a_stale_child_is_ignored() {
+    use crate::commands::testing::run;
+    let (mut srv, _) = server_with_forker("");
+    run(&mut srv, &["SET", "a", "1"]);
+    assert_eq!(run(&mut srv, &["BGSAVE"]), b"+Background saving started\r\n");
+    assert_eq!(run(&mut srv, &["BGSAVE"]), b"-ERR Background save already in progress\r\n");
+    assert_eq!(run(&mut srv, &["SAVE"]), b"-ERR Background save already in progress\r\n");
+    run(&mut srv, &["SET", "b", "1"]);
+    srv.bgsave_done(999, Ok(()));
+    assert_eq!(srv.child_kind, ChildKind::Rdb, "another pid's report changes nothing");
+    srv.bgsave_done(100, Ok(()));
+    assert_eq!(srv.child_kind, ChildKind::None);
+    assert_eq!(srv.dirty, 1, "the write after the fork is not in the snapshot");
+    // No save points: a failed save does not refuse writes.
+    assert_eq!(run(&mut srv, &["BGSAVE"]), b"+Background saving started\r\n");
+    srv.bgsave_done(101, Err("the child failed".into()));
+    assert_eq!(run(&mut srv, &["SET", "c", "1"]), b"+OK\r\n");
+}
+
+#[test]
+fn bgsave_schedule_waits_for_the_aof_child() {
+    use crate::commands::testing::run;
+    let (mut srv, forks) = server_with_forker("");
+    srv.child_kind = ChildKind::Aof;
+    assert!(run(&mut srv, &["BGSAVE"]).starts_with(b"-ERR Another child process is active (AOF?)"));
+    assert_eq!(run(&mut srv, &["BGSAVE", "SCHEDULE"]), b"+Background saving scheduled\r\n");
+    cron_after(&mut srv, 100);
+    assert_eq!(forks.load(Ordering::SeqCst), 0);
+    srv.child_kind = ChildKind::None;
+    cron_after(&mut srv, 100);
+    assert_eq!(forks.load(Ordering::SeqCst), 1, "started once the AOF child is gone");
+    assert_eq!(run(&mut srv, &["BGSAVE", "x"]), b"-ERR syntax error\r\n");
+}

@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod engine;
 pub mod env;
+pub mod persistence;
 pub mod protocol;
 pub mod server;
 pub mod util;

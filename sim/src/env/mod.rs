@@ -104,6 +104,9 @@ impl Disk for SlowDisk {
         latency(&self.disk).await;
         self.disk.sync_dir().await
     }
+    async fn subdir(&self, name: &str) -> io::Result<SlowDisk> {
+        Ok(SlowDisk { disk: self.disk.subdir(name).await? })
+    }
 }
 
 /// One node's environment. The world builds a new one for each incarnation from parts that

@@ -232,7 +232,7 @@ fn start_node(
                         driver::run(
                             env.clone(),
                             config,
-                            RunOpts { executable: "redsim-sim".into(), config_file: String::new() },
+                            RunOpts { executable: "redsim-sim".into(), config_file: String::new(), aof_bug: None },
                         )
                         .await
                     }

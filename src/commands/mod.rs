@@ -155,6 +155,7 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         hyperloglog::COMMANDS,
         list::COMMANDS,
         sort::COMMANDS,
+        crate::persistence::aof::cmd::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -402,6 +403,11 @@ fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
         let ok = ctx.srv.perform_evictions();
         if !ok && cmd.has(flag::DENYOOM) {
             return Some("OOM command not allowed when used memory > 'maxmemory'.".into());
+        }
+    }
+    if cmd.has(flag::WRITE) || cmd.meta.name == "ping" {
+        if let Some(err) = ctx.srv.aof.deny_write_error() {
+            return Some(err);
         }
     }
     None

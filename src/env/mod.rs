@@ -26,6 +26,7 @@ pub mod rt {
     pub use std::net::{IpAddr, SocketAddr};
     pub use tokio::io::{AsyncReadExt, AsyncWriteExt};
     pub use tokio::select;
+    pub use tokio::sync::Mutex as AsyncMutex;
     pub use tokio::sync::Notify;
 }
 pub mod real;

@@ -1,1 +1,2 @@
+pub mod aof;
 pub mod rdb;

@@ -18,6 +18,7 @@ use crate::commands::{CommandTable, Ctx};
 use crate::engine::db::Db;
 use crate::engine::expire::{ActiveExpire, ExpireEffort};
 use crate::env::{Rng, SeededRng};
+use crate::persistence::aof::Aof;
 pub use client::Client;
 pub use config::Config;
 
@@ -140,6 +141,8 @@ pub struct Server {
     pub config_file: String,
     /// used_memory when the server had just started (INFO used_memory_startup).
     pub used_memory_startup: u64,
+    /// The append-only file's state (`aof_buf`, offsets, fsync and error status).
+    pub aof: Aof,
 }
 
 impl Server {
@@ -150,6 +153,7 @@ impl Server {
         rng.fill(&mut id);
         let run_id = id.iter().map(|b| format!("{b:02x}")).collect();
         let table = crate::commands::table();
+        let config_appendfsync = config.hot.appendfsync;
         Server {
             cmd_stats: vec![CmdStat::default(); table.len()],
             cmd_latency: vec![info::LatencyHistogram::default(); table.len()],
@@ -182,6 +186,7 @@ impl Server {
             cron_loops: 0,
             executable: String::new(),
             config_file: String::new(),
+            aof: Aof::new(config_appendfsync),
         }
     }
 

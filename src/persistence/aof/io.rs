@@ -75,10 +75,20 @@ impl<E: Env> AofIo<E> {
         let FlushPlan::Write { data, file_offset, fsync } = plan else { return false };
         let file = self.incr_file();
         let out = write_plan(&*file, &data, file_offset, fsync && !shared.lock().aof.skips_fsync()).await;
-        let mut s = shared.lock();
-        let t = now(self.env.clock());
-        s.aof.write_done(data, out, t.mono_ms, t.unix_ms / 1000);
-        drain_log(&mut s);
+        let fatal = {
+            let mut s = shared.lock();
+            let t = now(self.env.clock());
+            s.aof.write_done(data, out, t.mono_ms, t.unix_ms / 1000);
+            drain_log(&mut s);
+            s.aof.fatal.is_some()
+        };
+        if fatal && fsync {
+            // Under `always` everything before this write was fsynced. What this write left in
+            // the page cache was never acknowledged and may never reach the disk (a failed fsync
+            // drops it); cutting it off keeps the next incarnation's writes contiguous with the
+            // durable bytes, so a later power loss cannot leave a hole in the middle of the file.
+            let _ = file.set_len(file_offset).await;
+        }
         true
     }
 

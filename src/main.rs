@@ -167,7 +167,8 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
         if !pidfile.is_empty() {
             let _ = redsim::env::real::write_pidfile(&pidfile);
         }
-        let opts = RunOpts { executable: exe.to_string(), config_file: file.clone().unwrap_or_default(), aof_bug: None };
+        let opts =
+            RunOpts { executable: exe.to_string(), config_file: file.clone().unwrap_or_default(), aof_bug: None };
         let result = rt.block_on(run(env, config, opts));
         if !pidfile.is_empty() {
             let _ = redsim::env::real::remove_file(&pidfile);

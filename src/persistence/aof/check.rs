@@ -33,7 +33,9 @@ pub fn analyse(bytes: &[u8], line: u64) -> Analysis {
     let end = parse_commands(bytes, start, &mut |_| {});
     let size = bytes.len() as u64;
     match end {
-        ParseEnd::Complete => Analysis { size, ok_up_to: size, ok_up_to_line: line + newlines(bytes), format_error: false },
+        ParseEnd::Complete => {
+            Analysis { size, ok_up_to: size, ok_up_to_line: line + newlines(bytes), format_error: false }
+        }
         ParseEnd::Truncated { valid_up_to } => {
             Analysis { size, ok_up_to: valid_up_to, ok_up_to_line: line + newlines(bytes), format_error: false }
         }
@@ -48,7 +50,13 @@ pub fn analyse(bytes: &[u8], line: u64) -> Analysis {
 
 /// Runs the check and returns the exit code; the report goes to `out`. `confirm` asks the
 /// user before a fix truncates (redis-check-aof's `Continue? [y/N]:`).
-pub async fn run<D: Disk>(dir: &D, name: &str, fix: bool, confirm: &mut dyn FnMut(&str) -> bool, out: &mut String) -> i32 {
+pub async fn run<D: Disk>(
+    dir: &D,
+    name: &str,
+    fix: bool,
+    confirm: &mut dyn FnMut(&str) -> bool,
+    out: &mut String,
+) -> i32 {
     let bytes = match read_file(dir, name).await {
         Ok(b) => b,
         Err(e) => {
@@ -88,9 +96,13 @@ pub async fn run<D: Disk>(dir: &D, name: &str, fix: bool, confirm: &mut dyn FnMu
                 announced_incr = true;
                 let _ = writeln!(out, "Start to check INCR files.");
             }
+            let prefix = if f.kind == FileType::Base { "BASE AOF" } else { "INCR AOF" };
+            if data.is_empty() {
+                let _ = writeln!(out, "{prefix} {} is empty", f.name);
+                continue;
+            }
             let a = analyse(&data, line);
             line = a.ok_up_to_line;
-            let prefix = if f.kind == FileType::Base { "BASE AOF" } else { "INCR AOF" };
             let code = report(dir, &f.name, &a, fix && last, confirm, out, prefix).await;
             if code != 0 {
                 return code;

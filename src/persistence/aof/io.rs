@@ -199,8 +199,11 @@ impl<E: Env> AofIo<E> {
             seq: m.curr_base_seq,
             kind: FileType::Base,
         };
-        let incr_file =
-            AofFile { name: manifest::incr_name(&self.appendfilename, m.curr_incr_seq), seq: m.curr_incr_seq, kind: FileType::Incr };
+        let incr_file = AofFile {
+            name: manifest::incr_name(&self.appendfilename, m.curr_incr_seq),
+            seq: m.curr_incr_seq,
+            kind: FileType::Incr,
+        };
         write_synced(&self.dir, &base_file.name, base).await?;
         let incr = self.dir.open(&incr_file.name, true).await?;
         incr.set_len(0).await?;
@@ -355,7 +358,8 @@ pub async fn open<E: Env>(env: &E, srv: &mut Server) -> Result<Option<Arc<AofIo<
     let appendfilename = srv.config.get("appendfilename").unwrap_or("appendonly.aof").to_string();
     let dir = env.disk().subdir(&dirname).await.map_err(|e| io_err("Can't open the append-only dir", e))?;
     let manifest_name = manifest::manifest_name(&appendfilename);
-    let has_manifest = dir.list().await.map_err(|e| io_err("Can't list the append-only dir", e))?.contains(&manifest_name);
+    let has_manifest =
+        dir.list().await.map_err(|e| io_err("Can't list the append-only dir", e))?.contains(&manifest_name);
     let (m, incr) = if has_manifest {
         let text = read_file(&dir, &manifest_name).await.map_err(|e| io_err("Can't read the AOF manifest", e))?;
         let m = Manifest::parse(&text).map_err(LoadError)?;
@@ -397,14 +401,19 @@ pub async fn open<E: Env>(env: &E, srv: &mut Server) -> Result<Option<Arc<AofIo<
 
 /// The directory holds no AOF: write a base of the current dataset and an empty incr file
 /// (Redis's `aofOpenIfNeededOnServerStart`).
-async fn create_on_start<D: Disk>(srv: &mut Server, dir: &D, appendfilename: &str) -> Result<(Manifest, D::File), LoadError> {
+async fn create_on_start<D: Disk>(
+    srv: &mut Server,
+    dir: &D,
+    appendfilename: &str,
+) -> Result<(Manifest, D::File), LoadError> {
     let io_err = |e: io::Error| LoadError(format!("Can't create the AOF: {e}"));
     let want = srv.config.get("aof-use-rdb-preamble") == Some("yes");
     let base = rewrite_base(&srv.dbs, srv.now.unix_ms, want);
     if let Some(why) = &base.fallback {
         srv.log(Level::Notice, &format!("Writing the AOF base in command form: {why}"));
     }
-    let base_file = AofFile { name: manifest::base_name(appendfilename, 1, base.rdb_preamble), seq: 1, kind: FileType::Base };
+    let base_file =
+        AofFile { name: manifest::base_name(appendfilename, 1, base.rdb_preamble), seq: 1, kind: FileType::Base };
     let incr_file = AofFile { name: manifest::incr_name(appendfilename, 1), seq: 1, kind: FileType::Incr };
     write_synced(dir, &base_file.name, &base.bytes).await.map_err(io_err)?;
     srv.log(Level::Notice, &format!("Creating AOF base file {} on server start", base_file.name));
@@ -440,7 +449,8 @@ async fn load_files<D: Disk>(srv: &mut Server, dir: &D, m: &Manifest) -> Result<
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound && f.kind == FileType::Incr && last => Vec::new(),
             Err(e) => {
-                result = Err(LoadError(format!("Fatal error: can't open the append log file {} for reading: {e}", f.name)));
+                result =
+                    Err(LoadError(format!("Fatal error: can't open the append log file {} for reading: {e}", f.name)));
                 break;
             }
         };

@@ -12,9 +12,13 @@ use bytes::Bytes;
 pub enum ParseEnd {
     Complete,
     /// The bytes end inside a command; `valid_up_to` is where the complete ones end.
-    Truncated { valid_up_to: u64 },
+    Truncated {
+        valid_up_to: u64,
+    },
     /// Not AOF: what starts at `offset` is not a command.
-    Bad { offset: u64 },
+    Bad {
+        offset: u64,
+    },
 }
 
 /// The RDB magic a base file with a preamble starts with.

@@ -261,7 +261,8 @@ impl Aof {
     }
 
     fn write_failed(&mut self, data: Vec<u8>, out: WriteOutcome, now_mono_ms: u64) {
-        let can_log = self.last_write_error_log_ms.is_none_or(|t| now_mono_ms.saturating_sub(t) > AOF_WRITE_LOG_ERROR_RATE_MS);
+        let can_log =
+            self.last_write_error_log_ms.is_none_or(|t| now_mono_ms.saturating_sub(t) > AOF_WRITE_LOG_ERROR_RATE_MS);
         if can_log {
             self.last_write_error_log_ms = Some(now_mono_ms);
         }

@@ -28,7 +28,8 @@
 //!   should have synced may vanish at a power loss ("fsyncgate"). `appendfsync always`: the node
 //!   exits (and its supervisor restarts it); `everysec`: writes get MISCONF until an fsync
 //!   succeeds again. No acknowledged write may be lost beyond the policy's window.
-//! - `disk_slow`: every disk operation takes 100..2500 ms (a throttled or failing device).
+//! - `disk_slow`: every fsync takes 500..3000 ms while writes stay fast (a disk busy with
+//!   other writeback).
 //!   `everysec` postpones writes while an fsync runs, for at most 2 s, then writes anyway.
 
 use redsim::env::{Rng, SeededRng};

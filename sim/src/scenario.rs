@@ -163,7 +163,7 @@ pub enum FaultKind {
     Latency,
     /// Every fsync of the node's disk fails with EIO for the duration.
     FsyncEio,
-    /// Every disk operation of the node takes 100..2500 ms for the duration.
+    /// Every fsync of the node's disk takes 500..3000 ms for the duration.
     DiskSlow,
 }
 

@@ -383,7 +383,7 @@ impl World {
             }
             FaultKind::DiskSlow => {
                 let disk = &self.nodes[node_of(f)].disk;
-                disk.set_faults(DiskFaults { latency_min_ms: 100, latency_max_ms: 2500, ..disk.faults() });
+                disk.set_faults(DiskFaults { fsync_latency_min_ms: 500, fsync_latency_max_ms: 3000, ..disk.faults() });
                 true
             }
         };
@@ -423,7 +423,7 @@ impl World {
             }
             FaultKind::DiskSlow => {
                 let disk = &self.nodes[node_of(f)].disk;
-                disk.set_faults(DiskFaults { latency_min_ms: 0, latency_max_ms: 0, ..disk.faults() });
+                disk.set_faults(DiskFaults { fsync_latency_min_ms: 0, fsync_latency_max_ms: 0, ..disk.faults() });
             }
         }
         self.event(&format!("end {}", f.describe()));

@@ -53,6 +53,11 @@ pub struct DiskFaults {
     /// Slow fsyncs are what make Redis postpone `everysec` fsyncs and report `aof_delayed_fsync`.
     pub latency_min_ms: u64,
     pub latency_max_ms: u64,
+    /// fsync alone takes `fsync_latency_min_ms..=fsync_latency_max_ms` more, while writes stay
+    /// fast (they only reach the page cache): a disk busy with other writeback. Redis's
+    /// `everysec` then postpones writes for up to 2 s and counts `aof_delayed_fsync`.
+    pub fsync_latency_min_ms: u64,
+    pub fsync_latency_max_ms: u64,
 }
 
 impl DiskFaults {
@@ -66,6 +71,7 @@ impl DiskFaults {
             assert!((0.0..=1.0).contains(&p), "fault probability {p} outside 0..=1");
         }
         assert!(self.latency_min_ms <= self.latency_max_ms, "latency_min_ms > latency_max_ms");
+        assert!(self.fsync_latency_min_ms <= self.fsync_latency_max_ms, "fsync_latency_min_ms > fsync_latency_max_ms");
     }
 }
 
@@ -235,6 +241,17 @@ impl SimDisk {
     pub fn latency_ms(&self) -> u64 {
         let mut st = self.lock();
         let (min, max) = (st.faults.latency_min_ms, st.faults.latency_max_ms);
+        if max == 0 {
+            return 0;
+        }
+        min + st.rng.below(max - min + 1)
+    }
+
+    /// How much longer the next fsync takes, drawn from the seed; 0 (and no draw) unless fsync
+    /// latency faults are set.
+    pub fn fsync_latency_ms(&self) -> u64 {
+        let mut st = self.lock();
+        let (min, max) = (st.faults.fsync_latency_min_ms, st.faults.fsync_latency_max_ms);
         if max == 0 {
             return 0;
         }

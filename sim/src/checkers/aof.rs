@@ -22,8 +22,8 @@ use super::Finding;
 use crate::history::{Call, History, Op, Value};
 
 /// Everysec may lose pushes acknowledged this long before a crash: 2 s of postponement, the
-/// next once-a-second fsync, a slow disk's fsync (up to 2.5 s under `disk_slow`), and slack.
-pub const EVERYSEC_LOSS_WINDOW_US: u64 = 6_000_000;
+/// next once-a-second fsync, a slow disk's fsync (up to 3 s under `disk_slow`), and slack.
+pub const EVERYSEC_LOSS_WINDOW_US: u64 = 7_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
@@ -54,24 +54,27 @@ fn ids_of(op: &Op) -> Option<&[u64]> {
 }
 
 pub fn check(history: &History, policy: Policy) -> Vec<Finding> {
-    let mut acked: Vec<(u64, u64, usize)> = Vec::new();
+    // (acknowledged, id, op, sent): a crash after sending may hit a reply still in flight.
+    let mut acked: Vec<(u64, u64, usize, u64)> = Vec::new();
     let mut sent: BTreeMap<u64, u64> = BTreeMap::new();
     for op in &history.ops {
         if let (Call::Append { id }, Some(s)) = (&op.call, op.sent_us) {
             sent.insert(*id, s);
             if op.is_ok() {
-                acked.push((op.complete_us, *id, op.id));
+                acked.push((op.complete_us, *id, op.id, s));
             }
         }
     }
     acked.sort_unstable();
     let crashes: Vec<u64> = history.kills_us.iter().flatten().copied().collect();
     let power: Vec<u64> = history.power_fails_us.iter().flatten().copied().collect();
-    let may_lose = |acked_us: u64, read_sent_us: u64| -> bool {
-        let between = |t: &u64| *t >= acked_us && *t <= read_sent_us;
+    let may_lose = |sent_us: u64, acked_us: u64, read_sent_us: u64| -> bool {
+        let between = |t: &u64| *t >= sent_us && *t <= read_sent_us;
         match policy {
             Policy::Always => false,
-            Policy::Everysec => crashes.iter().any(|t| between(t) && t - acked_us <= EVERYSEC_LOSS_WINDOW_US),
+            Policy::Everysec => {
+                crashes.iter().any(|t| between(t) && t.saturating_sub(acked_us) <= EVERYSEC_LOSS_WINDOW_US)
+            }
             Policy::No => power.iter().any(between),
         }
     };
@@ -95,8 +98,8 @@ pub fn check(history: &History, policy: Policy) -> Vec<Finding> {
                 ));
             }
         }
-        for &(done, id, op) in acked.iter().take_while(|a| a.0 < read_sent) {
-            if !present.contains(&id) && !may_lose(done, read_sent) && reported.insert(id) {
+        for &(done, id, op, sent_us) in acked.iter().take_while(|a| a.0 < read_sent) {
+            if !present.contains(&id) && !may_lose(sent_us, done, read_sent) && reported.insert(id) {
                 findings.push(finding(
                     policy,
                     format!("push of {id} acknowledged at {} is missing from {}", fmt_us(done), describe(read)),

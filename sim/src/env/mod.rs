@@ -78,6 +78,10 @@ impl DiskFile for SlowFile {
     }
     async fn sync_data(&self) -> io::Result<()> {
         latency(&self.disk).await;
+        let ms = self.disk.fsync_latency_ms();
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         self.file.sync_data().await
     }
 }

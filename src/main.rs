@@ -34,6 +34,7 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
             }
             Some("server") => server(&args[0], &args[2..]),
             Some("check-rdb") => check_rdb(&args[2..]),
+            Some("check-aof") => check_aof(&args[2..]),
             None => server(&args[0], &[]),
             Some(a) if a.starts_with("--") || !a.starts_with('-') => server(&args[0], &args[1..]),
             Some(other) => {
@@ -64,6 +65,46 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
 
     /// redis-server's argument rules: an optional config file first, then `--name value...`
     /// directives (a directive's values run until the next `--`).
+    /// `redsim check-aof [--fix] <file.manifest|file.aof>`, as redis-check-aof.
+    fn check_aof(args: &[String]) -> i32 {
+        let (fix, path) = match args {
+            [f, p] if f == "--fix" => (true, p),
+            [p] if !p.starts_with("--") => (false, p),
+            _ => {
+                println!("Usage: redsim check-aof [--fix] <file.manifest|file.aof>");
+                return 1;
+            }
+        };
+        let path = std::path::Path::new(path);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let disk = redsim::env::real::RealDisk::new(dir);
+        let mut out = String::new();
+        let confirm = |so_far: &str| {
+            use std::io::Write;
+            print!("{so_far}Continue? [y/N]: ");
+            let _ = std::io::stdout().flush();
+            let mut answer = String::new();
+            let _ = std::io::stdin().read_line(&mut answer);
+            answer.trim_start().starts_with(['y', 'Y'])
+        };
+        let mut printed = 0;
+        let mut confirm_printing = |so_far: &str| {
+            let r = confirm(so_far);
+            printed = so_far.len();
+            r
+        };
+        let code = redsim::env::real::runtime(1).block_on(redsim::persistence::aof::check::run(
+            &disk,
+            &name,
+            fix,
+            &mut confirm_printing,
+            &mut out,
+        ));
+        print!("{}", &out[printed.min(out.len())..]);
+        code
+    }
+
     fn parse_args(args: &[String]) -> Result<(Option<String>, Vec<(String, Vec<String>)>), String> {
         let mut rest = args;
         let mut file = None;
@@ -146,7 +187,8 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
         if !pidfile.is_empty() {
             let _ = redsim::env::real::write_pidfile(&pidfile);
         }
-        let opts = RunOpts { executable: exe.to_string(), config_file: file.clone().unwrap_or_default() };
+        let opts =
+            RunOpts { executable: exe.to_string(), config_file: file.clone().unwrap_or_default(), aof_bug: None };
         let result = rt.block_on(run(env, config, opts));
         if !pidfile.is_empty() {
             let _ = redsim::env::real::remove_file(&pidfile);

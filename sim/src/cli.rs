@@ -17,7 +17,7 @@ use redsim_sim::faults;
 use redsim_sim::report;
 use redsim_sim::report::index::{one_line, SweepSummary};
 use redsim_sim::run::{run_seed, sweep, RunOutcome, SeedResult};
-use redsim_sim::scenario::{Scenario, Service};
+use redsim_sim::scenario::Scenario;
 use redsim_sim::shrink;
 use redsim_sim::toylog::Bug;
 use redsim_sim::trace::hash_hex;
@@ -48,7 +48,7 @@ enum Cmd {
         scenario: PathBuf,
         #[arg(long, value_parser = parse_seed)]
         seed: u64,
-        /// Plant a known bug (simulator only): skip-fsync.
+        /// Plant a known bug (simulator only): skip-fsync, aof-skip-fsync, aof-ignore-fsync-error.
         #[arg(long)]
         bug: Option<String>,
         #[arg(long, default_value = "reports")]
@@ -147,12 +147,15 @@ fn load(path: &Path, bug: Option<&str>) -> Result<(Scenario, WorldOptions), Stri
     let s = Scenario::load(path).map_err(|e| e.to_string())?;
     let bug = match bug {
         None => None,
-        Some(b) => Some(Bug::parse(b).ok_or_else(|| format!("--bug {b:?}: known bugs: skip-fsync"))?),
+        Some(b) => Some(Bug::parse(b).ok_or_else(|| format!("--bug {b:?}: known bugs: {}", Bug::NAMES))?),
     };
-    if bug.is_some() && s.topology.service != Service::Toylog {
+    if let Some(b) = bug.filter(|b| b.service() != s.topology.service) {
         return Err(format!(
-            "--bug skip-fsync plants a bug in the toy log; scenario {} runs {:?}",
-            s.name, s.topology.service
+            "--bug {} plants a bug in {:?}; scenario {} runs {:?}",
+            b.name(),
+            b.service(),
+            s.name,
+            s.topology.service
         ));
     }
     Ok((s, WorldOptions { bug }))

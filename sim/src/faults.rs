@@ -24,6 +24,13 @@
 //! - `clock_drift`: the wall clock runs `ppm` fast or slow for the duration (no NTP).
 //! - `latency`: every message takes `latency_ms` for the duration (a congested network).
 //!   Clients with short timeouts see unknown outcomes; the server must not care.
+//! - `fsync_eio`: every fsync of the node's disk returns EIO for the duration, and the data it
+//!   should have synced may vanish at a power loss ("fsyncgate"). `appendfsync always`: the node
+//!   exits (and its supervisor restarts it); `everysec`: writes get MISCONF until an fsync
+//!   succeeds again. No acknowledged write may be lost beyond the policy's window.
+//! - `disk_slow`: every fsync takes 500..3000 ms while writes stay fast (a disk busy with
+//!   other writeback).
+//!   `everysec` postpones writes while an fsync runs, for at most 2 s, then writes anyway.
 
 use redsim::env::{Rng, SeededRng};
 
@@ -271,7 +278,10 @@ fn swarm_fault(s: &Scenario, kind: FaultKind, at_ms: u64, rng: &mut SeededRng) -
     };
     match kind {
         FaultKind::Split => f.group = random_group(s, rng),
-        FaultKind::PowerFail => f.mode = PowerMode::ALL[rng.below(PowerMode::ALL.len() as u64) as usize],
+        FaultKind::PowerFail => {
+            let modes: &[PowerMode] = if sw.power_modes.is_empty() { &PowerMode::ALL } else { &sw.power_modes };
+            f.mode = modes[rng.below(modes.len() as u64) as usize];
+        }
         FaultKind::ClockJump => {
             f.delta_ms = signed(rng, sw.clock_step_ms);
             if rng.below(2) == 0 {

@@ -100,6 +100,10 @@ pub struct History {
     pub ops: Vec<Op>,
     /// Per node, the simulated µs at which it was killed (its memory is gone from then on).
     pub kills_us: Vec<Vec<u64>>,
+    /// Per node, the simulated µs of its power failures (also in `kills_us`): unsynced writes
+    /// may be gone from then on.
+    #[serde(default)]
+    pub power_fails_us: Vec<Vec<u64>>,
     /// Per node, its wall clock's changes in time order.
     pub clocks: Vec<Vec<ClockChange>>,
     /// When every fault was healed: the liveness phase starts here.
@@ -109,7 +113,12 @@ pub struct History {
 
 impl History {
     pub fn new(nodes: usize) -> Self {
-        History { kills_us: vec![Vec::new(); nodes], clocks: vec![Vec::new(); nodes], ..History::default() }
+        History {
+            kills_us: vec![Vec::new(); nodes],
+            power_fails_us: vec![Vec::new(); nodes],
+            clocks: vec![Vec::new(); nodes],
+            ..History::default()
+        }
     }
 
     /// The first kill of `node` at or after `t_us`: an operation sent on a connection to the

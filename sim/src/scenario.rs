@@ -161,10 +161,14 @@ pub enum FaultKind {
     ClockOffset,
     ClockDrift,
     Latency,
+    /// Every fsync of the node's disk fails with EIO for the duration.
+    FsyncEio,
+    /// Every fsync of the node's disk takes 500..3000 ms for the duration.
+    DiskSlow,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Partition,
         FaultKind::PartitionIn,
         FaultKind::PartitionOut,
@@ -176,6 +180,8 @@ impl FaultKind {
         FaultKind::ClockOffset,
         FaultKind::ClockDrift,
         FaultKind::Latency,
+        FaultKind::FsyncEio,
+        FaultKind::DiskSlow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -191,6 +197,8 @@ impl FaultKind {
             FaultKind::ClockOffset => "clock_offset",
             FaultKind::ClockDrift => "clock_drift",
             FaultKind::Latency => "latency",
+            FaultKind::FsyncEio => "fsync_eio",
+            FaultKind::DiskSlow => "disk_slow",
         }
     }
 
@@ -204,6 +212,8 @@ impl FaultKind {
                 | FaultKind::ClockJump
                 | FaultKind::ClockOffset
                 | FaultKind::ClockDrift
+                | FaultKind::FsyncEio
+                | FaultKind::DiskSlow
         )
     }
 }
@@ -277,6 +287,11 @@ pub struct Swarm {
     /// clock_drift rates are drawn from ±`drift_ppm`.
     #[serde(default = "default_drift_ppm")]
     pub drift_ppm: [u64; 2],
+    /// power_fail modes to draw from; empty: all. AOF scenarios leave out the torn and
+    /// reordering modes: an AOF has no checksums, so Redis refuses such a file until
+    /// redis-check-aof --fix cuts it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub power_modes: Vec<PowerMode>,
 }
 
 fn default_clock_step_ms() -> [u64; 2] {
@@ -307,6 +322,12 @@ pub enum CheckerKind {
     Liveness,
     /// Acknowledged toy-log appends survive every later read.
     Durability,
+    /// AOF promises for `appendfsync always`: no acknowledged RPUSH is ever lost.
+    AofAlways,
+    /// `appendfsync everysec`: only pushes acknowledged shortly before a crash may be lost.
+    AofEverysec,
+    /// `appendfsync no`: pushes may be lost only across a power failure.
+    AofNo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,9 +433,25 @@ impl Scenario {
                 (_, CheckerKind::Liveness)
                     | (Service::Redsim, CheckerKind::Register | CheckerKind::Counter)
                     | (Service::Toylog, CheckerKind::Durability)
+                    | (Service::Redsim, CheckerKind::AofAlways | CheckerKind::AofEverysec | CheckerKind::AofNo)
             );
             if !fits {
                 return err("checkers", format!("{c:?} does not apply to service {:?}", self.topology.service));
+            }
+            let policy = match c {
+                CheckerKind::AofAlways => Some("always"),
+                CheckerKind::AofEverysec => Some("everysec"),
+                CheckerKind::AofNo => Some("no"),
+                _ => None,
+            };
+            if let Some(p) = policy {
+                let cfg = |k: &str| self.config.get(k).map(String::as_str);
+                if cfg("appendonly") != Some("yes") || cfg("appendfsync").unwrap_or("everysec") != p {
+                    return err(
+                        "checkers",
+                        format!("{c:?} needs config appendonly = \"yes\" and appendfsync = \"{p}\""),
+                    );
+                }
             }
         }
         Ok(())
@@ -446,7 +483,8 @@ impl Scenario {
         }
         for op in w.ops.keys() {
             let fits = match self.topology.service {
-                Service::Redsim => !op.is_log(),
+                // Redsim serves the log operations as RPUSH / LRANGE of one list.
+                Service::Redsim => true,
                 Service::Toylog => op.is_log(),
             };
             if !fits {

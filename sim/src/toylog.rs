@@ -28,18 +28,47 @@ const PAYLOAD_BYTES: u32 = 8;
 pub enum Bug {
     /// Acknowledge one append in four without fsyncing it.
     SkipFsync,
+    /// redsim's AOF acknowledges without fsyncing (`always`) or never fsyncs (`everysec`).
+    AofSkipFsync,
+    /// redsim's AOF takes a failed fsync for a successful one.
+    AofIgnoreFsyncError,
 }
 
 impl Bug {
     pub fn parse(s: &str) -> Option<Bug> {
         match s {
             "skip-fsync" => Some(Bug::SkipFsync),
+            "aof-skip-fsync" => Some(Bug::AofSkipFsync),
+            "aof-ignore-fsync-error" => Some(Bug::AofIgnoreFsyncError),
             _ => None,
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Bug::SkipFsync => "skip-fsync",
+            Bug::AofSkipFsync => "aof-skip-fsync",
+            Bug::AofIgnoreFsyncError => "aof-ignore-fsync-error",
+        }
+    }
+
+    /// The names `--bug` accepts.
+    pub const NAMES: &'static str = "skip-fsync, aof-skip-fsync, aof-ignore-fsync-error";
+
+    /// The service the bug is planted in.
+    pub fn service(self) -> crate::scenario::Service {
+        match self {
+            Bug::SkipFsync => crate::scenario::Service::Toylog,
+            Bug::AofSkipFsync | Bug::AofIgnoreFsyncError => crate::scenario::Service::Redsim,
+        }
+    }
+
+    /// The AOF bug for redsim nodes.
+    pub fn aof(self) -> Option<redsim::persistence::aof::PlantedBug> {
+        use redsim::persistence::aof::PlantedBug;
+        match self {
+            Bug::SkipFsync => None,
+            Bug::AofSkipFsync => Some(PlantedBug::SkipFsync),
+            Bug::AofIgnoreFsyncError => Some(PlantedBug::IgnoreFsyncError),
         }
     }
 }

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{SimConn, SimNet};
 use crate::history::{Call, History, Op, Outcome, Value};
-use crate::scenario::OpKind;
+use crate::scenario::{OpKind, Service};
 use crate::trace::Trace;
 
 /// A reply larger than this is a protocol bug, not a workload.
@@ -42,7 +42,12 @@ pub struct ClientPlan {
     pub op_timeout_ms: u64,
     /// Simulated µs since the world started at which the client stops invoking.
     pub stop_us: u64,
+    /// Who serves the log operations: the toy log (APPEND/READ) or redsim (RPUSH/LRANGE).
+    pub service: Service,
 }
+
+/// The list redsim's log operations push to and read.
+pub const LOG_KEY: &str = "aoflog";
 
 /// The world's shared record: history plus trace, stamped by the world's clock.
 #[derive(Clone)]
@@ -213,6 +218,7 @@ fn to_value(f: &Frame) -> Option<Value> {
                 .iter()
                 .map(|i| match i {
                     Frame::Integer(n) => u64::try_from(*n).ok(),
+                    Frame::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
                     _ => None,
                 })
                 .collect::<Option<Vec<u64>>>()?,
@@ -256,9 +262,19 @@ fn draw_call(plan: &ClientPlan, kind: OpKind, seq: u64, rng: &mut SeededRng) -> 
         OpKind::Append => {
             // Readable in traces: client 2's 17th append is 2000017.
             let id = u64::from(plan.client) * APPEND_IDS_PER_CLIENT + seq;
-            (Call::Append { id }, vec![b("APPEND"), b(&id.to_string())])
+            let args = match plan.service {
+                Service::Toylog => vec![b("APPEND"), b(&id.to_string())],
+                Service::Redsim => vec![b("RPUSH"), b(LOG_KEY), b(&id.to_string())],
+            };
+            (Call::Append { id }, args)
         }
-        OpKind::Read => (Call::Read, vec![b("READ")]),
+        OpKind::Read => {
+            let args = match plan.service {
+                Service::Toylog => vec![b("READ")],
+                Service::Redsim => vec![b("LRANGE"), b(LOG_KEY), b("0"), b("-1")],
+            };
+            (Call::Read, args)
+        }
     }
 }
 

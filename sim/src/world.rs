@@ -17,7 +17,7 @@ use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use redsim::env::real::TokioClock;
-use redsim::env::sim_disk::{PowerLoss, SimDisk};
+use redsim::env::sim_disk::{DiskFaults, PowerLoss, SimDisk};
 use redsim::env::skew::SkewedClock;
 use redsim::server::driver::{self, RunOpts};
 use redsim::server::Config;
@@ -127,11 +127,21 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     for n in 0..s.topology.nodes {
         let clock = SkewedClock::new(world_clock.clone());
         let disk = SimDisk::new(redsim::env::Rng::next_u64(&mut rng_for(seed, &format!("disk/n{n}"))));
-        let id = start_node(&handle, &s, seed, n, &clock, &disk, net_config, &rec, &world_clock, opts.bug);
+        let exited = Arc::new(AtomicU64::new(0));
+        let id = start_node(&handle, &s, seed, n, &clock, &disk, net_config, &rec, &world_clock, opts.bug, &exited);
+        handle.create_node().name(format!("supervisor-n{n}")).build().spawn(supervise(
+            handle.clone(),
+            id,
+            n,
+            disk.clone(),
+            exited,
+            rec.clone(),
+            stop_us_of(&s),
+        ));
         w.machines.insert(Machine::Node(n), id);
         w.nodes.push(ServerNode { id, clock, disk, state: NodeState::Up, clock_model: ClockModel::default() });
     }
-    let stop_us = (s.duration_ms + s.settle_ms) * 1000;
+    let stop_us = stop_us_of(&s);
     let mix = cumulative(&plan.mix);
     let mut clients = Vec::new();
     for c in 0..s.workload.clients {
@@ -148,6 +158,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
             ttl_ms: s.workload.ttl_ms,
             op_timeout_ms: s.net.op_timeout_ms,
             stop_us,
+            service: s.topology.service,
         };
         let mut rng = rng_for(seed, &format!("client/{c}"));
         let net = SimNet::new(net_config, redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)));
@@ -164,6 +175,44 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     rec.event("world: every client stopped");
     let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
     h.end_us = end_us;
+}
+
+fn stop_us_of(s: &Scenario) -> u64 {
+    (s.duration_ms + s.settle_ms) * 1000
+}
+
+/// How long a supervisor waits before restarting a node that exited (systemd's RestartSec).
+const SUPERVISOR_RESTART_MS: u64 = 500;
+
+/// The node's supervisor (systemd, Kubernetes): a node that exits by itself (e.g. `appendfsync
+/// always` after an fsync error) is restarted after a short delay, from its disk. The exit is
+/// recorded as a kill: the process's memory is gone.
+async fn supervise(
+    handle: Handle,
+    id: NodeId,
+    n: u32,
+    disk: SimDisk,
+    exited: Arc<AtomicU64>,
+    rec: Recorder,
+    stop_us: u64,
+) {
+    let mut seen = 0;
+    while rec.now_us() < stop_us {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let exits = exited.load(Ordering::SeqCst);
+        if exits == seen {
+            continue;
+        }
+        seen = exits;
+        let now = rec.now_us();
+        rec.history.lock().unwrap_or_else(|e| e.into_inner()).kills_us[n as usize].push(now);
+        // The exited process's tasks (listener, clients) die with it, as with a real exit.
+        handle.kill(id);
+        disk.process_crash();
+        tokio::time::sleep(Duration::from_millis(SUPERVISOR_RESTART_MS)).await;
+        rec.event(&format!("supervisor: n{n} exited; restarting it"));
+        handle.restart(id);
+    }
 }
 
 fn latency_range(lo_ms: u64, hi_ms: u64) -> std::ops::Range<Duration> {
@@ -193,7 +242,9 @@ fn start_node(
     rec: &Recorder,
     world_clock: &TokioClock,
     bug: Option<Bug>,
+    exited: &Arc<AtomicU64>,
 ) -> NodeId {
+    let exited = exited.clone();
     let incarnation = Arc::new(AtomicU64::new(0));
     let (clock, disk, trace, world_clock) = (clock.clone(), disk.clone(), rec.trace.clone(), world_clock.clone());
     let (service, directives) = (s.topology.service, s.config.clone());
@@ -204,6 +255,7 @@ fn start_node(
         .ip(node_ip(n))
         .init(move || {
             let inc = incarnation.fetch_add(1, Ordering::Relaxed);
+            let exited = exited.clone();
             let env = SimEnv::new(SimEnvParts {
                 clock: clock.clone(),
                 disk: disk.clone(),
@@ -232,13 +284,20 @@ fn start_node(
                         driver::run(
                             env.clone(),
                             config,
-                            RunOpts { executable: "redsim-sim".into(), config_file: String::new() },
+                            RunOpts {
+                                executable: "redsim-sim".into(),
+                                config_file: String::new(),
+                                aof_bug: bug.and_then(Bug::aof),
+                            },
                         )
                         .await
                     }
                     Service::Toylog => toylog::serve(env.clone(), addr, bug).await,
                 };
                 env.trace().event(env.world_us(), &format!("n{n} exit: {result:?}"));
+                if result.is_err() {
+                    exited.fetch_add(1, Ordering::SeqCst);
+                }
             }
         })
         .build()
@@ -317,6 +376,16 @@ impl World {
                 self.apply_latency();
                 true
             }
+            FaultKind::FsyncEio => {
+                let disk = &self.nodes[node_of(f)].disk;
+                disk.set_faults(DiskFaults { fsync_eio_probability: 1.0, ..disk.faults() });
+                true
+            }
+            FaultKind::DiskSlow => {
+                let disk = &self.nodes[node_of(f)].disk;
+                disk.set_faults(DiskFaults { fsync_latency_min_ms: 500, fsync_latency_max_ms: 3000, ..disk.faults() });
+                true
+            }
         };
         self.applied[i] = applied;
         let what = if applied { "start" } else { "skip (target not up)" };
@@ -347,6 +416,14 @@ impl World {
             FaultKind::Latency => {
                 self.latencies.remove(&i);
                 self.apply_latency();
+            }
+            FaultKind::FsyncEio => {
+                let disk = &self.nodes[node_of(f)].disk;
+                disk.set_faults(DiskFaults { fsync_eio_probability: 0.0, ..disk.faults() });
+            }
+            FaultKind::DiskSlow => {
+                let disk = &self.nodes[node_of(f)].disk;
+                disk.set_faults(DiskFaults { fsync_latency_min_ms: 0, fsync_latency_max_ms: 0, ..disk.faults() });
             }
         }
         self.event(&format!("end {}", f.describe()));
@@ -415,6 +492,7 @@ impl World {
         let now = self.now_us();
         self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).kills_us[n].push(now);
         if f.kind == FaultKind::PowerFail {
+            self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).power_fails_us[n].push(now);
             let report = self.nodes[n].disk.power_fail(power_loss(f.mode));
             let fates: Vec<String> = report
                 .files
@@ -474,6 +552,9 @@ impl World {
         self.clogs.clear();
         self.latencies.clear();
         self.apply_latency();
+        for node in &self.nodes {
+            node.disk.set_faults(DiskFaults::default());
+        }
         for n in 0..self.nodes.len() {
             match self.nodes[n].state {
                 NodeState::Down => self.restart(n),

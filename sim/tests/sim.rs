@@ -19,6 +19,15 @@ const CHAOS: &str = include_str!("../../scenarios/standalone_chaos.toml");
 const COUNTERS: &str = include_str!("../../scenarios/standalone_counters.toml");
 const TTL: &str = include_str!("../../scenarios/standalone_ttl.toml");
 const TOYLOG: &str = include_str!("../../scenarios/toylog_power.toml");
+const AOF_SCENARIOS: [(&str, &str); 5] = [
+    ("aof_always", include_str!("../../scenarios/aof_always.toml")),
+    ("aof_everysec", include_str!("../../scenarios/aof_everysec.toml")),
+    ("aof_no", include_str!("../../scenarios/aof_no.toml")),
+    ("aof_fsync_eio", include_str!("../../scenarios/aof_fsync_eio.toml")),
+    ("aof_fsync_eio_always", include_str!("../../scenarios/aof_fsync_eio_always.toml")),
+];
+/// Seeds per AOF scenario in CI; `cargo simrun-release sweep` runs thousands.
+const AOF_CI_SEEDS: u64 = 12;
 
 /// The planted bug must be caught within this many seeds (the bar).
 const BUG_SEED_BUDGET: u64 = 200;
@@ -110,6 +119,40 @@ fn standalone_scenarios_pass_on_fixed_seeds() {
             let out = run_seed(&s, seed, &healthy());
             assert_passes(&out, name);
             assert!(out.verdict.inconclusive.is_empty(), "{name} seed {seed}: {:?}", out.verdict.inconclusive);
+        }
+    }
+}
+
+#[test]
+fn aof_scenarios_pass_on_fixed_seeds() {
+    for (name, text) in AOF_SCENARIOS {
+        let s = scenario(text);
+        for seed in 1..=AOF_CI_SEEDS {
+            assert_passes(&run_seed(&s, seed, &healthy()), name);
+        }
+    }
+}
+
+#[test]
+fn planted_aof_bugs_are_caught_by_their_scenarios() {
+    let cases = [
+        ("aof_always", Bug::AofSkipFsync, "aof_always"),
+        ("aof_everysec", Bug::AofSkipFsync, "aof_everysec"),
+        // The node loads a file with a hole where the acknowledged, never-synced push was:
+        // either the checker sees it missing, or the node refuses to start (liveness).
+        ("aof_fsync_eio_always", Bug::AofIgnoreFsyncError, ""),
+    ];
+    for (name, bug, checker) in cases {
+        let text = AOF_SCENARIOS.iter().find(|(n, _)| *n == name).expect("listed").1;
+        let s = scenario(text);
+        let opts = WorldOptions { bug: Some(bug) };
+        let caught = (1..=BUG_SEED_BUDGET)
+            .map(|seed| run_seed(&s, seed, &opts))
+            .find(|out| !out.passed())
+            .unwrap_or_else(|| panic!("{} survived {BUG_SEED_BUDGET} seeds of {name}", bug.name()));
+        assert!(caught.panic.is_none(), "{:?}", caught.panic);
+        if !checker.is_empty() {
+            assert!(caught.verdict.findings.iter().any(|f| f.checker == checker), "{:#?}", caught.verdict.findings);
         }
     }
 }

@@ -165,6 +165,7 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         multi::COMMANDS,
         pubsub::COMMANDS,
         replication::COMMANDS,
+        crate::persistence::aof::cmd::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -443,10 +444,14 @@ fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
             return Some("OOM command not allowed when used memory > 'maxmemory'.".into());
         }
     }
-    // Redis refuses PING too, so that a monitor notices the failing disk.
+    // Redis refuses PING too, so that a monitor notices the failing disk
+    // (`writeCommandsDeniedByDiskError`: the RDB's error first, then the AOF's).
     if cmd.has(flag::WRITE) || cmd.meta.name == "ping" {
         if let Some(text) = ctx.srv.rdb_denies_writes() {
             return Some(text.into());
+        }
+        if let Some(err) = ctx.srv.aof.deny_write_error() {
+            return Some(err);
         }
     }
     if let Some(text) = replication_gate(ctx, flags) {

@@ -26,6 +26,7 @@ pub mod rt {
     pub use std::net::{IpAddr, SocketAddr};
     pub use tokio::io::{AsyncReadExt, AsyncWriteExt};
     pub use tokio::select;
+    pub use tokio::sync::Mutex as AsyncMutex;
     pub use tokio::sync::Notify;
 }
 pub mod real;
@@ -87,6 +88,10 @@ pub trait Disk: Clone + Send + Sync + 'static {
     /// Entry names in the directory, sorted.
     fn list(&self) -> impl Future<Output = io::Result<Vec<String>>> + Send;
     fn sync_dir(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// The directory `name` inside this one (created if missing), with its own entries and
+    /// its own `sync_dir`. A new subdirectory is durable once this directory's `sync_dir`
+    /// returned Ok. The AOF keeps its files in one (`appenddirname`).
+    fn subdir(&self, name: &str) -> impl Future<Output = io::Result<Self>> + Send;
 }
 
 /// Randomness. Every draw in node code comes from one of these, seeded by the env: from the OS

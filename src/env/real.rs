@@ -155,6 +155,15 @@ impl Disk for RealDisk {
         let dir = self.dir.clone();
         blocking(move || std::fs::File::open(&*dir)?.sync_all()).await
     }
+    async fn subdir(&self, name: &str) -> io::Result<RealDisk> {
+        let p = self.path(name)?;
+        match std::fs::create_dir(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(RealDisk::new(p))
+    }
 }
 
 /// The real server's environment.

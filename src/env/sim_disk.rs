@@ -53,6 +53,11 @@ pub struct DiskFaults {
     /// Slow fsyncs are what make Redis postpone `everysec` fsyncs and report `aof_delayed_fsync`.
     pub latency_min_ms: u64,
     pub latency_max_ms: u64,
+    /// fsync alone takes `fsync_latency_min_ms..=fsync_latency_max_ms` more, while writes stay
+    /// fast (they only reach the page cache): a disk busy with other writeback. Redis's
+    /// `everysec` then postpones writes for up to 2 s and counts `aof_delayed_fsync`.
+    pub fsync_latency_min_ms: u64,
+    pub fsync_latency_max_ms: u64,
 }
 
 impl DiskFaults {
@@ -66,6 +71,7 @@ impl DiskFaults {
             assert!((0.0..=1.0).contains(&p), "fault probability {p} outside 0..=1");
         }
         assert!(self.latency_min_ms <= self.latency_max_ms, "latency_min_ms > latency_max_ms");
+        assert!(self.fsync_latency_min_ms <= self.fsync_latency_max_ms, "fsync_latency_min_ms > fsync_latency_max_ms");
     }
 }
 
@@ -187,6 +193,10 @@ struct State {
 #[derive(Clone)]
 pub struct SimDisk {
     state: Arc<Mutex<State>>,
+    /// Where this handle's directory sits: "" for the top, "name/" for a subdirectory. Entries
+    /// of a subdirectory are stored under their full name; directories themselves are always
+    /// present (their own creation is not modelled as losable).
+    prefix: Arc<str>,
 }
 
 impl fmt::Debug for SimDisk {
@@ -209,7 +219,7 @@ impl SimDisk {
             cache_dir: BTreeMap::new(),
             durable_dir: BTreeMap::new(),
         };
-        SimDisk { state: Arc::new(Mutex::new(state)) }
+        SimDisk { state: Arc::new(Mutex::new(state)), prefix: Arc::from("") }
     }
 
     /// Replaces the faults for every later operation. Panics on a probability outside 0..=1.
@@ -231,6 +241,17 @@ impl SimDisk {
     pub fn latency_ms(&self) -> u64 {
         let mut st = self.lock();
         let (min, max) = (st.faults.latency_min_ms, st.faults.latency_max_ms);
+        if max == 0 {
+            return 0;
+        }
+        min + st.rng.below(max - min + 1)
+    }
+
+    /// How much longer the next fsync takes, drawn from the seed; 0 (and no draw) unless fsync
+    /// latency faults are set.
+    pub fn fsync_latency_ms(&self) -> u64 {
+        let mut st = self.lock();
+        let (min, max) = (st.faults.fsync_latency_min_ms, st.faults.fsync_latency_max_ms);
         if max == 0 {
             return 0;
         }
@@ -292,6 +313,17 @@ impl SimDisk {
     /// Bytes counted against `capacity_bytes`.
     pub fn used_bytes(&self) -> u64 {
         self.lock().used_bytes()
+    }
+
+    /// The stored name of this directory's entry `name`.
+    fn full_name(&self, name: &str) -> io::Result<String> {
+        check_name(name)?;
+        Ok(format!("{}{name}", self.prefix))
+    }
+
+    /// This directory's entries among stored `names`, by their short names.
+    fn own_entries<'a>(&self, names: impl Iterator<Item = &'a String>) -> Vec<String> {
+        names.filter_map(|n| n.strip_prefix(&*self.prefix)).filter(|n| !n.contains('/')).map(String::from).collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -460,7 +492,6 @@ impl State {
     }
 
     fn open(&mut self, name: &str, create: bool) -> io::Result<u64> {
-        check_name(name)?;
         let ino = match self.cache_dir.get(name) {
             Some(&ino) => ino,
             None if create => self.create(name),
@@ -479,8 +510,6 @@ impl State {
     }
 
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
-        check_name(from)?;
-        check_name(to)?;
         let ino = self.cache_dir.remove(from).ok_or_else(|| not_found(from))?;
         self.cache_dir.insert(to.to_string(), ino);
         self.prune();
@@ -488,15 +517,19 @@ impl State {
     }
 
     fn remove(&mut self, name: &str) -> io::Result<()> {
-        check_name(name)?;
         self.cache_dir.remove(name).ok_or_else(|| not_found(name))?;
         self.prune();
         Ok(())
     }
 
-    fn sync_dir(&mut self) {
+    /// Makes the entries directly under `prefix` durable as the cache shows them.
+    fn sync_dir(&mut self, prefix: &str) {
         self.stats.dir_syncs += 1;
-        self.durable_dir = self.cache_dir.clone();
+        let own = |n: &String| n.strip_prefix(prefix).is_some_and(|rest| !rest.contains('/'));
+        self.durable_dir.retain(|n, _| !own(n));
+        let synced: Vec<(String, u64)> =
+            self.cache_dir.iter().filter(|(n, _)| own(n)).map(|(n, &i)| (n.clone(), i)).collect();
+        self.durable_dir.extend(synced);
         self.prune();
     }
 
@@ -621,22 +654,29 @@ impl DiskFile for SimFile {
 impl Disk for SimDisk {
     type File = SimFile;
     async fn open(&self, name: &str, create: bool) -> io::Result<SimFile> {
+        let name = self.full_name(name)?;
         let mut st = self.lock();
-        let ino = st.open(name, create)?;
+        let ino = st.open(&name, create)?;
         Ok(SimFile { disk: self.clone(), ino, generation: st.generation })
     }
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.lock().rename(from, to)
+        let (from, to) = (self.full_name(from)?, self.full_name(to)?);
+        self.lock().rename(&from, &to)
     }
     async fn remove(&self, name: &str) -> io::Result<()> {
-        self.lock().remove(name)
+        let name = self.full_name(name)?;
+        self.lock().remove(&name)
     }
     async fn list(&self) -> io::Result<Vec<String>> {
-        Ok(self.cached_names())
+        Ok(self.own_entries(self.lock().cache_dir.keys()))
     }
     async fn sync_dir(&self) -> io::Result<()> {
-        self.lock().sync_dir();
+        self.lock().sync_dir(&self.prefix);
         Ok(())
+    }
+    async fn subdir(&self, name: &str) -> io::Result<SimDisk> {
+        let prefix = format!("{}/", self.full_name(name)?);
+        Ok(SimDisk { state: self.state.clone(), prefix: Arc::from(prefix) })
     }
 }
 

@@ -14,6 +14,7 @@ use super::log::Level;
 use super::{Config, Flow, Now, Server, SysInfo};
 use crate::env::rt::{AsyncReadExt, AsyncWriteExt, IpAddr, Notify, SocketAddr};
 use crate::env::{Clock, Env, Listener, Net};
+use crate::persistence::aof::io::{self as aof_io, AofDriver, Flushed};
 use crate::persistence::snapshot;
 use crate::protocol::parser::{Limits, ParseError, RequestParser};
 
@@ -35,6 +36,10 @@ pub struct Shared {
     paused_until_mono_ms: AtomicU64,
     /// A blocking disk job (SAVE, DEBUG RELOAD, SHUTDOWN's save) runs: everyone else waits.
     disk_busy: AtomicBool,
+    /// The AOF's I/O side when `appendonly yes`.
+    aof: Option<Arc<dyn AofDriver>>,
+    /// Set when the process must exit on an unrecoverable error (`srv.aof.fatal`).
+    exit: AtomicBool,
 }
 
 impl Shared {
@@ -46,6 +51,12 @@ impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Server> {
         // A panic inside a command is caught before it can poison the lock (see `process`).
         self.server.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks `run` to end the process with an error (Redis's `exit(1)` paths).
+    pub fn request_exit(&self) {
+        self.exit.store(true, Ordering::SeqCst);
+        self.shutdown.notify_one();
     }
 }
 
@@ -83,6 +94,8 @@ pub fn now<C: Clock>(c: &C) -> Now {
 pub struct RunOpts {
     pub executable: String,
     pub config_file: String,
+    /// A bug the simulator plants in the AOF; never set by the real server.
+    pub aof_bug: Option<crate::persistence::aof::PlantedBug>,
 }
 
 /// A started node: its address and its shared state (for the simulator and tests).
@@ -161,6 +174,7 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
     server.listening_port = addrs.first().map(|a| a.port()).unwrap_or(port);
     server.executable = opts.executable;
     server.config_file = opts.config_file;
+    let aof = open_aof(&env, &mut server, opts.aof_bug).await?;
     startup('M', Level::Notice, "monotonic clock: POSIX clock_gettime");
     startup('M', Level::Notice, &format!("Running mode=standalone, port={}.", server.listening_port));
     startup('M', Level::Warning, "Server initialized");
@@ -173,10 +187,15 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
         shutdown: Notify::new(),
         paused_until_mono_ms: AtomicU64::new(0),
         disk_busy: AtomicBool::new(false),
+        aof: aof.clone().map(|a| a as Arc<dyn AofDriver>),
+        exit: AtomicBool::new(false),
     });
     shared.lock().forker = Box::new(snapshot::EnvForker { env: env.clone(), shared: Arc::downgrade(&shared) });
     shared.lock().repl_forker =
         Box::new(crate::replication::sync::EnvReplicaForker { env: env.clone(), shared: Arc::downgrade(&shared) });
+    if let Some(a) = aof {
+        env.spawn(aof_io::aof_cron(a, shared.clone()));
+    }
     for l in listeners {
         env.spawn(accept_loop(env.clone(), shared.clone(), l));
     }
@@ -189,6 +208,15 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
 pub async fn run<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<()> {
     let node = start(env.clone(), config, opts).await?;
     node.shared.shutdown.notified().await;
+    if node.shared.exit.load(Ordering::SeqCst) {
+        let mut s = node.shared.lock();
+        let why = s.aof.fatal.clone().unwrap_or_else(|| "fatal error".into());
+        flush_logs(&env, &mut s);
+        return Err(io::Error::other(why));
+    }
+    if let Some(a) = &node.shared.aof {
+        a.flush_on_shutdown(&node.shared).await;
+    }
     let mut s = node.shared.lock();
     s.log(Level::Warning, "redsim is now ready to exit, bye bye...");
     flush_logs(&env, &mut s);
@@ -417,6 +445,13 @@ async fn client_loop<E: Env>(
             // DEBUG SLEEP: the reply is sent when the pause ends.
             env.clock().sleep_ms(pause_until - env.clock().now_ms()).await;
         }
+        if let Some(aof) = &shared.aof {
+            // The AOF must hold these commands before their replies leave.
+            if aof.flush_before_reply(shared).await == Flushed::Fatal {
+                shared.request_exit();
+                return Ok(());
+            }
+        }
         if !st.out.is_empty() {
             conn.write_all(&st.out).await?;
             conn.flush().await?;
@@ -615,6 +650,24 @@ fn process_guarded(s: &mut Server, id: u64, argv: Vec<Bytes>) -> Flow {
                 c.out.error("ERR internal error");
             }
             Flow::Continue
+        }
+    }
+}
+
+/// Loads or creates the AOF before the node serves anyone; a load error refuses the start.
+async fn open_aof<E: Env>(
+    env: &E,
+    server: &mut Server,
+    bug: Option<crate::persistence::aof::PlantedBug>,
+) -> io::Result<Option<Arc<aof_io::AofIo<E>>>> {
+    server.aof.planted = bug;
+    let opened = aof_io::open(env, server).await;
+    flush_logs(env, server);
+    match opened {
+        Ok(a) => Ok(a),
+        Err(e) => {
+            env.log_line(&super::log::format_line(env.process_id(), 'M', server.now.unix_ms, Level::Warning, &e.0));
+            Err(io::Error::other(e.0))
         }
     }
 }

@@ -263,6 +263,7 @@ impl Server {
     }
 
     fn info_persistence(&self, o: &mut String) {
+        let a = &self.aof;
         let _ = write!(
             o,
             "loading:0\nasync_loading:0\ncurrent_cow_peak:0\ncurrent_cow_size:0\ncurrent_cow_size_age:0\n\
@@ -270,9 +271,9 @@ impl Server {
              rdb_changes_since_last_save:{}\nrdb_bgsave_in_progress:{}\nrdb_last_save_time:{}\n\
              rdb_last_bgsave_status:{}\nrdb_last_bgsave_time_sec:{}\nrdb_current_bgsave_time_sec:{}\nrdb_saves:{}\n\
              rdb_last_cow_size:0\nrdb_last_load_keys_expired:{}\nrdb_last_load_keys_loaded:{}\naof_enabled:{}\n\
-             aof_rewrite_in_progress:0\naof_rewrite_scheduled:0\naof_last_rewrite_time_sec:-1\n\
-             aof_current_rewrite_time_sec:-1\naof_last_bgrewrite_status:ok\naof_rewrites:0\n\
-             aof_rewrites_consecutive_failures:0\naof_last_write_status:ok\naof_last_cow_size:0\n\
+             aof_rewrite_in_progress:{}\naof_rewrite_scheduled:{}\naof_last_rewrite_time_sec:{}\n\
+             aof_current_rewrite_time_sec:-1\naof_last_bgrewrite_status:{}\naof_rewrites:{}\n\
+             aof_rewrites_consecutive_failures:0\naof_last_write_status:{}\naof_last_cow_size:0\n\
              module_fork_in_progress:0\nmodule_fork_last_cow_size:0\n",
             self.dirty,
             u8::from(self.rdb.child_pid.is_some()),
@@ -287,7 +288,25 @@ impl Server {
             self.rdb.last_load_keys_expired,
             self.rdb.last_load_keys_loaded,
             u8::from(self.config.hot.appendonly),
+            u8::from(a.rewrite_in_progress),
+            u8::from(a.rewrite_scheduled),
+            a.last_rewrite_time_secs,
+            if a.last_rewrite_ok { "ok" } else { "err" },
+            a.rewrites,
+            if a.last_write_ok && a.bio_fsync_ok { "ok" } else { "err" },
         );
+        if a.on {
+            let _ = write!(
+                o,
+                "aof_current_size:{}\naof_base_size:{}\naof_pending_rewrite:0\naof_buffer_length:{}\n\
+                 aof_pending_bio_fsync:{}\naof_delayed_fsync:{}\n",
+                a.current_size(),
+                a.base_size,
+                a.buf.len(),
+                u8::from(a.fsync_in_progress),
+                a.delayed_fsync,
+            );
+        }
     }
 
     fn info_stats(&self, o: &mut String) {

@@ -20,6 +20,7 @@ use crate::commands::{CommandTable, Ctx};
 use crate::engine::db::Db;
 use crate::engine::expire::{ActiveExpire, ExpireEffort};
 use crate::env::{Rng, SeededRng};
+use crate::persistence::aof::Aof;
 use crate::persistence::snapshot::{ChildKind, Forker, NoFork, RdbState};
 pub use client::Client;
 pub use config::Config;
@@ -160,6 +161,8 @@ pub struct Server {
     pub watches: crate::commands::multi::Watches,
     /// Channel, pattern and shard channel subscribers.
     pub pubsub: crate::commands::pubsub::PubSub,
+    /// The append-only file's state (`aof_buf`, offsets, fsync and error status).
+    pub aof: Aof,
 }
 
 impl Server {
@@ -171,6 +174,7 @@ impl Server {
         let run_id = id.iter().map(|b| format!("{b:02x}")).collect();
         let repl = crate::replication::Replication::new(&mut rng);
         let table = crate::commands::table();
+        let config_appendfsync = config.hot.appendfsync;
         Server {
             repl,
             repl_forker: Box::new(crate::replication::sync::NoReplicaFork),
@@ -210,6 +214,7 @@ impl Server {
             forker: Box::new(NoFork),
             watches: Default::default(),
             pubsub: Default::default(),
+            aof: Aof::new(config_appendfsync),
         }
     }
 

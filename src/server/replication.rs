@@ -19,22 +19,33 @@ impl Server {
         self.repl.master_client == Some(id)
     }
 
-    /// Moves the commands propagated since the last call into the replication stream (Redis's
-    /// `replicationFeedSlaves`): on a master with a backlog or replicas. A replica does not
+    /// Hands the commands propagated since the last call to their consumers, in execution
+    /// order: the AOF's buffer (Redis's `feedAppendOnlyFile`) and, on a master with a backlog
+    /// or replicas, the replication stream (`replicationFeedSlaves`). A replica does not
     /// re-encode what it applies: its link proxies the master's bytes (`proxy_stream`).
+    /// Without a consumer the commands stay (unit tests read them).
     pub fn feed_propagated(&mut self) {
-        if self.propagated.is_empty() || (self.repl.state.backlog.is_none() && self.repl.replicas.is_empty()) {
+        if self.propagated.is_empty() {
+            return;
+        }
+        let to_aof = self.aof.on;
+        let to_stream = !self.is_replica() && (self.repl.state.backlog.is_some() || !self.repl.replicas.is_empty());
+        if !to_aof && !to_stream && !self.is_replica() {
             return;
         }
         let cmds = std::mem::take(&mut self.propagated);
-        if self.is_replica() {
-            return;
+        if to_aof {
+            for p in &cmds {
+                self.aof.feed(p.db, &p.argv);
+            }
         }
-        let mut bytes = Vec::new();
-        for p in &cmds {
-            self.repl.state.feed_command(p.db, &p.argv, &mut bytes);
+        if to_stream {
+            let mut bytes = Vec::new();
+            for p in &cmds {
+                self.repl.state.feed_command(p.db, &p.argv, &mut bytes);
+            }
+            self.send_to_replicas(&bytes);
         }
-        self.send_to_replicas(&bytes);
     }
 
     /// Feeds a command of this node's own (PING, REPLCONF GETACK) into the stream.

@@ -1,5 +1,6 @@
 //! All integration tests, in one binary: one link, and tests that share its helpers.
 //!
+//! - `aof`: AOF directories exchanged with real Redis, crash recovery, check-aof.
 //! - `blocking`: blocking pops over several connections, redis vs redsim transcripts.
 //! - `diff`: case files under `tests/cases/`, replayed against real redis and redsim,
 //!   reply bytes compared (see the format at the top of `diff.rs`).
@@ -16,6 +17,7 @@
 // Tests drive real processes and sockets: the env-layer door does not apply here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod aof;
 mod blocking;
 mod diff;
 mod memory;

@@ -73,6 +73,8 @@ pub struct Server {
     child: Child,
     dir: PathBuf,
     extra: Vec<String>,
+    /// The directory was made for this server and goes with it.
+    own_dir: bool,
 }
 
 enum StartError {
@@ -97,8 +99,35 @@ impl Server {
         panic!("{}: no free port after {START_ATTEMPTS_MAX} attempts", flavor.name());
     }
 
+    /// Starts in `dir` (kept on drop): for tests of files that outlive a server (AOF, RDB).
+    pub fn start_in(flavor: Flavor, dir: &std::path::Path, extra: &[&str]) -> Server {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for _ in 0..START_ATTEMPTS_MAX {
+            match Server::start_on_dir(flavor, free_port(), &extra, dir.to_path_buf(), false) {
+                Ok(server) => return server,
+                Err(StartError::PortTaken) => continue,
+            }
+        }
+        panic!("{}: no free port after {START_ATTEMPTS_MAX} attempts", flavor.name());
+    }
+
+    /// kill -9: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn start_on(flavor: Flavor, port: u16, extra: &[String]) -> Result<Server, StartError> {
-        let dir = temp_dir(flavor);
+        Server::start_on_dir(flavor, port, extra, temp_dir(flavor), true)
+    }
+
+    fn start_on_dir(
+        flavor: Flavor,
+        port: u16,
+        extra: &[String],
+        dir: PathBuf,
+        own_dir: bool,
+    ) -> Result<Server, StartError> {
         let log = File::create(dir.join("server.log")).expect("create server log");
         let child = flavor
             .command(port, &dir, extra)
@@ -108,7 +137,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{}: spawn failed: {e}", flavor.name()));
-        let mut server = Server { flavor, port, child, dir, extra: extra.to_vec() };
+        let mut server = Server { flavor, port, child, dir, extra: extra.to_vec(), own_dir };
         server.wait_ready()?;
         Ok(server)
     }
@@ -204,7 +233,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
+        if self.own_dir {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -221,7 +252,7 @@ fn free_port() -> u16 {
     panic!("every port of band {band} is taken");
 }
 
-fn temp_dir(flavor: Flavor) -> PathBuf {
+pub fn temp_dir(flavor: Flavor) -> PathBuf {
     let index = NEXT_DIR_INDEX.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("redsim-it-{}-{}-{index}", std::process::id(), flavor.name()));
     let _ = fs::remove_dir_all(&dir);

@@ -1,6 +1,7 @@
 //! Checkers read the history after the run and say what it contradicts. Each is sound for
 //! what it claims (a correct system never fails it); each documents what it can miss.
 
+pub mod aof;
 pub mod clock;
 pub mod counter;
 pub mod durability;
@@ -65,6 +66,17 @@ pub fn run(kinds: &[CheckerKind], history: &History, liveness_grace_us: u64) -> 
                     history.ops.iter().filter(|o| o.kind == crate::scenario::OpKind::Append && o.is_ok()).count()
                 ));
                 durability::check(history)
+            }
+            CheckerKind::AofAlways | CheckerKind::AofEverysec | CheckerKind::AofNo => {
+                let policy = match kind {
+                    CheckerKind::AofAlways => aof::Policy::Always,
+                    CheckerKind::AofEverysec => aof::Policy::Everysec,
+                    _ => aof::Policy::No,
+                };
+                let pushes = history.ops.iter().filter(|o| o.kind == crate::scenario::OpKind::Append && o.is_ok());
+                let reads = history.ops.iter().filter(|o| o.kind == crate::scenario::OpKind::Read && o.is_ok());
+                v.notes.push(format!("{kind:?}: {} acknowledged pushes, {} reads", pushes.count(), reads.count()));
+                aof::check(history, policy)
             }
         };
         found.truncate(MAX_FINDINGS_PER_CHECKER);

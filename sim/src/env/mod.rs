@@ -78,6 +78,10 @@ impl DiskFile for SlowFile {
     }
     async fn sync_data(&self) -> io::Result<()> {
         latency(&self.disk).await;
+        let ms = self.disk.fsync_latency_ms();
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         self.file.sync_data().await
     }
 }
@@ -103,6 +107,9 @@ impl Disk for SlowDisk {
     async fn sync_dir(&self) -> io::Result<()> {
         latency(&self.disk).await;
         self.disk.sync_dir().await
+    }
+    async fn subdir(&self, name: &str) -> io::Result<SlowDisk> {
+        Ok(SlowDisk { disk: self.disk.subdir(name).await? })
     }
 }
 

@@ -442,7 +442,7 @@ fn fault_lanes(f: &FaultSpan) -> (Vec<String>, &'static str) {
         }
         FaultKind::Latency => (vec!["network".into()], "latency"),
         FaultKind::ClockJump | FaultKind::ClockOffset | FaultKind::ClockDrift => (node_row("clock"), "clock"),
-        FaultKind::PowerFail => (node_row("disk"), "disk"),
+        FaultKind::PowerFail | FaultKind::FsyncEio | FaultKind::DiskSlow => (node_row("disk"), "disk"),
         FaultKind::Kill | FaultKind::Pause => (Vec::new(), ""),
     }
 }

@@ -341,3 +341,24 @@ fn stats_count_operations_and_failures() {
 fn fault_probability_above_one_is_refused() {
     SimDisk::new(1).set_faults(faults(|x| x.fsync_eio_probability = 1.5));
 }
+
+#[test]
+fn subdir_entries_are_listed_and_made_durable_only_by_their_own_sync_dir() {
+    let disk = SimDisk::new(3);
+    let sub = block_on(disk.subdir("appendonlydir")).unwrap();
+    let f = open(&sub, "a.aof");
+    write(&f, b"data", 0);
+    sync(&f).unwrap();
+    let top = open(&disk, "dump.rdb");
+    sync(&top).unwrap();
+    assert_eq!(block_on(sub.list()).unwrap(), vec!["a.aof".to_string()]);
+    assert_eq!(block_on(disk.list()).unwrap(), vec!["dump.rdb".to_string()]);
+    sync_dir(&disk);
+    assert_eq!(disk.durable_names(), vec!["dump.rdb".to_string()]);
+    sync_dir(&sub);
+    assert_eq!(disk.durable_names(), vec!["appendonlydir/a.aof".to_string(), "dump.rdb".to_string()]);
+    block_on(sub.rename("a.aof", "b.aof")).unwrap();
+    disk.power_fail(PowerLoss::LoseAll);
+    assert_eq!(read_all(&sub, "a.aof"), b"data");
+    assert!(block_on(sub.open("x/y", true)).is_err());
+}

@@ -86,6 +86,10 @@ impl Disk for DyingDisk {
         step(&self.ops_left)?;
         self.disk.sync_dir().await
     }
+    async fn subdir(&self, name: &str) -> io::Result<Self> {
+        step(&self.ops_left)?;
+        Ok(DyingDisk { disk: self.disk.subdir(name).await?, ops_left: self.ops_left.clone() })
+    }
 }
 
 /// A child that hands its bytes out in a few chunks, so the file is written piecewise.

@@ -55,9 +55,10 @@ impl MaxmemoryPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AppendFsync {
     Always,
+    #[default]
     EverySec,
     No,
 }

@@ -1,0 +1,530 @@
+//! The AOF's I/O, done by the driver on the decisions of [`super::Aof`]: loading at startup,
+//! group commit before replies, the `everysec` background fsync, and the rewrite's file switch.
+//!
+//! Group commit: one async mutex serializes flushers. A client whose requests ran takes it,
+//! and if the AOF does not yet hold what was buffered (written, or fsynced under `always`),
+//! flushes everything in `aof_buf` — its own commands and anyone else's — so one write and
+//! one fsync serve every client waiting behind it. The plan is taken under the server lock,
+//! so the file receives commands in execution order.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use super::load::{has_rdb_preamble, parse_commands, ParseEnd};
+use super::manifest::{self, AofFile, FileType, Manifest};
+use super::rewrite::rewrite_base;
+use super::{FlushPlan, WriteOutcome};
+use crate::env::rt::AsyncMutex;
+use crate::env::{read_file, Clock, Disk, DiskFile, Env};
+use crate::persistence::rdb;
+use crate::server::driver::{now, Shared};
+use crate::server::log::Level;
+use crate::server::Server;
+
+/// The AOF cron looks at postponed writes, failed writes and background fsyncs this often.
+const AOF_CRON_MS: u64 = 100;
+
+/// What a client's wait for the AOF ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Replies may go out (the AOF holds the commands, or Redis would reply anyway: a
+    /// postponed `everysec` write, a write error under `everysec`/`no`).
+    Reply,
+    /// The process must exit without replying (`always` after a write or fsync error).
+    Fatal,
+}
+
+/// The driver's handle on the AOF, without the env's type (so `Shared` can hold it).
+pub trait AofDriver: Send + Sync {
+    /// Flushes `aof_buf` as the policy requires before replies to requests already run.
+    fn flush_before_reply<'a>(&'a self, shared: &'a Shared) -> Pin<Box<dyn Future<Output = Flushed> + Send + 'a>>;
+    /// At SHUTDOWN: writes and fsyncs whatever is buffered (Redis's `flushAppendOnlyFile(1)`
+    /// and `redis_fsync` in `prepareForShutdown`).
+    fn flush_on_shutdown<'a>(&'a self, shared: &'a Shared) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+/// The open AOF directory and the file being appended to.
+pub struct AofIo<E: Env> {
+    env: E,
+    dir: E::Disk,
+    appendfilename: String,
+    manifest: Mutex<Manifest>,
+    incr: Mutex<Arc<<E::Disk as Disk>::File>>,
+    flush_lock: AsyncMutex<()>,
+}
+
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(5)
+}
+
+impl<E: Env> AofIo<E> {
+    fn incr_file(&self) -> Arc<<E::Disk as Disk>::File> {
+        self.incr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// One flush round under the flush lock; true when a write happened.
+    async fn flush_once(&self, shared: &Shared, force: bool) -> bool {
+        let plan = {
+            let mut s = shared.lock();
+            feed(&mut s);
+            let t = now(self.env.clock());
+            s.aof.plan_flush(t.mono_ms, force)
+        };
+        let FlushPlan::Write { data, file_offset, fsync } = plan else { return false };
+        let file = self.incr_file();
+        let out = write_plan(&*file, &data, file_offset, fsync && !shared.lock().aof.skips_fsync()).await;
+        let fatal = {
+            let mut s = shared.lock();
+            let t = now(self.env.clock());
+            s.aof.write_done(data, out, t.mono_ms, t.unix_ms / 1000);
+            drain_log(&mut s);
+            s.aof.fatal.is_some()
+        };
+        if fatal && fsync {
+            // Under `always` everything before this write was fsynced. What this write left in
+            // the page cache was never acknowledged and may never reach the disk (a failed fsync
+            // drops it); cutting it off keeps the next incarnation's writes contiguous with the
+            // durable bytes, so a later power loss cannot leave a hole in the middle of the file.
+            let _ = file.set_len(file_offset).await;
+        }
+        true
+    }
+
+    async fn wait_flushed(&self, shared: &Shared) -> Flushed {
+        let _g = self.flush_lock.lock().await;
+        loop {
+            {
+                let mut s = shared.lock();
+                feed(&mut s);
+                if s.aof.fatal.is_some() {
+                    return Flushed::Fatal;
+                }
+                if !s.aof.on || s.aof.is_durable_enough(s.aof.buffered_end) {
+                    return Flushed::Reply;
+                }
+            }
+            if !self.flush_once(shared, false).await {
+                return Flushed::Reply;
+            }
+            let s = shared.lock();
+            if s.aof.fatal.is_some() {
+                return Flushed::Fatal;
+            }
+            if !s.aof.last_write_ok {
+                return Flushed::Reply;
+            }
+        }
+    }
+
+    /// Starts an `everysec` background fsync when one is due.
+    fn maybe_bg_fsync(self: &Arc<Self>, shared: &Arc<Shared>) {
+        let end = {
+            let mut s = shared.lock();
+            let secs = now(self.env.clock()).unix_ms / 1000;
+            s.aof.plan_bg_fsync(secs)
+        };
+        let Some(end) = end else { return };
+        let file = self.incr_file();
+        let (me, shared) = (self.clone(), shared.clone());
+        self.env.spawn(async move {
+            let r = file.sync_data().await.map_err(|e| errno_of(&e));
+            let mut s = shared.lock();
+            s.aof.bg_fsync_done(end, r);
+            drain_log(&mut s);
+            drop(me);
+        });
+    }
+
+    async fn rewrite_now(&self, shared: &Shared) -> io::Result<()> {
+        let _g = self.flush_lock.lock().await;
+        let (base, pending, preamble, snapshot_end) = {
+            let mut s = shared.lock();
+            feed(&mut s);
+            let want = s.config.get("aof-use-rdb-preamble") == Some("yes");
+            let base = rewrite_base(&s.dbs, s.now.unix_ms, want);
+            if let Some(why) = &base.fallback {
+                s.log(Level::Warning, &format!("Writing the AOF base in command form: {why}"));
+            }
+            let pending = std::mem::take(&mut s.aof.buf);
+            s.aof.selected_db = None;
+            s.aof.rewrite_in_progress = true;
+            let preamble = base.rdb_preamble;
+            (base.bytes, pending, preamble, s.aof.buffered_end)
+        };
+        let result = self.switch_files(&base, preamble).await;
+        let mut s = shared.lock();
+        s.aof.rewrite_in_progress = false;
+        match result {
+            Ok(file) => {
+                *self.incr.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(file);
+                let a = &mut s.aof;
+                // The base holds everything buffered up to the snapshot.
+                debug_assert!(a.buf.is_empty());
+                a.written_end = snapshot_end;
+                a.fsynced_end = snapshot_end;
+                a.base_size = base.len() as u64;
+                a.history_size = 0;
+                a.incr_size = 0;
+                a.rewrites += 1;
+                a.last_rewrite_ok = true;
+                a.rewrite_base_size = a.current_size();
+                a.last_rewrite_time_secs = 0;
+                s.log(Level::Notice, "Background AOF rewrite terminated with success");
+                s.log(Level::Notice, "Background AOF rewrite finished successfully");
+                Ok(())
+            }
+            Err(e) => {
+                let mut back = pending;
+                back.append(&mut s.aof.buf);
+                s.aof.buf = back;
+                s.aof.selected_db = None;
+                s.aof.last_rewrite_ok = false;
+                s.log(Level::Warning, &format!("Background AOF rewrite failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes a new base and an empty incr file, then switches the manifest to them and removes
+    /// the old files. A crash before the rename leaves the old manifest, whose files are intact.
+    async fn switch_files(&self, base: &[u8], preamble: bool) -> io::Result<<E::Disk as Disk>::File> {
+        let mut m = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let old: Vec<AofFile> = m.load_order().cloned().chain(m.history.iter().cloned()).collect();
+        m.curr_base_seq += 1;
+        m.curr_incr_seq += 1;
+        let base_file = AofFile {
+            name: manifest::base_name(&self.appendfilename, m.curr_base_seq, preamble),
+            seq: m.curr_base_seq,
+            kind: FileType::Base,
+        };
+        let incr_file = AofFile {
+            name: manifest::incr_name(&self.appendfilename, m.curr_incr_seq),
+            seq: m.curr_incr_seq,
+            kind: FileType::Incr,
+        };
+        write_synced(&self.dir, &base_file.name, base).await?;
+        let incr = self.dir.open(&incr_file.name, true).await?;
+        incr.set_len(0).await?;
+        incr.sync_data().await?;
+        m.base = Some(base_file);
+        m.history.clear();
+        m.incrs = vec![incr_file];
+        persist_manifest(&self.dir, &self.appendfilename, &m).await?;
+        *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = m.clone();
+        for f in old {
+            if m.load_order().all(|n| n.name != f.name) {
+                let _ = self.dir.remove(&f.name).await;
+            }
+        }
+        let _ = self.dir.sync_dir().await;
+        Ok(incr)
+    }
+}
+
+impl<E: Env> AofDriver for AofIo<E> {
+    fn flush_before_reply<'a>(&'a self, shared: &'a Shared) -> Pin<Box<dyn Future<Output = Flushed> + Send + 'a>> {
+        Box::pin(self.wait_flushed(shared))
+    }
+    fn flush_on_shutdown<'a>(&'a self, shared: &'a Shared) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let _g = self.flush_lock.lock().await;
+            self.flush_once(shared, true).await;
+            let _ = self.incr_file().sync_data().await;
+        })
+    }
+}
+
+/// Moves propagated commands into `aof_buf` (and the replication stream), in execution order.
+pub fn feed(s: &mut Server) {
+    s.feed_propagated();
+}
+
+fn drain_log(s: &mut Server) {
+    for line in std::mem::take(&mut s.aof.log) {
+        s.log(Level::Warning, &line);
+    }
+    if let Some(f) = s.aof.fatal.clone() {
+        if !s.log_lines.iter().any(|l| l.ends_with(&f)) {
+            s.log(Level::Warning, &f);
+        }
+    }
+}
+
+/// Writes `data` at `offset` (looping over short writes), cuts a partial write back off, and
+/// fsyncs when asked.
+async fn write_plan<F: DiskFile>(file: &F, data: &[u8], offset: u64, fsync: bool) -> WriteOutcome {
+    let mut written = 0;
+    let mut error = None;
+    while written < data.len() {
+        match file.write_at(&data[written..], offset + written as u64).await {
+            Ok(0) => {
+                error = Some(28);
+                break;
+            }
+            Ok(n) => written += n,
+            Err(e) => {
+                error = Some(errno_of(&e));
+                break;
+            }
+        }
+    }
+    let mut truncated = false;
+    if written > 0 && written < data.len() {
+        truncated = file.set_len(offset).await.is_ok();
+    }
+    let fsync = if fsync && error.is_none() { Some(file.sync_data().await.map_err(|e| errno_of(&e))) } else { None };
+    WriteOutcome { written, error, truncated, fsync }
+}
+
+async fn write_synced<D: Disk>(dir: &D, name: &str, data: &[u8]) -> io::Result<()> {
+    let f = dir.open(name, true).await?;
+    f.set_len(0).await?;
+    crate::env::write_all_at(&f, data, 0).await?;
+    f.sync_data().await
+}
+
+/// Writes the manifest to a temp name, fsyncs it, renames it over the old one and fsyncs the
+/// directory (Redis's `persistAofManifest`).
+async fn persist_manifest<D: Disk>(dir: &D, appendfilename: &str, m: &Manifest) -> io::Result<()> {
+    let tmp = manifest::temp_manifest_name(appendfilename);
+    write_synced(dir, &tmp, m.to_text().as_bytes()).await?;
+    dir.rename(&tmp, &manifest::manifest_name(appendfilename)).await?;
+    dir.sync_dir().await
+}
+
+/// The AOF cron: retries postponed and failed writes, starts background fsyncs.
+pub async fn aof_cron<E: Env>(io: Arc<AofIo<E>>, shared: Arc<Shared>) {
+    loop {
+        io.env.clock().sleep_ms(AOF_CRON_MS).await;
+        let (postponed, failed) = {
+            let s = shared.lock();
+            if s.aof.fatal.is_some() {
+                return;
+            }
+            (s.aof.flush_postponed_start_ms != 0, !s.aof.last_write_ok)
+        };
+        if postponed || failed || !shared.lock().propagated.is_empty() {
+            let _g = io.flush_lock.lock().await;
+            io.flush_once(&shared, false).await;
+        }
+        io.maybe_bg_fsync(&shared);
+        if shared.lock().aof.fatal.is_some() {
+            shared.request_exit();
+            return;
+        }
+        let due = {
+            let mut s = shared.lock();
+            let due = std::mem::take(&mut s.aof.rewrite_scheduled) || auto_rewrite_due(&s);
+            due && !s.aof.rewrite_in_progress
+        };
+        if due {
+            let _ = io.rewrite_now(&shared).await;
+        }
+    }
+}
+
+fn auto_rewrite_due(s: &Server) -> bool {
+    let pct: u64 = s.config.get("auto-aof-rewrite-percentage").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let min: u64 = s.config.get("auto-aof-rewrite-min-size").and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+    let size = s.aof.current_size();
+    if pct == 0 || size < min || !s.aof.last_write_ok {
+        return false;
+    }
+    let base = s.aof.rewrite_base_size.max(1);
+    size.saturating_sub(base) * 100 / base >= pct
+}
+
+/// Why the AOF could not be loaded; the server must not start.
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+/// Opens the AOF at startup when `appendonly yes`: loads the manifest's files into `srv`
+/// (commands run through the normal command path by a fake client), or creates a base and an
+/// incr file when the directory holds none. Returns the handle the driver keeps.
+pub async fn open<E: Env>(env: &E, srv: &mut Server) -> Result<Option<Arc<AofIo<E>>>, LoadError> {
+    srv.aof.fsync = srv.config.hot.appendfsync;
+    if !srv.config.hot.appendonly {
+        return Ok(None);
+    }
+    let io_err = |what: &str, e: io::Error| LoadError(format!("{what}: {e}"));
+    let dirname = srv.config.get("appenddirname").unwrap_or("appendonlydir").to_string();
+    let appendfilename = srv.config.get("appendfilename").unwrap_or("appendonly.aof").to_string();
+    let dir = env.disk().subdir(&dirname).await.map_err(|e| io_err("Can't open the append-only dir", e))?;
+    let manifest_name = manifest::manifest_name(&appendfilename);
+    let has_manifest =
+        dir.list().await.map_err(|e| io_err("Can't list the append-only dir", e))?.contains(&manifest_name);
+    let (m, incr) = if has_manifest {
+        let text = read_file(&dir, &manifest_name).await.map_err(|e| io_err("Can't read the AOF manifest", e))?;
+        let m = Manifest::parse(&text).map_err(LoadError)?;
+        load_files(srv, &dir, &m).await?;
+        let last = m.incrs.last().cloned();
+        let incr = match last {
+            Some(f) => dir.open(&f.name, true).await.map_err(|e| io_err("Can't open the AOF incr file", e))?,
+            None => return Err(LoadError("The AOF manifest has no incr file".into())),
+        };
+        (m, incr)
+    } else {
+        create_on_start(srv, &dir, &appendfilename).await?
+    };
+    srv.aof.incr_size = incr.len().await.map_err(|e| io_err("Can't stat the AOF incr file", e))?;
+    srv.aof.base_size = match &m.base {
+        Some(b) => dir.open(&b.name, false).await.map_err(|e| io_err("open base", e))?.len().await.unwrap_or(0),
+        None => 0,
+    };
+    let mut hist = 0;
+    for f in &m.incrs[..m.incrs.len() - 1] {
+        if let Ok(h) = dir.open(&f.name, false).await {
+            hist += h.len().await.unwrap_or(0);
+        }
+    }
+    srv.aof.history_size = hist;
+    srv.aof.rewrite_base_size = srv.aof.current_size();
+    srv.aof.on = true;
+    srv.propagate_enabled = true;
+    srv.aof.last_fsync_secs = srv.now.unix_ms / 1000;
+    Ok(Some(Arc::new(AofIo {
+        env: env.clone(),
+        dir,
+        appendfilename,
+        manifest: Mutex::new(m),
+        incr: Mutex::new(Arc::new(incr)),
+        flush_lock: AsyncMutex::new(()),
+    })))
+}
+
+/// The directory holds no AOF: write a base of the current dataset and an empty incr file
+/// (Redis's `aofOpenIfNeededOnServerStart`).
+async fn create_on_start<D: Disk>(
+    srv: &mut Server,
+    dir: &D,
+    appendfilename: &str,
+) -> Result<(Manifest, D::File), LoadError> {
+    let io_err = |e: io::Error| LoadError(format!("Can't create the AOF: {e}"));
+    let want = srv.config.get("aof-use-rdb-preamble") == Some("yes");
+    let base = rewrite_base(&srv.dbs, srv.now.unix_ms, want);
+    if let Some(why) = &base.fallback {
+        srv.log(Level::Notice, &format!("Writing the AOF base in command form: {why}"));
+    }
+    let base_file =
+        AofFile { name: manifest::base_name(appendfilename, 1, base.rdb_preamble), seq: 1, kind: FileType::Base };
+    let incr_file = AofFile { name: manifest::incr_name(appendfilename, 1), seq: 1, kind: FileType::Incr };
+    write_synced(dir, &base_file.name, &base.bytes).await.map_err(io_err)?;
+    srv.log(Level::Notice, &format!("Creating AOF base file {} on server start", base_file.name));
+    let incr = dir.open(&incr_file.name, true).await.map_err(io_err)?;
+    incr.sync_data().await.map_err(io_err)?;
+    srv.log(Level::Notice, &format!("Creating AOF incr file {} on server start", incr_file.name));
+    let m = Manifest {
+        base: Some(base_file),
+        history: Vec::new(),
+        incrs: vec![incr_file],
+        curr_base_seq: 1,
+        curr_incr_seq: 1,
+    };
+    persist_manifest(dir, appendfilename, &m).await.map_err(io_err)?;
+    Ok((m, incr))
+}
+
+/// Loads the base and the incr files in order. A truncated tail is cut off (only in the last
+/// file, and only with `aof-load-truncated yes`); anything else wrong refuses the start.
+async fn load_files<D: Disk>(srv: &mut Server, dir: &D, m: &Manifest) -> Result<(), LoadError> {
+    let files: Vec<&AofFile> = m.load_order().collect();
+    let load_truncated = srv.config.get("aof-load-truncated") != Some("no");
+    let fake = srv.add_client(String::new(), String::new());
+    srv.stats.numconnections -= 1;
+    if let Some(c) = srv.clients.get_mut(&fake) {
+        c.authenticated = true;
+    }
+    let mut result = Ok(());
+    let mut truncated_any = false;
+    for (i, f) in files.iter().enumerate() {
+        let last = i + 1 == files.len();
+        let bytes = match read_file(dir, &f.name).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && f.kind == FileType::Incr && last => Vec::new(),
+            Err(e) => {
+                result =
+                    Err(LoadError(format!("Fatal error: can't open the append log file {} for reading: {e}", f.name)));
+                break;
+            }
+        };
+        let kind = if f.kind == FileType::Base { "base" } else { "incr" };
+        if bytes.is_empty() {
+            continue;
+        }
+        let mut start = 0;
+        if has_rdb_preamble(&bytes) {
+            srv.log(Level::Notice, "Reading RDB base file on AOF loading...");
+            let seed = crate::env::Rng::next_u64(&mut srv.rng);
+            let opts = rdb::LoadOptions::for_server(srv, seed);
+            match rdb::load(&bytes, &mut srv.dbs, &opts) {
+                Ok(loaded) => {
+                    start = loaded.len;
+                    srv.log(Level::Notice, "Reading the remaining AOF tail...");
+                }
+                Err(e) => {
+                    result = Err(LoadError(format!(
+                        "Error reading the RDB base file {}, AOF loading aborted: {} at offset {}",
+                        f.name, e.msg, e.offset
+                    )));
+                    break;
+                }
+            }
+        }
+        let end = parse_commands(&bytes, start, &mut |argv| {
+            srv.process(fake, argv);
+            if let Some(c) = srv.clients.get_mut(&fake) {
+                c.out.buf.clear();
+            }
+        });
+        match end {
+            ParseEnd::Complete => {}
+            ParseEnd::Truncated { valid_up_to } if load_truncated && last => {
+                srv.log(Level::Warning, &format!("!!! Warning: short read while loading the AOF file {}!!!", f.name));
+                srv.log(Level::Warning, &format!("!!! Truncating the AOF {} at offset {} !!!", f.name, valid_up_to));
+                let cut = async {
+                    let h = dir.open(&f.name, false).await?;
+                    h.set_len(valid_up_to).await?;
+                    h.sync_data().await
+                };
+                if let Err(e) = cut.await {
+                    result = Err(LoadError(format!("Error truncating the AOF file {}: {e}", f.name)));
+                    break;
+                }
+                truncated_any = true;
+            }
+            ParseEnd::Truncated { valid_up_to } => {
+                let why = if last {
+                    format!(
+                        "Unexpected end of file reading the append only file {} (at offset {valid_up_to}). You can: 1) \
+                         Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) \
+                         Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart \
+                         the server.",
+                        f.name
+                    )
+                } else {
+                    format!("Fatal error: the truncated file is not the last file ({}, offset {valid_up_to})", f.name)
+                };
+                result = Err(LoadError(why));
+                break;
+            }
+            ParseEnd::Bad { offset } => {
+                result = Err(LoadError(format!(
+                    "Bad file format reading the append only file {} at offset {offset}: make a backup of your AOF \
+                     file, then use ./redis-check-aof --fix <filename.manifest>",
+                    f.name
+                )));
+                break;
+            }
+        }
+        srv.log(Level::Notice, &format!("DB loaded from {kind} file {}: 0.000 seconds", f.name));
+    }
+    srv.remove_client(fake);
+    result?;
+    if truncated_any {
+        srv.log(Level::Warning, "AOF loaded anyway because aof-load-truncated is enabled");
+    }
+    srv.log(Level::Notice, "DB loaded from append only file: 0.000 seconds");
+    Ok(())
+}

@@ -23,6 +23,7 @@ mod diff;
 mod memory;
 mod random_diff;
 mod rdb_interop;
+mod replication;
 mod resp;
 mod robustness;
 mod server_cli;

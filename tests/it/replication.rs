@@ -1,0 +1,114 @@
+//! Replication against the real redis-server 7.0.15, both ways: a Redis replica syncs from a
+//! redsim master (full, then partial after its link is killed) and a redsim replica syncs from
+//! a Redis master; after a mixed write load (expiring keys, MULTI/EXEC, several dbs) both sides
+//! have the same DEBUG DIGEST.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Flavor, Server};
+use crate::tools::{cli, cli_stdin};
+
+const SYNC_WAIT: Duration = Duration::from_secs(30);
+
+fn field(port: u16, section: &str, name: &str) -> String {
+    let info = cli(port, &["info", section]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}:\n{info}"))
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + SYNC_WAIT;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn link_up(replica: u16) -> bool {
+    field(replica, "replication", "master_link_status") == "up"
+}
+
+/// The master's stream is applied: both offsets agree and the digests are equal.
+fn wait_converged(master: u16, replica: u16) {
+    wait_until("the replica to catch up", || {
+        link_up(replica)
+            && field(master, "replication", "master_repl_offset") == field(replica, "replication", "master_repl_offset")
+    });
+    assert_eq!(cli(master, &["debug", "digest"]), cli(replica, &["debug", "digest"]), "digests differ");
+}
+
+/// A dataset with every type, expiring keys and a second db, written through redis-cli.
+fn load_dataset(port: u16, tag: &str) {
+    let mut script = String::new();
+    for i in 0..300 {
+        script.push_str(&format!("SET {tag}:s:{i} value-{i}\n"));
+    }
+    script.push_str(&format!("RPUSH {tag}:list a b c d\nHSET {tag}:hash f1 1 f2 2\nSADD {tag}:set 1 2 3\n"));
+    script.push_str(&format!("ZADD {tag}:zset 1 a 2 b 3 c\nSET {tag}:ttl x EX 1000\nSET {tag}:short y PX 150\n"));
+    script.push_str(&format!("SELECT 2\nINCRBY {tag}:counter 41\nINCR {tag}:counter\nSELECT 0\n"));
+    script.push_str(&format!("MULTI\nSET {tag}:tx 1\nINCR {tag}:tx\nLPUSH {tag}:list z\nEXEC\n"));
+    script.push_str(&format!("EXPIRE {tag}:s:1 1000\nDEL {tag}:s:2\nSETRANGE {tag}:s:3 2 XX\n"));
+    cli_stdin(port, &script);
+}
+
+#[test]
+fn a_redis_replica_syncs_from_a_redsim_master_fully_then_partially() {
+    let master = Server::start_with(Flavor::Redsim, &["--enable-debug-command", "yes", "--save", ""]);
+    load_dataset(master.port, "before");
+    let port = master.port.to_string();
+    let replica = Server::start_with(
+        Flavor::Redis,
+        &["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &port],
+    );
+    wait_until("the first sync", || link_up(replica.port));
+    load_dataset(master.port, "after");
+    // The short-lived keys expire on the master, which sends DELs.
+    std::thread::sleep(Duration::from_millis(300));
+    wait_converged(master.port, replica.port);
+    assert_eq!(cli(master.port, &["wait", "1", "5000"]).trim(), "1");
+    assert_eq!(field(master.port, "stats", "sync_full"), "1");
+
+    // Kill the link: the replica reconnects and continues from the backlog.
+    cli(master.port, &["client", "kill", "type", "replica"]);
+    load_dataset(master.port, "during");
+    wait_until("the partial resync", || field(master.port, "stats", "sync_partial_ok") == "1");
+    load_dataset(master.port, "later");
+    wait_converged(master.port, replica.port);
+    assert_eq!(field(master.port, "stats", "sync_full"), "1", "no second full sync");
+    assert!(replica.log().contains("Successful partial resynchronization with master."), "{}", replica.log());
+    let role = cli(master.port, &["role"]);
+    assert!(role.starts_with("master\n"), "{role}");
+}
+
+#[test]
+fn a_redsim_replica_syncs_from_a_redis_master_and_refuses_writes() {
+    let master = Server::start_with(Flavor::Redis, &["--enable-debug-command", "yes", "--save", ""]);
+    load_dataset(master.port, "before");
+    let port = master.port.to_string();
+    let replica = Server::start_with(
+        Flavor::Redsim,
+        &["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &port],
+    );
+    wait_until("the first sync", || link_up(replica.port));
+    load_dataset(master.port, "after");
+    std::thread::sleep(Duration::from_millis(300));
+    wait_converged(master.port, replica.port);
+    assert_eq!(cli(master.port, &["wait", "1", "5000"]).trim(), "1", "the redsim replica acknowledges");
+    assert_eq!(cli(replica.port, &["set", "k", "v"]).trim(), "READONLY You can't write against a read only replica.");
+    let role = cli(replica.port, &["role"]);
+    assert!(role.starts_with(&format!("slave\n127.0.0.1\n{port}\nconnected\n")), "{role}");
+
+    // The master kills the link; the redsim replica continues with PSYNC.
+    cli(master.port, &["client", "kill", "type", "replica"]);
+    load_dataset(master.port, "during");
+    wait_until("the partial resync", || field(master.port, "stats", "sync_partial_ok") == "1");
+    wait_converged(master.port, replica.port);
+
+    // Promotion: the replica keeps its data and takes writes under a new replication ID.
+    assert_eq!(cli(replica.port, &["replicaof", "no", "one"]).trim(), "OK");
+    assert_eq!(cli(replica.port, &["set", "k", "v"]).trim(), "OK");
+    assert_eq!(field(replica.port, "replication", "role"), "master");
+    assert_ne!(field(replica.port, "replication", "master_replid2"), "0000000000000000000000000000000000000000");
+}

@@ -188,12 +188,14 @@ class Server:
         self.cpus = cpus
         self.port = None
         self.proc = None
+        # Directives after the defaults (e.g. --replicaof host port).
+        self.extra = []
 
     def argv(self):
         return self.argv_prefix + [
             "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", self.dir,
-        ]
+        ] + self.extra
 
     def start(self):
         self.port = free_port()

@@ -12,6 +12,7 @@ use super::handshake::{Handshake, HandshakeConfig, PayloadReader, Progress};
 use super::LinkState;
 use crate::env::rt::{AsyncReadExt, AsyncWriteExt, IpAddr, SocketAddr};
 use crate::env::{Clock, Env, Net};
+use crate::persistence::snapshot::{write_snapshot, ReadyBytes};
 use crate::server::client::ReplRole;
 use crate::server::driver::{now, Shared};
 use crate::server::log::Level;
@@ -134,7 +135,16 @@ async fn link_once<E: Env>(
     };
     match answer {
         Progress::FullResync { replid, offset } => {
-            shared.lock().log(Level::Notice, &format!("Full resync from master: {replid}:{offset}"));
+            {
+                let mut s = shared.lock();
+                s.log(Level::Notice, &format!("Full resync from master: {replid}:{offset}"));
+                let how = if s.config.get("repl-diskless-load").unwrap_or("disabled") == "disabled" {
+                    "to disk"
+                } else {
+                    "to parser"
+                };
+                s.log(Level::Notice, &format!("MASTER <-> REPLICA sync: receiving streamed RDB from master {how}"));
+            }
             set_state(shared, generation, LinkState::Sync)?;
             let mut reader = PayloadReader::default();
             let mut chunk = buf.split().freeze().to_vec();
@@ -159,6 +169,21 @@ async fn link_once<E: Env>(
                     m.last_io_ms = Some(now_ms);
                 }
             };
+            // repl-diskless-load disabled (the default): the RDB is stored as dbfilename
+            // first, durably, then loaded (Redis keeps the master's snapshot on disk).
+            let (to_disk, target) = {
+                let s = shared.lock();
+                (s.config.get("repl-diskless-load").unwrap_or("disabled") == "disabled", s.rdb_filename())
+            };
+            if to_disk {
+                let mut bytes = ReadyBytes { pid: env.process_id(), bytes: Some(std::mem::take(&mut reader.payload)) };
+                let keep = bytes.bytes.clone();
+                let cancel = std::sync::atomic::AtomicBool::new(false);
+                if let Err(e) = write_snapshot(env.disk(), &mut bytes, &target, &cancel).await {
+                    return Err(format!("Failed trying to save the MASTER synchronization DB to disk: {e}"));
+                }
+                reader.payload = keep.unwrap_or_default();
+            }
             {
                 let mut s = shared.lock();
                 s.set_now(now(env.clock()));

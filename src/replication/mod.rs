@@ -51,6 +51,8 @@ pub struct Replication {
     /// The dataset follows a replication history (synced from a master, or its own as a
     /// master), so a PSYNC may continue it.
     pub has_history: bool,
+    /// Monotonic ms since when a master with a backlog has no replica (repl-backlog-ttl).
+    pub no_replicas_since_ms: Option<u64>,
 }
 
 impl Replication {
@@ -68,6 +70,7 @@ impl Replication {
             get_ack_requested: false,
             cached: None,
             has_history: false,
+            no_replicas_since_ms: None,
         }
     }
 }

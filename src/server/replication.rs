@@ -157,6 +157,28 @@ impl Server {
         if std::mem::take(&mut self.repl.get_ack_requested) && !self.repl.replicas.is_empty() {
             self.feed_own_command(&[b"REPLCONF", b"GETACK", b"*"]);
         }
+        self.backlog_ttl_check(now);
+    }
+
+    /// A master without replicas for `repl-backlog-ttl` seconds frees its backlog and starts a
+    /// new history (nobody can continue the old one from it anyway). 0 keeps it forever.
+    fn backlog_ttl_check(&mut self, now: u64) {
+        if self.is_replica() || self.repl.state.backlog.is_none() || !self.repl.replicas.is_empty() {
+            self.repl.no_replicas_since_ms = None;
+            return;
+        }
+        let since = *self.repl.no_replicas_since_ms.get_or_insert(now);
+        let ttl_secs = self.config_u64("repl-backlog-ttl", 3600);
+        if ttl_secs > 0 && now.saturating_sub(since) >= ttl_secs * 1000 {
+            self.repl.state.backlog = None;
+            self.repl.state.change_replid(&mut self.rng);
+            self.repl.state.clear_replid2();
+            self.repl.no_replicas_since_ms = None;
+            self.log(
+                Level::Notice,
+                &format!("Replication backlog freed after {ttl_secs} seconds without connected replicas."),
+            );
+        }
     }
 
     /// Sends the pending GETACK of a WAIT at the end of the turn (Redis does it in beforeSleep).

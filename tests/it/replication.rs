@@ -124,3 +124,58 @@ fn a_redsim_replica_syncs_from_a_redis_master_and_refuses_writes() {
     assert_eq!(field(replica.port, "replication", "role"), "master");
     assert_ne!(field(replica.port, "replication", "master_replid2"), "0000000000000000000000000000000000000000");
 }
+
+/// Chained replication: a redsim replica of a redsim replica gets the master's stream byte for
+/// byte (it is proxied, not re-encoded), so all three digests agree.
+#[test]
+fn a_chain_of_redsim_replicas_converges() {
+    let replica_of = |port: u16| {
+        let port = port.to_string();
+        Server::start_with(
+            Flavor::Redsim,
+            &["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &port],
+        )
+    };
+    let master = Server::start_with(Flavor::Redsim, &["--enable-debug-command", "yes", "--save", ""]);
+    load_dataset(master.port, "a");
+    let middle = replica_of(master.port);
+    wait_until("the middle replica", || link_up(middle.port));
+    let leaf = replica_of(middle.port);
+    wait_until("the leaf replica", || link_up(leaf.port));
+    load_dataset(master.port, "b");
+    wait_converged(master.port, middle.port);
+    wait_converged(master.port, leaf.port);
+    // Killing the middle's link to the master: both continue partially.
+    cli(master.port, &["client", "kill", "type", "replica"]);
+    load_dataset(master.port, "c");
+    wait_until("the middle's partial resync", || field(master.port, "stats", "sync_partial_ok") == "1");
+    wait_converged(master.port, leaf.port);
+    assert_eq!(field(middle.port, "stats", "sync_full"), "1", "the leaf synced fully once, then streamed");
+}
+
+/// PSYNC2 with real Redis: after a redsim replica is promoted, a real Redis replica of the old
+/// master moves to it and continues partially through the promoted node's replid2.
+#[test]
+fn a_redis_replica_continues_partially_with_a_promoted_redsim_replica() {
+    let master = Server::start_with(Flavor::Redis, &["--enable-debug-command", "yes", "--save", ""]);
+    let mport = master.port.to_string();
+    let promoted = Server::start_with(
+        Flavor::Redsim,
+        &["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &mport],
+    );
+    let other = Server::start_with(
+        Flavor::Redis,
+        &["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &mport],
+    );
+    load_dataset(master.port, "x");
+    wait_converged(master.port, promoted.port);
+    wait_converged(master.port, other.port);
+    assert_eq!(cli(promoted.port, &["replicaof", "no", "one"]).trim(), "OK");
+    let pport = promoted.port.to_string();
+    assert_eq!(cli(other.port, &["replicaof", "127.0.0.1", &pport]).trim(), "OK");
+    wait_until("the other replica to follow the promoted one", || link_up(other.port));
+    load_dataset(promoted.port, "y");
+    wait_converged(promoted.port, other.port);
+    assert_eq!(field(promoted.port, "stats", "sync_partial_ok"), "1", "{}", promoted.log());
+    assert_eq!(field(promoted.port, "stats", "sync_full"), "0", "{}", promoted.log());
+}

@@ -179,3 +179,25 @@ fn a_redis_replica_continues_partially_with_a_promoted_redsim_replica() {
     assert_eq!(field(promoted.port, "stats", "sync_partial_ok"), "1", "{}", promoted.log());
     assert_eq!(field(promoted.port, "stats", "sync_full"), "0", "{}", promoted.log());
 }
+
+/// A replica killed and restarted resumes from the replid/offset stored in the RDB it received
+/// (kept on disk, as `repl-diskless-load disabled` does): a partial resync, not a full one.
+#[test]
+fn a_restarted_redsim_replica_resumes_partially_from_its_stored_offset() {
+    let master = Server::start_with(Flavor::Redis, &["--enable-debug-command", "yes", "--save", ""]);
+    load_dataset(master.port, "x");
+    let mport = master.port.to_string();
+    let mut replica = Server::start_with(
+        Flavor::Redsim,
+        &["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &mport],
+    );
+    wait_converged(master.port, replica.port);
+    assert!(replica.dir().join("dump.rdb").exists(), "the master's RDB is kept as dump.rdb");
+    load_dataset(master.port, "y");
+    wait_converged(master.port, replica.port);
+    replica.restart();
+    load_dataset(master.port, "z");
+    wait_until("the restarted replica's partial resync", || field(master.port, "stats", "sync_partial_ok") == "1");
+    wait_converged(master.port, replica.port);
+    assert_eq!(field(master.port, "stats", "sync_full"), "1", "{}", replica.log());
+}

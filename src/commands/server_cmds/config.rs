@@ -43,6 +43,13 @@ pub fn set(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if changed.contains(&"maxmemory") && ctx.srv.config.hot.maxmemory > 0 {
         ctx.srv.perform_evictions();
     }
+    if changed.contains(&"repl-backlog-size") {
+        // Redis's `resizeReplicationBacklog`: the newest bytes that fit stay.
+        let size = ctx.srv.config.get("repl-backlog-size").and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
+        if let Some(b) = ctx.srv.repl.state.backlog.as_mut() {
+            b.resize(size);
+        }
+    }
     ctx.out().ok();
     Ok(())
 }

@@ -168,6 +168,28 @@ def info_fields(port, section):
     return fields
 
 
+def fill_keys(cli, port, n):
+    """n SETs key:<i> -> a 16-byte value, through `redis-cli --pipe`."""
+    out = bytearray()
+    for i in range(n):
+        k, v = f"key:{i}".encode(), f"{i:016d}".encode()
+        out += b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v)
+    r = subprocess.run([cli, "-p", str(port), "--pipe"], input=bytes(out), capture_output=True)
+    if r.returncode != 0 or b"errors: 0" not in r.stdout:
+        raise HarnessError(f"filling port {port} failed: {r.stdout[-300:]!r} {r.stderr[-300:]!r}")
+
+
+def benchmark_ops(tool, port, test, requests, pipeline, clients=50, keyspace=100000):
+    """One redis-benchmark test's ops/s."""
+    r = subprocess.run([tool, "-p", str(port), "-t", test, "-n", str(requests), "-P", str(pipeline),
+                        "-c", str(clients), "-r", str(keyspace), "--csv", "-q"], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        cells = [c.strip('"') for c in line.split(",")]
+        if cells and cells[0] == test.upper():
+            return float(cells[1])
+    raise HarnessError(f"redis-benchmark -t {test}: {r.stdout} {r.stderr}")
+
+
 # --- servers -----------------------------------------------------------------------------------
 
 def free_port():

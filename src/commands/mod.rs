@@ -447,6 +447,13 @@ fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
 fn reject(ctx: &mut Ctx, cmd: &Command, text: &str) {
     multi::flag_transaction(ctx.client);
     ctx.srv.cmd_stats[cmd.index].rejected_calls += 1;
+    if cmd.meta.name == "exec" {
+        // Redis's `execCommandAbort`: the reason loses its ERR code.
+        ctx.srv.discard_transaction(ctx.client);
+        let reason = text.strip_prefix("ERR ").unwrap_or(text);
+        ctx.error(&format!("EXECABORT Transaction discarded because of: {reason}"));
+        return;
+    }
     ctx.error(text);
 }
 

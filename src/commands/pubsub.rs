@@ -360,6 +360,9 @@ fn spublish_cmd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 }
 
 fn reply_matching_names(ctx: &mut Ctx, a: &[Bytes], shard: bool) -> CmdResult {
+    if a.len() > 3 {
+        return Err(super::server_cmds::subcommand_syntax_error(a));
+    }
     let pattern = a.get(2).map(|p| &p[..]);
     let map = if shard { &ctx.srv.pubsub.shard_channels } else { &ctx.srv.pubsub.channels };
     let names: Vec<Bytes> =
@@ -375,7 +378,8 @@ fn reply_matching_names(ctx: &mut Ctx, a: &[Bytes], shard: bool) -> CmdResult {
 fn reply_numsub(ctx: &mut Ctx, a: &[Bytes], shard: bool) -> CmdResult {
     let map = if shard { &ctx.srv.pubsub.shard_channels } else { &ctx.srv.pubsub.channels };
     let out = &mut ctx.client.out;
-    out.map(a.len() - 2);
+    // A flat array even in RESP3, as Redis 7.0 replies.
+    out.array(2 * (a.len() - 2));
     for ch in &a[2..] {
         out.bulk(ch);
         out.int(map.get(ch).map_or(0, Vec::len) as i64);

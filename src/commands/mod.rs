@@ -388,6 +388,7 @@ pub fn process_command(ctx: &mut Ctx, argv: Vec<Bytes>) {
     } else {
         top
     };
+    ctx.client.last_cmd = cmd.meta.name;
     let arity = cmd.meta.arity;
     let argc = argv.len() as i32;
     if (arity > 0 && arity != argc) || argc < -arity || cmd.handler.is_none() {
@@ -463,7 +464,6 @@ pub(crate) fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     let dirty_before = ctx.srv.dirty;
     ctx.srv.cmd_rewritten = false;
     let start_us = ctx.srv.sys.mono_us();
-    ctx.client.last_cmd = cmd.meta.name;
     ctx.client.tot_cmds += 1;
     let result = handler(ctx, argv);
     if let Err(e) = result {

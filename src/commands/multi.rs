@@ -264,17 +264,16 @@ fn exec(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
         ctx.out().null_array();
         return Ok(());
     }
-    let queued = std::mem::take(&mut ctx.client.multi.as_mut().expect("checked above").cmds);
+    // A copy (argv are shared bytes): CLIENT LIST inside EXEC still shows `multi=<count>`.
+    let queued = ctx.client.multi.as_ref().expect("checked above").cmds.clone();
     ctx.srv.watches.unwatch_all(ctx.client);
     let first_propagated = ctx.srv.propagated.len();
-    let last_cmd = ctx.client.last_cmd;
     ctx.out().array(queued.len());
     let table = ctx.srv.table;
     for q in queued {
         super::call(ctx, &table.cmds[q.cmd], &q.argv);
         debug_assert!(!ctx.srv.blocking.is_blocked(ctx.client.id), "EXEC denies blocking");
     }
-    ctx.client.last_cmd = last_cmd;
     ctx.client.multi = None;
     wrap_in_multi_exec(&mut ctx.srv.propagated, first_propagated);
     // EXEC itself is never propagated: its commands were.

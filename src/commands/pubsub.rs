@@ -37,6 +37,8 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 
 /// Index of the pubsub class in `client-output-buffer-limit` (normal, replica, pubsub).
 const OBUF_CLASS_PUBSUB: usize = 2;
+/// Redis's static reply buffer (`PROTO_REPLY_CHUNK_BYTES`), which its limits do not count.
+const PROTO_REPLY_CHUNK_BYTES: u64 = 16 * 1024;
 
 /// A client's subscriptions. `active` is Redis's CLIENT_PUBSUB: set by any subscribe,
 /// cleared when the last subscription goes.
@@ -278,7 +280,7 @@ fn obuf_limit_reached(c: &mut Client, (hard, soft, soft_secs): (u64, u64, u64), 
     if c.client_type() != ClientType::Pubsub || c.close_asap {
         return false;
     }
-    let used = c.out.len() as u64;
+    let used = (c.out.len() as u64).saturating_sub(PROTO_REPLY_CHUNK_BYTES);
     if hard > 0 && used >= hard {
         return true;
     }
@@ -493,7 +495,7 @@ mod tests {
         srv.config.hot.client_output_buffer_limit[OBUF_CLASS_PUBSUB] = (100, 0, 0);
         let sub = srv.add_client("127.0.0.1:1".into(), "127.0.0.1:6379".into());
         cmd(&mut srv, sub, &["SUBSCRIBE", "c"]);
-        run(&mut srv, &["PUBLISH", "c", "small"]);
+        run(&mut srv, &["PUBLISH", "c", &"x".repeat(16 * 1024)]);
         assert!(!srv.clients[&sub].close_asap);
         run(&mut srv, &["PUBLISH", "c", &"x".repeat(100)]);
         assert!(srv.clients[&sub].close_asap);

@@ -139,12 +139,14 @@ impl Client {
         self.reply_skip_next = false;
     }
 
-    /// CLIENT LIST's flags, in Redis's order (`catClientInfoString`).
-    fn flags(&self) -> String {
+    /// CLIENT LIST's flags, in Redis's order (`catClientInfoString`); `dirty_cas`: a
+    /// watched key changed (the server's watch registry knows).
+    fn flags(&self, dirty_cas: bool) -> String {
         let f: String = [
             (self.pubsub.active, 'P'),
             (self.multi.is_some(), 'x'),
             (self.postponed || self.blocked, 'b'),
+            (dirty_cas, 'd'),
             (self.close_after_reply, 'c'),
             (self.close_asap, 'A'),
             (self.no_evict, 'e'),
@@ -161,7 +163,7 @@ impl Client {
     }
 
     /// One line of CLIENT LIST / CLIENT INFO, fields as Redis 7.0 prints them.
-    pub fn info_line(&self, now_ms: u64) -> String {
+    pub fn info_line(&self, now_ms: u64, dirty_cas: bool) -> String {
         let name = self.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
         let idle = now_ms.saturating_sub(self.last_interaction_ms) / 1000;
@@ -177,7 +179,7 @@ impl Client {
             name,
             age,
             idle,
-            self.flags(),
+            self.flags(dirty_cas),
             self.db,
             self.pubsub.channels.len(),
             self.pubsub.patterns.len(),
@@ -293,7 +295,7 @@ mod tests {
         c.name = Some(Bytes::from_static(b"worker"));
         c.db = 3;
         c.last_cmd = "client|list";
-        let line = c.info_line(4_500);
+        let line = c.info_line(4_500, false);
         let keys: Vec<&str> = line.split(' ').map(|kv| kv.split('=').next().unwrap()).collect();
         assert_eq!(
             keys,
@@ -341,7 +343,7 @@ mod tests {
         c.close_asap = true;
         c.close_after_reply = true;
         c.postponed = true;
-        assert!(c.info_line(1_000).contains(" flags=bcAe "));
+        assert!(c.info_line(1_000, false).contains(" flags=bcAe "));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - `diff`: case files under `tests/cases/`, replayed against real redis and redsim,
 //!   reply bytes compared (see the format at the top of `diff.rs`).
 //! - `memory`: maxmemory and the eviction policies.
+//! - `pubsub`: pub/sub, keyspace events and WATCH over several connections, redis vs redsim.
 //! - `random_diff`: seeded random command streams, replies compared with real Redis.
 //! - `resp`: the RESP2/RESP3 reply reader those comparisons rest on.
 //! - `robustness`: junk input never takes the server down.
@@ -17,6 +18,7 @@
 mod blocking;
 mod diff;
 mod memory;
+mod pubsub;
 mod random_diff;
 mod resp;
 mod robustness;

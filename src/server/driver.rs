@@ -409,7 +409,18 @@ async fn wait_blocked<E: Env>(
         }
         crate::env::rt::select! {
             _ = env.clock().sleep_ms(wait_ms) => {}
-            _ = notify.notified() => {}
+            _ = notify.notified() => {
+                // A RESP3 client may be subscribed while blocked: its messages go out now.
+                if !take_pushed_output(shared, id, st) {
+                    return false;
+                }
+                if !st.out.is_empty() {
+                    if conn.write_all(&st.out).await.is_err() {
+                        return false;
+                    }
+                    st.out.clear();
+                }
+            }
             r = conn.read_buf(&mut st.qbuf) => match r {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => shared.lock().stats.net_input_bytes += n as u64,

@@ -295,11 +295,15 @@ impl<'a> Ctx<'a> {
         self.srv.dirty += n;
     }
 
-    /// Publishes a keyspace event on `key` of the client's db (Redis's `notifyKeyspaceEvent`);
-    /// `class` is a `server::notify::class` bit. Free when the class is not enabled.
+    /// `key` of the client's db changed by `event` (Redis's `signalModifiedKey` plus
+    /// `notifyKeyspaceEvent`): WATCHers of the key see the change, and the event is published
+    /// if its `class` (a `server::notify::class` bit) is enabled. A `keymiss` changes nothing.
     pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        let db = self.client.db;
+        if class != crate::server::notify::class::KEY_MISS {
+            self.srv.touch_watched_key(db, key);
+        }
         if self.srv.config.hot.notify_keyspace_events & class != 0 {
-            let db = self.client.db;
             self.srv.notify_keyspace_event(Some(self.client), class, event, key, db);
         }
     }
@@ -462,6 +466,7 @@ fn reject(ctx: &mut Ctx, cmd: &Command, text: &str) {
 pub(crate) fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     let handler = cmd.handler.expect("checked by process_command");
     let dirty_before = ctx.srv.dirty;
+    let signals_before = multi::signals(ctx.srv);
     ctx.srv.cmd_rewritten = false;
     let start_us = ctx.srv.sys.mono_us();
     ctx.client.tot_cmds += 1;
@@ -481,7 +486,7 @@ pub(crate) fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     if ctx.srv.dirty > dirty_before && !ctx.srv.cmd_rewritten && ctx.srv.propagate_enabled {
         ctx.propagate(argv.to_vec());
     }
-    if ctx.srv.dirty > dirty_before {
+    if ctx.srv.dirty > dirty_before && multi::signals(ctx.srv) == signals_before {
         multi::touch_written_keys(ctx, cmd, argv);
     }
 }

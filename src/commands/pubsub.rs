@@ -71,6 +71,16 @@ pub struct PubSub {
     pub shard_channels: BTreeMap<Bytes, Vec<u64>>,
 }
 
+impl PubSub {
+    fn map_mut(&mut self, kind: Kind) -> &mut BTreeMap<Bytes, Vec<u64>> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+}
+
 fn add_subscriber(map: &mut BTreeMap<Bytes, Vec<u64>>, name: &Bytes, id: u64) {
     map.entry(name.clone()).or_default().push(id);
 }
@@ -142,12 +152,7 @@ fn subscribe_one(srv: &mut Server, c: &mut Client, kind: Kind, name: &Bytes) -> 
         }
     };
     if added {
-        let map = match kind {
-            Kind::Channel => &mut srv.pubsub.channels,
-            Kind::Pattern => &mut srv.pubsub.patterns,
-            Kind::Shard => &mut srv.pubsub.shard_channels,
-        };
-        add_subscriber(map, name, c.id);
+        add_subscriber(srv.pubsub.map_mut(kind), name, c.id);
     }
     added
 }
@@ -165,12 +170,7 @@ fn unsubscribe_one(srv: &mut Server, c: &mut Client, kind: Kind, name: &[u8]) ->
         }
     };
     if removed {
-        let map = match kind {
-            Kind::Channel => &mut srv.pubsub.channels,
-            Kind::Pattern => &mut srv.pubsub.patterns,
-            Kind::Shard => &mut srv.pubsub.shard_channels,
-        };
-        remove_subscriber(map, name, c.id);
+        remove_subscriber(srv.pubsub.map_mut(kind), name, c.id);
     }
     removed
 }

@@ -445,6 +445,22 @@ mod tests {
     }
 
     #[test]
+    fn a_lazy_expiry_inside_exec_is_part_of_the_wrapped_transaction() {
+        let mut srv = propagating();
+        run(&mut srv, &["SET", "gone", "v", "PX", "1"]);
+        super::super::testing::advance(&mut srv, 5);
+        take_propagated(&mut srv);
+        run(&mut srv, &["MULTI"]);
+        run(&mut srv, &["GET", "gone"]);
+        run(&mut srv, &["SET", "w", "1"]);
+        run(&mut srv, &["EXEC"]);
+        assert_eq!(
+            take_propagated(&mut srv),
+            [words(&["MULTI"]), words(&["DEL", "gone"]), words(&["SET", "w", "1"]), words(&["EXEC"])]
+        );
+    }
+
+    #[test]
     fn blocking_pops_inside_exec_answer_at_once() {
         let mut srv = server();
         run(&mut srv, &["MULTI"]);

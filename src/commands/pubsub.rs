@@ -253,6 +253,8 @@ impl Server {
                 obuf_limit_reached(c, limits, now_ms)
             }
             _ => match self.clients.get_mut(&id) {
+                // CLIENT REPLY OFF silences messages too; they still count as received.
+                Some(c) if c.reply_off => false,
                 Some(c) => {
                     write(&mut c.out);
                     self.wakeups.push(id);
@@ -285,13 +287,10 @@ fn obuf_limit_reached(c: &mut Client, (hard, soft, soft_secs): (u64, u64, u64), 
         return true;
     }
     if soft > 0 && used >= soft {
-        if c.obuf_soft_limit_since_ms == 0 {
-            c.obuf_soft_limit_since_ms = now_ms.max(1);
-            return false;
-        }
-        return now_ms.saturating_sub(c.obuf_soft_limit_since_ms) > soft_secs * 1000;
+        let since = *c.obuf_soft_limit_since_ms.get_or_insert(now_ms);
+        return now_ms.saturating_sub(since) > soft_secs * 1000;
     }
-    c.obuf_soft_limit_since_ms = 0;
+    c.obuf_soft_limit_since_ms = None;
     false
 }
 
@@ -498,6 +497,22 @@ mod tests {
         run(&mut srv, &["PUBLISH", "c", &"x".repeat(16 * 1024)]);
         assert!(!srv.clients[&sub].close_asap);
         run(&mut srv, &["PUBLISH", "c", &"x".repeat(100)]);
+        assert!(srv.clients[&sub].close_asap);
+    }
+
+    #[test]
+    fn a_subscriber_over_the_soft_limit_for_longer_than_its_seconds_is_closed() {
+        let mut srv = server();
+        srv.config.hot.client_output_buffer_limit[OBUF_CLASS_PUBSUB] = (0, 100, 1);
+        let sub = srv.add_client("127.0.0.1:1".into(), "127.0.0.1:6379".into());
+        cmd(&mut srv, sub, &["SUBSCRIBE", "c"]);
+        let big = "x".repeat(16 * 1024 + 100);
+        run(&mut srv, &["PUBLISH", "c", &big]);
+        super::super::testing::advance(&mut srv, 1000);
+        run(&mut srv, &["PUBLISH", "c", "a"]);
+        assert!(!srv.clients[&sub].close_asap, "over the soft limit for only 1 s");
+        super::super::testing::advance(&mut srv, 1);
+        run(&mut srv, &["PUBLISH", "c", "b"]);
         assert!(srv.clients[&sub].close_asap);
     }
 }

@@ -46,8 +46,8 @@ pub struct Client {
     pub watched: Vec<(usize, Bytes)>,
     /// Subscribed channels, patterns (in subscription order) and shard channels.
     pub pubsub: crate::commands::pubsub::Subscriptions,
-    /// When the output buffer first went over the soft limit of its class (mono ms; 0: not over).
-    pub obuf_soft_limit_since_ms: u64,
+    /// Since when (mono ms) the output buffer has been over the soft limit of its class.
+    pub obuf_soft_limit_since_ms: Option<u64>,
 }
 
 /// Redis's client types (CLIENT LIST TYPE, CLIENT KILL TYPE, output buffer classes).
@@ -99,7 +99,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             pubsub: Default::default(),
-            obuf_soft_limit_since_ms: 0,
+            obuf_soft_limit_since_ms: None,
         }
     }
 

@@ -254,7 +254,7 @@ impl Server {
             }
             _ => match self.clients.get_mut(&id) {
                 // CLIENT REPLY OFF silences messages too; they still count as received.
-                Some(c) if c.reply_off => false,
+                Some(c) if c.reply_off || c.close_asap => false,
                 Some(c) => {
                     write(&mut c.out);
                     self.wakeups.push(id);

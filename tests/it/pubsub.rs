@@ -10,6 +10,11 @@ fn cmd(c: usize, text: String) -> Step {
     Cmd(c, Box::leak(text.into_boxed_str()))
 }
 
+/// `cmd`, its reply left out of the transcript.
+fn quiet(c: usize, text: String) -> Step {
+    Quiet(c, Box::leak(text.into_boxed_str()))
+}
+
 #[test]
 fn publish_reaches_idle_subscribers_of_channels_and_patterns() {
     same_on_both(
@@ -175,6 +180,19 @@ fn keyspace_events_reach_another_client_including_active_expiry() {
             Cmd(0, "PING"),
         ],
     );
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_disconnected_at_the_hard_limit() {
+    // 64 MB: more than loopback socket buffers hold (up to 32 MB here), so the server's
+    // buffer must grow while its writer waits on a full socket.
+    let big = "y".repeat(1024 * 1024);
+    let mut steps = vec![Cmd(1, "CONFIG SET client-output-buffer-limit pubsub 2mb 0 0"), Cmd(0, "SUBSCRIBE ch")];
+    for _ in 0..64 {
+        steps.push(quiet(1, format!("PUBLISH ch {big}")));
+    }
+    steps.extend([Sleep(SETTLE_MS), Cmd(1, "PUBSUB NUMSUB ch"), ClientFields(1, &["cmd"])]);
+    same_on_both("stuck subscriber", &steps);
 }
 
 #[test]

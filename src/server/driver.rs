@@ -443,7 +443,10 @@ async fn wait_blocked<E: Env>(
             _ = env.clock().sleep_ms(wait_ms) => {}
             _ = notify.notified() => {
                 // A RESP3 client may be subscribed while blocked: its messages go out now.
-                if !take_pushed_output(shared, id, st) || !matches!(write_pushed(shared, conn, notify, id, st).await, Ok(true)) {
+                if !take_pushed_output(shared, id, st) {
+                    return false;
+                }
+                if !matches!(write_pushed(shared, conn, notify, id, st).await, Ok(true)) {
                     return false;
                 }
             }

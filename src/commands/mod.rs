@@ -251,8 +251,12 @@ impl<'a> Ctx<'a> {
     /// `lookup_read` plus the reply buffer, for handlers that reply from the object.
     pub fn lookup_read_out(&mut self, key: &[u8]) -> (Option<&RObj>, &mut ReplyBuf) {
         let expired = self.expire_if_needed(key);
-        if expired || !self.srv.dbs[self.client.db].contains(key) {
-            self.notify(crate::server::notify::class::KEY_MISS, "keymiss", key);
+        let keymiss = crate::server::notify::class::KEY_MISS;
+        // Checked first: the extra lookup is paid only when someone listens for misses.
+        if self.srv.config.hot.notify_keyspace_events & keymiss != 0
+            && (expired || !self.srv.dbs[self.client.db].contains(key))
+        {
+            self.notify(keymiss, "keymiss", key);
         }
         if expired {
             self.srv.stats.keyspace_misses += 1;

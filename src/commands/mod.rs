@@ -436,9 +436,12 @@ fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
     }
     // EXEC is checked as if it were the commands it will run.
     let flags = cmd.meta.flags | if cmd.meta.name == "exec" { multi::exec_flags(ctx.client) } else { 0 };
+    // Queueing inside MULTI takes memory too: out of memory, only EXEC (unless what it runs is
+    // refused), DISCARD, QUIT and RESET go through.
+    let queues = ctx.client.multi.is_some() && !matches!(cmd.meta.name, "exec" | "discard" | "quit" | "reset");
     if ctx.srv.config.hot.maxmemory > 0 {
         let ok = ctx.srv.perform_evictions();
-        if !ok && flags & flag::DENYOOM != 0 {
+        if !ok && (flags & flag::DENYOOM != 0 || queues) {
             return Some("OOM command not allowed when used memory > 'maxmemory'.".into());
         }
     }

@@ -141,6 +141,26 @@ fn watch_fails_when_another_client_writes_the_key() {
 }
 
 #[test]
+fn exec_is_checked_for_memory_as_the_commands_it_runs() {
+    same_on_both(
+        "exec oom",
+        &[
+            Cmd(0, "MULTI"),
+            Cmd(0, "SET a b"),
+            Cmd(1, "CONFIG SET maxmemory 1"),
+            Cmd(0, "EXEC"),
+            Cmd(1, "CONFIG SET maxmemory 0"),
+            Cmd(0, "MULTI"),
+            Cmd(0, "GET a"),
+            Cmd(1, "CONFIG SET maxmemory 1"),
+            Cmd(0, "EXEC"),
+            Cmd(1, "CONFIG SET maxmemory 0"),
+            Cmd(1, "EXISTS a"),
+        ],
+    );
+}
+
+#[test]
 fn keyspace_events_reach_another_client_including_active_expiry() {
     same_on_both(
         "keyspace events",

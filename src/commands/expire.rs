@@ -159,6 +159,7 @@ fn exists_counted(ctx: &mut Ctx, key: &[u8]) -> bool {
         ctx.srv.stats.keyspace_hits += 1;
     } else {
         ctx.srv.stats.keyspace_misses += 1;
+        ctx.notify(class::KEY_MISS, "keymiss", key);
     }
     found
 }

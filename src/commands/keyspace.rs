@@ -85,11 +85,19 @@ fn live_for_write(ctx: &mut Ctx, db: usize, key: &[u8]) -> bool {
 
 /// `lookupKeyReadWithFlags(LOOKUP_NOTOUCH)`: expires and counts hits/misses, LRU untouched.
 fn lookup_notouch<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c RObj> {
+    lookup_notouch_notify(ctx, key, true)
+}
+
+/// `lookup_notouch`; without `notify_miss` (LOOKUP_NONOTIFY, as OBJECT) a miss is no event.
+fn lookup_notouch_notify<'c>(ctx: &'c mut Ctx, key: &[u8], notify_miss: bool) -> Option<&'c RObj> {
     let found = ctx.exists(key);
     if found {
         ctx.srv.stats.keyspace_hits += 1;
     } else {
         ctx.srv.stats.keyspace_misses += 1;
+        if notify_miss {
+            ctx.notify(class::KEY_MISS, "keymiss", key);
+        }
     }
     let db = ctx.db_index();
     if found {

@@ -709,7 +709,11 @@ fn blmove_generic(ctx: &mut Ctx, a: &[Bytes], timeout: &[u8], from: Side, to: Si
 /// MULTI or a script).
 pub(crate) fn block(ctx: &mut Ctx, keys: &[Bytes], deadline_ms: u64, op: BlockedOp) {
     if ctx.client.deny_blocking() {
-        ctx.out().null_array();
+        // BLMOVE/BRPOPLPUSH answer a null bulk here, though a timeout is a null array.
+        match op {
+            BlockedOp::Move { .. } => ctx.out().null(),
+            _ => ctx.out().null_array(),
+        }
         return;
     }
     ctx.srv.block_client(ctx.client, keys, deadline_ms, op);

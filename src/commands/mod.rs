@@ -258,8 +258,12 @@ impl<'a> Ctx<'a> {
     /// `lookup_read` plus the reply buffer, for handlers that reply from the object.
     pub fn lookup_read_out(&mut self, key: &[u8]) -> (Option<&RObj>, &mut ReplyBuf) {
         let expired = self.expire_if_needed(key);
-        if expired || !self.srv.dbs[self.client.db].contains(key) {
-            self.notify(crate::server::notify::class::KEY_MISS, "keymiss", key);
+        let keymiss = crate::server::notify::class::KEY_MISS;
+        // Checked first: the extra lookup is paid only when someone listens for misses.
+        if self.srv.config.hot.notify_keyspace_events & keymiss != 0
+            && (expired || !self.srv.dbs[self.client.db].contains(key))
+        {
+            self.notify(keymiss, "keymiss", key);
         }
         if expired {
             self.srv.stats.keyspace_misses += 1;
@@ -302,11 +306,15 @@ impl<'a> Ctx<'a> {
         self.srv.dirty += n;
     }
 
-    /// Publishes a keyspace event on `key` of the client's db (Redis's `notifyKeyspaceEvent`);
-    /// `class` is a `server::notify::class` bit. Free when the class is not enabled.
+    /// `key` of the client's db changed by `event` (Redis's `signalModifiedKey` plus
+    /// `notifyKeyspaceEvent`): WATCHers of the key see the change, and the event is published
+    /// if its `class` (a `server::notify::class` bit) is enabled. A `keymiss` changes nothing.
     pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        let db = self.client.db;
+        if class != crate::server::notify::class::KEY_MISS {
+            self.srv.touch_watched_key(db, key);
+        }
         if self.srv.config.hot.notify_keyspace_events & class != 0 {
-            let db = self.client.db;
             self.srv.notify_keyspace_event(Some(self.client), class, event, key, db);
         }
     }
@@ -395,6 +403,7 @@ pub fn process_command(ctx: &mut Ctx, argv: Vec<Bytes>) {
     } else {
         top
     };
+    ctx.client.last_cmd = cmd.meta.name;
     let arity = cmd.meta.arity;
     let argc = argv.len() as i32;
     if (arity > 0 && arity != argc) || argc < -arity || cmd.handler.is_none() {
@@ -438,9 +447,12 @@ fn check_gates(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
     }
     // EXEC is checked as if it were the commands it will run.
     let flags = cmd.meta.flags | if cmd.meta.name == "exec" { multi::exec_flags(ctx.client) } else { 0 };
+    // Queueing inside MULTI takes memory too: out of memory, only EXEC (unless what it runs is
+    // refused), DISCARD, QUIT and RESET go through.
+    let queues = ctx.client.multi.is_some() && !matches!(cmd.meta.name, "exec" | "discard" | "quit" | "reset");
     if ctx.srv.config.hot.maxmemory > 0 {
         let ok = ctx.srv.perform_evictions();
-        if !ok && flags & flag::DENYOOM != 0 {
+        if !ok && (flags & flag::DENYOOM != 0 || queues) {
             return Some("OOM command not allowed when used memory > 'maxmemory'.".into());
         }
     }
@@ -493,6 +505,13 @@ fn replication_gate(ctx: &Ctx, flags: u64) -> Option<String> {
 fn reject(ctx: &mut Ctx, cmd: &Command, text: &str) {
     multi::flag_transaction(ctx.client);
     ctx.srv.cmd_stats[cmd.index].rejected_calls += 1;
+    if cmd.meta.name == "exec" {
+        // Redis's `execCommandAbort`: the reason loses its ERR code.
+        ctx.srv.discard_transaction(ctx.client);
+        let reason = text.strip_prefix("ERR ").unwrap_or(text);
+        ctx.error(&format!("EXECABORT Transaction discarded because of: {reason}"));
+        return;
+    }
     ctx.error(text);
 }
 
@@ -500,9 +519,9 @@ fn reject(ctx: &mut Ctx, cmd: &Command, text: &str) {
 pub(crate) fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     let handler = cmd.handler.expect("checked by process_command");
     let dirty_before = ctx.srv.dirty;
+    let signals_before = multi::signals(ctx.srv);
     ctx.srv.cmd_rewritten = false;
     let start_us = ctx.srv.sys.mono_us();
-    ctx.client.last_cmd = cmd.meta.name;
     ctx.client.tot_cmds += 1;
     let result = handler(ctx, argv);
     if let Err(e) = result {
@@ -520,7 +539,7 @@ pub(crate) fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     if ctx.srv.dirty > dirty_before && !ctx.srv.cmd_rewritten && ctx.srv.propagate_enabled {
         ctx.propagate(argv.to_vec());
     }
-    if ctx.srv.dirty > dirty_before {
+    if ctx.srv.dirty > dirty_before && multi::signals(ctx.srv) == signals_before {
         multi::touch_written_keys(ctx, cmd, argv);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
-use super::meta::{flag, key_flag};
+use super::meta::key_flag;
 use super::{CmdError, CmdResult, Command, Ctx, Handler};
 use crate::engine::db::Db;
 use crate::server::{Client, Propagated, Server};
@@ -60,6 +60,8 @@ struct Watcher {
 pub struct Watches {
     by_key: BTreeMap<(usize, Bytes), Vec<Watcher>>,
     dirty: BTreeSet<u64>,
+    /// Keys signalled modified so far (Redis's `signalModifiedKey` calls), watched or not.
+    signals: u64,
 }
 
 impl Watches {
@@ -153,6 +155,7 @@ impl Watches {
 impl Server {
     /// A key was written or deleted in `db`: its watchers' transactions fail.
     pub fn touch_watched_key(&mut self, db: usize, key: &[u8]) {
+        self.watches.signals += 1;
         if self.watches.is_empty() {
             return;
         }
@@ -162,6 +165,7 @@ impl Server {
 
     /// Before FLUSHDB/FLUSHALL empties `db` (`other` is None) or SWAPDB swaps it with `other`.
     pub fn touch_all_watched_keys_in_db(&mut self, db: usize, other: Option<usize>) {
+        self.watches.signals += 1;
         if self.watches.is_empty() {
             return;
         }
@@ -264,17 +268,16 @@ fn exec(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
         ctx.out().null_array();
         return Ok(());
     }
-    let queued = std::mem::take(&mut ctx.client.multi.as_mut().expect("checked above").cmds);
+    // A copy (argv are shared bytes): CLIENT LIST inside EXEC still shows `multi=<count>`.
+    let queued = ctx.client.multi.as_ref().expect("checked above").cmds.clone();
     ctx.srv.watches.unwatch_all(ctx.client);
     let first_propagated = ctx.srv.propagated.len();
-    let last_cmd = ctx.client.last_cmd;
     ctx.out().array(queued.len());
     let table = ctx.srv.table;
     for q in queued {
         super::call(ctx, &table.cmds[q.cmd], &q.argv);
         debug_assert!(!ctx.srv.blocking.is_blocked(ctx.client.id), "EXEC denies blocking");
     }
-    ctx.client.last_cmd = last_cmd;
     ctx.client.multi = None;
     wrap_in_multi_exec(&mut ctx.srv.propagated, first_propagated);
     // EXEC itself is never propagated: its commands were.
@@ -304,9 +307,16 @@ pub fn written_keys(cmd: &Command, argv: &[Bytes]) -> Vec<Bytes> {
         .collect()
 }
 
-/// Called by `call` after a command that changed the dataset: its write keys are touched.
+/// How many keys were signalled modified so far; `call` compares it around a command.
+pub fn signals(srv: &Server) -> u64 {
+    srv.watches.signals
+}
+
+/// Called by `call` after a command that changed the dataset without signalling any key
+/// itself (every write site signals through `Ctx::notify`; this is the safety net): its
+/// write keys, by its key specs, are touched. It may touch more than changed, never less.
 pub fn touch_written_keys(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
-    if ctx.srv.watches.is_empty() || !cmd.has(flag::WRITE) {
+    if ctx.srv.watches.is_empty() {
         return;
     }
     let db = ctx.client.db;
@@ -370,6 +380,22 @@ mod tests {
     }
 
     #[test]
+    fn only_keys_a_command_changed_are_touched() {
+        let mut srv = server();
+        run(&mut srv, &["SET", "exists", "1"]);
+        run(&mut srv, &["WATCH", "missing"]);
+        run(&mut srv, &["DEL", "missing", "exists"]);
+        run(&mut srv, &["MULTI"]);
+        assert_eq!(run(&mut srv, &["EXEC"]), b"*0\r\n");
+        // PFCOUNT refreshes a cache without an event: the key-spec safety net touches it.
+        run(&mut srv, &["PFADD", "h", "a"]);
+        run(&mut srv, &["WATCH", "h"]);
+        run(&mut srv, &["PFCOUNT", "h"]);
+        run(&mut srv, &["MULTI"]);
+        assert_eq!(run(&mut srv, &["EXEC"]), b"*-1\r\n");
+    }
+
+    #[test]
     fn flushall_touches_only_watched_keys_that_exist() {
         let mut srv = server();
         run(&mut srv, &["WATCH", "missing"]);
@@ -415,6 +441,22 @@ mod tests {
                 words(&["SET", "c", "2"]),
                 words(&["EXEC"])
             ]
+        );
+    }
+
+    #[test]
+    fn a_lazy_expiry_inside_exec_is_part_of_the_wrapped_transaction() {
+        let mut srv = propagating();
+        run(&mut srv, &["SET", "gone", "v", "PX", "1"]);
+        super::super::testing::advance(&mut srv, 5);
+        take_propagated(&mut srv);
+        run(&mut srv, &["MULTI"]);
+        run(&mut srv, &["GET", "gone"]);
+        run(&mut srv, &["SET", "w", "1"]);
+        run(&mut srv, &["EXEC"]);
+        assert_eq!(
+            take_propagated(&mut srv),
+            [words(&["MULTI"]), words(&["DEL", "gone"]), words(&["SET", "w", "1"]), words(&["EXEC"])]
         );
     }
 

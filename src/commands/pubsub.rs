@@ -37,6 +37,8 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 
 /// Index of the pubsub class in `client-output-buffer-limit` (normal, replica, pubsub).
 const OBUF_CLASS_PUBSUB: usize = 2;
+/// Redis's static reply buffer (`PROTO_REPLY_CHUNK_BYTES`), which its limits do not count.
+const PROTO_REPLY_CHUNK_BYTES: u64 = 16 * 1024;
 
 /// A client's subscriptions. `active` is Redis's CLIENT_PUBSUB: set by any subscribe,
 /// cleared when the last subscription goes.
@@ -67,6 +69,16 @@ pub struct PubSub {
     pub channels: BTreeMap<Bytes, Vec<u64>>,
     pub patterns: BTreeMap<Bytes, Vec<u64>>,
     pub shard_channels: BTreeMap<Bytes, Vec<u64>>,
+}
+
+impl PubSub {
+    fn map_mut(&mut self, kind: Kind) -> &mut BTreeMap<Bytes, Vec<u64>> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
 }
 
 fn add_subscriber(map: &mut BTreeMap<Bytes, Vec<u64>>, name: &Bytes, id: u64) {
@@ -140,12 +152,7 @@ fn subscribe_one(srv: &mut Server, c: &mut Client, kind: Kind, name: &Bytes) -> 
         }
     };
     if added {
-        let map = match kind {
-            Kind::Channel => &mut srv.pubsub.channels,
-            Kind::Pattern => &mut srv.pubsub.patterns,
-            Kind::Shard => &mut srv.pubsub.shard_channels,
-        };
-        add_subscriber(map, name, c.id);
+        add_subscriber(srv.pubsub.map_mut(kind), name, c.id);
     }
     added
 }
@@ -163,12 +170,7 @@ fn unsubscribe_one(srv: &mut Server, c: &mut Client, kind: Kind, name: &[u8]) ->
         }
     };
     if removed {
-        let map = match kind {
-            Kind::Channel => &mut srv.pubsub.channels,
-            Kind::Pattern => &mut srv.pubsub.patterns,
-            Kind::Shard => &mut srv.pubsub.shard_channels,
-        };
-        remove_subscriber(map, name, c.id);
+        remove_subscriber(srv.pubsub.map_mut(kind), name, c.id);
     }
     removed
 }
@@ -251,6 +253,8 @@ impl Server {
                 obuf_limit_reached(c, limits, now_ms)
             }
             _ => match self.clients.get_mut(&id) {
+                // CLIENT REPLY OFF silences messages too; they still count as received.
+                Some(c) if c.reply_off || c.close_asap => false,
                 Some(c) => {
                     write(&mut c.out);
                     self.wakeups.push(id);
@@ -278,18 +282,15 @@ fn obuf_limit_reached(c: &mut Client, (hard, soft, soft_secs): (u64, u64, u64), 
     if c.client_type() != ClientType::Pubsub || c.close_asap {
         return false;
     }
-    let used = c.out.len() as u64;
+    let used = (c.out.len() as u64).saturating_sub(PROTO_REPLY_CHUNK_BYTES);
     if hard > 0 && used >= hard {
         return true;
     }
     if soft > 0 && used >= soft {
-        if c.obuf_soft_limit_since_ms == 0 {
-            c.obuf_soft_limit_since_ms = now_ms.max(1);
-            return false;
-        }
-        return now_ms.saturating_sub(c.obuf_soft_limit_since_ms) > soft_secs * 1000;
+        let since = *c.obuf_soft_limit_since_ms.get_or_insert(now_ms);
+        return now_ms.saturating_sub(since) > soft_secs * 1000;
     }
-    c.obuf_soft_limit_since_ms = 0;
+    c.obuf_soft_limit_since_ms = None;
     false
 }
 
@@ -360,6 +361,9 @@ fn spublish_cmd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 }
 
 fn reply_matching_names(ctx: &mut Ctx, a: &[Bytes], shard: bool) -> CmdResult {
+    if a.len() > 3 {
+        return Err(super::server_cmds::subcommand_syntax_error(a));
+    }
     let pattern = a.get(2).map(|p| &p[..]);
     let map = if shard { &ctx.srv.pubsub.shard_channels } else { &ctx.srv.pubsub.channels };
     let names: Vec<Bytes> =
@@ -375,7 +379,8 @@ fn reply_matching_names(ctx: &mut Ctx, a: &[Bytes], shard: bool) -> CmdResult {
 fn reply_numsub(ctx: &mut Ctx, a: &[Bytes], shard: bool) -> CmdResult {
     let map = if shard { &ctx.srv.pubsub.shard_channels } else { &ctx.srv.pubsub.channels };
     let out = &mut ctx.client.out;
-    out.map(a.len() - 2);
+    // A flat array even in RESP3, as Redis 7.0 replies.
+    out.array(2 * (a.len() - 2));
     for ch in &a[2..] {
         out.bulk(ch);
         out.int(map.get(ch).map_or(0, Vec::len) as i64);
@@ -489,9 +494,25 @@ mod tests {
         srv.config.hot.client_output_buffer_limit[OBUF_CLASS_PUBSUB] = (100, 0, 0);
         let sub = srv.add_client("127.0.0.1:1".into(), "127.0.0.1:6379".into());
         cmd(&mut srv, sub, &["SUBSCRIBE", "c"]);
-        run(&mut srv, &["PUBLISH", "c", "small"]);
+        run(&mut srv, &["PUBLISH", "c", &"x".repeat(16 * 1024)]);
         assert!(!srv.clients[&sub].close_asap);
         run(&mut srv, &["PUBLISH", "c", &"x".repeat(100)]);
+        assert!(srv.clients[&sub].close_asap);
+    }
+
+    #[test]
+    fn a_subscriber_over_the_soft_limit_for_longer_than_its_seconds_is_closed() {
+        let mut srv = server();
+        srv.config.hot.client_output_buffer_limit[OBUF_CLASS_PUBSUB] = (0, 100, 1);
+        let sub = srv.add_client("127.0.0.1:1".into(), "127.0.0.1:6379".into());
+        cmd(&mut srv, sub, &["SUBSCRIBE", "c"]);
+        let big = "x".repeat(16 * 1024 + 100);
+        run(&mut srv, &["PUBLISH", "c", &big]);
+        super::super::testing::advance(&mut srv, 1000);
+        run(&mut srv, &["PUBLISH", "c", "a"]);
+        assert!(!srv.clients[&sub].close_asap, "over the soft limit for only 1 s");
+        super::super::testing::advance(&mut srv, 1);
+        run(&mut srv, &["PUBLISH", "c", "b"]);
         assert!(srv.clients[&sub].close_asap);
     }
 }

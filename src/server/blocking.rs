@@ -216,6 +216,11 @@ impl Server {
                     ctx.srv.count_failed_call(ctx.client.last_cmd);
                 }
             }
+            // The pop wrote `key` (and a move its destination): watchers see a change.
+            self.touch_watched_key(db, key);
+            if let BlockedOp::Move { dst, .. } = &state.op {
+                self.touch_watched_key(db, dst);
+            }
             if client.reply_off {
                 client.out.buf.truncate(reply_start);
             }

@@ -52,8 +52,8 @@ pub struct Client {
     pub watched: Vec<(usize, Bytes)>,
     /// Subscribed channels, patterns (in subscription order) and shard channels.
     pub pubsub: crate::commands::pubsub::Subscriptions,
-    /// When the output buffer first went over the soft limit of its class (mono ms; 0: not over).
-    pub obuf_soft_limit_since_ms: u64,
+    /// Since when (mono ms) the output buffer has been over the soft limit of its class.
+    pub obuf_soft_limit_since_ms: Option<u64>,
 }
 
 /// A connection's part in replication (Redis's CLIENT_SLAVE / CLIENT_MASTER flags).
@@ -127,7 +127,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             pubsub: Default::default(),
-            obuf_soft_limit_since_ms: 0,
+            obuf_soft_limit_since_ms: None,
         }
     }
 
@@ -171,14 +171,16 @@ impl Client {
         self.reply_skip_next = false;
     }
 
-    /// CLIENT LIST's flags, in Redis's order (`catClientInfoString`).
-    fn flags(&self) -> String {
+    /// CLIENT LIST's flags, in Redis's order (`catClientInfoString`); `dirty_cas`: a
+    /// watched key changed (the server's watch registry knows).
+    fn flags(&self, dirty_cas: bool) -> String {
         let f: String = [
             (self.repl_role == ReplRole::Replica, 'S'),
             (self.repl_role == ReplRole::Master, 'M'),
             (self.pubsub.active, 'P'),
             (self.multi.is_some(), 'x'),
             (self.postponed || self.blocked, 'b'),
+            (dirty_cas, 'd'),
             (self.close_after_reply, 'c'),
             (self.close_asap, 'A'),
             (self.no_evict, 'e'),
@@ -195,7 +197,7 @@ impl Client {
     }
 
     /// One line of CLIENT LIST / CLIENT INFO, fields as Redis 7.0 prints them.
-    pub fn info_line(&self, now_ms: u64) -> String {
+    pub fn info_line(&self, now_ms: u64, dirty_cas: bool) -> String {
         let name = self.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
         let idle = now_ms.saturating_sub(self.last_interaction_ms) / 1000;
@@ -211,7 +213,7 @@ impl Client {
             name,
             age,
             idle,
-            self.flags(),
+            self.flags(dirty_cas),
             self.db,
             self.pubsub.channels.len(),
             self.pubsub.patterns.len(),
@@ -327,7 +329,7 @@ mod tests {
         c.name = Some(Bytes::from_static(b"worker"));
         c.db = 3;
         c.last_cmd = "client|list";
-        let line = c.info_line(4_500);
+        let line = c.info_line(4_500, false);
         let keys: Vec<&str> = line.split(' ').map(|kv| kv.split('=').next().unwrap()).collect();
         assert_eq!(
             keys,
@@ -375,7 +377,7 @@ mod tests {
         c.close_asap = true;
         c.close_after_reply = true;
         c.postponed = true;
-        assert!(c.info_line(1_000).contains(" flags=bcAe "));
+        assert!(c.info_line(1_000, false).contains(" flags=bcAe "));
     }
 
     #[test]

@@ -423,13 +423,8 @@ async fn client_loop<E: Env>(
             n = crate::env::rt::select! {
                 r = conn.read_buf(&mut st.qbuf) => r?,
                 _ = notify.notified() => {
-                    if !take_pushed_output(shared, id, st) {
+                    if !take_pushed_output(shared, id, st) || !write_pushed(shared, conn, notify, id, st).await? {
                         return Ok(());
-                    }
-                    if !st.out.is_empty() {
-                        conn.write_all(&st.out).await?;
-                        conn.flush().await?;
-                        st.out.clear();
                     }
                     continue;
                 }
@@ -475,6 +470,43 @@ fn take_pushed_output(shared: &Shared, id: u64, st: &mut ConnState) -> bool {
     true
 }
 
+/// Writes what `take_pushed_output` took, unless the client is killed meanwhile: a
+/// subscriber that stopped reading is closed at its output limit, not waited on forever.
+/// Ok(false) when it must close.
+async fn write_pushed<C: AsyncWriteExt + Unpin>(
+    shared: &Shared,
+    conn: &mut C,
+    notify: &Notify,
+    id: u64,
+    st: &mut ConnState,
+) -> io::Result<bool> {
+    if st.out.is_empty() {
+        return Ok(true);
+    }
+    let killed = async {
+        loop {
+            notify.notified().await;
+            if shared.lock().clients.get(&id).is_none_or(|c| c.close_asap) {
+                return;
+            }
+        }
+    };
+    let written = crate::env::rt::select! {
+        r = async {
+            conn.write_all(&st.out).await?;
+            conn.flush().await
+        } => {
+            r?;
+            true
+        }
+        _ = killed => false,
+    };
+    st.out.clear();
+    // Wakeups taken while writing may have brought more messages: look again.
+    notify.notify_one();
+    Ok(written)
+}
+
 /// Waits until the blocked client is served, times out or is unblocked. Input keeps
 /// arriving into the query buffer (unprocessed, as Redis does) so that a client that hangs
 /// up while blocked is noticed and stops waiting on its keys. Returns false to close.
@@ -514,7 +546,15 @@ async fn wait_blocked<E: Env>(
         }
         crate::env::rt::select! {
             _ = env.clock().sleep_ms(wait_ms) => {}
-            _ = notify.notified() => {}
+            _ = notify.notified() => {
+                // A RESP3 client may be subscribed while blocked: its messages go out now.
+                if !take_pushed_output(shared, id, st) {
+                    return false;
+                }
+                if !matches!(write_pushed(shared, conn, notify, id, st).await, Ok(true)) {
+                    return false;
+                }
+            }
             r = conn.read_buf(&mut st.qbuf) => match r {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => shared.lock().stats.net_input_bytes += n as u64,

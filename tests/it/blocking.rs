@@ -2,6 +2,7 @@
 //! each scenario here is a script of steps over numbered connections, run against real
 //! redis and redsim, and the transcripts of replies must be identical. Timeouts are
 //! 100-500 ms; sleeps give a blocked command time to reach the server before the push.
+//! `pubsub.rs` runs its scenarios on the same machinery (`Step`, `same_on_both`).
 
 use std::thread;
 use std::time::Duration;
@@ -10,10 +11,10 @@ use crate::resp::{escape, Conn, Reply};
 use crate::support::{Flavor, Server};
 
 /// Time for a sent command to reach the server and block there.
-const SETTLE_MS: u64 = 60;
+pub const SETTLE_MS: u64 = 60;
 
 #[derive(Clone, Copy)]
-enum Step {
+pub enum Step {
     /// Send a command and read its reply.
     Cmd(usize, &'static str),
     /// Send a command and read its reply, leaving it out of the transcript (HELLO: ids differ).
@@ -27,15 +28,25 @@ enum Step {
     Close(usize),
     /// `CLIENT ID` on a connection, remembered for `$ID` in later commands.
     RememberId(usize),
-    /// The `blocked_clients:` and `clients_in_timeout_table:` lines of INFO clients.
-    BlockedClients(usize),
-    /// Each client's `flags=` and `cmd=` in CLIENT LIST (ids, addresses and ages differ).
-    ClientFlags(usize),
     /// A command's calls and failed_calls in INFO commandstats (usec differ).
     CmdStats(usize, &'static str),
+    /// These `name=value` fields of each client in CLIENT LIST, clients sorted.
+    ClientFields(usize, &'static [&'static str]),
+    /// The INFO lines of a section that start with one of these prefixes.
+    InfoFields(usize, &'static str, &'static [&'static str]),
 }
 
 use Step::*;
+
+/// The `blocked_clients:` and `clients_in_timeout_table:` lines of INFO clients.
+pub fn blocked_clients(c: usize) -> Step {
+    InfoFields(c, "clients", &["blocked_clients:", "clients_in_timeout_table:"])
+}
+
+/// Each client's `flags=` and `cmd=` in CLIENT LIST (ids, addresses and ages differ).
+pub fn client_flags(c: usize) -> Step {
+    ClientFields(c, &["flags", "cmd"])
+}
 
 fn encode(cmd: &str, id: Option<i64>) -> Vec<u8> {
     let parts: Vec<String> =
@@ -91,38 +102,23 @@ fn transcript(flavor: Flavor, steps: &[Step]) -> Vec<String> {
                 }
                 continue;
             }
-            BlockedClients(c) => {
-                let conn = conns[c].as_mut().expect("open");
-                conn.send(&encode("INFO clients", None));
-                let reply = match conn.read_reply() {
-                    Reply::Frame(f) => String::from_utf8_lossy(&f).into_owned(),
-                    other => other.describe(),
-                };
-                let fields: Vec<&str> = reply
-                    .lines()
-                    .filter(|l| l.starts_with("blocked_clients:") || l.starts_with("clients_in_timeout_table:"))
-                    .collect();
-                format!("{c} {}", fields.join(" "))
-            }
-            ClientFlags(c) => {
-                let conn = conns[c].as_mut().expect("open");
-                conn.send(&encode("CLIENT LIST", None));
-                let reply = match conn.read_reply() {
-                    Reply::Frame(f) => String::from_utf8_lossy(&f).into_owned(),
-                    other => other.describe(),
-                };
+            ClientFields(c, names) => {
+                let reply = text_reply(conns[c].as_mut().expect("open"), "CLIENT LIST");
                 let mut clients: Vec<String> = reply
                     .lines()
                     .filter(|l| l.contains("flags="))
                     .map(|l| {
-                        l.split(' ')
-                            .filter(|f| f.starts_with("flags=") || f.starts_with("cmd="))
-                            .collect::<Vec<_>>()
-                            .join(" ")
+                        let keep = |f: &&str| names.iter().any(|n| f.split('=').next() == Some(*n));
+                        l.split(' ').filter(keep).collect::<Vec<_>>().join(" ")
                     })
                     .collect();
                 clients.sort();
                 format!("{c} {}", clients.join(" | "))
+            }
+            InfoFields(c, section, prefixes) => {
+                let reply = text_reply(conns[c].as_mut().expect("open"), &format!("INFO {section}"));
+                let kept: Vec<&str> = reply.lines().filter(|l| prefixes.iter().any(|p| l.starts_with(p))).collect();
+                format!("{c} {}", kept.join(" "))
             }
             CmdStats(c, name) => {
                 let conn = conns[c].as_mut().expect("open");
@@ -143,7 +139,17 @@ fn transcript(flavor: Flavor, steps: &[Step]) -> Vec<String> {
     out
 }
 
-fn same_on_both(name: &str, steps: &[Step]) {
+/// Sends `cmd` and returns its reply as text (a bulk's payload, or the reply described).
+fn text_reply(conn: &mut Conn, cmd: &str) -> String {
+    conn.send(&encode(cmd, None));
+    match conn.read_reply() {
+        Reply::Frame(f) => String::from_utf8_lossy(&f).into_owned(),
+        other => other.describe(),
+    }
+}
+
+/// Runs `steps` on real redis and on redsim; the transcripts must be identical.
+pub fn same_on_both(name: &str, steps: &[Step]) {
     let redis = transcript(Flavor::Redis, steps);
     let redsim = transcript(Flavor::Redsim, steps);
     if redis != redsim {
@@ -164,14 +170,14 @@ fn blpop_is_served_by_a_push_from_another_client() {
         &[
             Send(0, "BLPOP k 0"),
             Sleep(SETTLE_MS),
-            BlockedClients(1),
+            blocked_clients(1),
             Cmd(1, "RPUSH k a b"),
             Read(0),
             Cmd(1, "LRANGE k 0 -1"),
-            BlockedClients(1),
+            blocked_clients(1),
             Send(0, "BRPOP k 5"),
             Sleep(SETTLE_MS),
-            BlockedClients(1),
+            blocked_clients(1),
             Cmd(1, "LPUSH k x y"),
             Read(0),
             Cmd(1, "LRANGE k 0 -1"),
@@ -215,7 +221,7 @@ fn timeouts_reply_with_a_null_array_in_resp2_and_resp3() {
             Cmd(1, "BRPOP k 0.1"),
             Cmd(1, "BLMOVE k d LEFT RIGHT 0.1"),
             Cmd(1, "BLMPOP 0.1 1 k RIGHT"),
-            BlockedClients(2),
+            blocked_clients(2),
         ],
     );
 }
@@ -296,7 +302,7 @@ fn client_unblock_answers_as_timeout_or_error() {
             Cmd(1, "CLIENT UNBLOCK $ID ERROR"),
             Read(0),
             Cmd(1, "CLIENT UNBLOCK $ID ERROR"),
-            BlockedClients(1),
+            blocked_clients(1),
             CmdStats(1, "blpop"),
             CmdStats(1, "brpop"),
             CmdStats(1, "blmove"),
@@ -336,7 +342,7 @@ fn a_client_that_hangs_up_while_blocked_stops_waiting() {
             Sleep(SETTLE_MS),
             Close(0),
             Sleep(SETTLE_MS),
-            BlockedClients(1),
+            blocked_clients(1),
             Cmd(1, "RPUSH k v"),
             Cmd(1, "LRANGE k 0 -1"),
         ],
@@ -390,10 +396,10 @@ fn a_killed_blocked_client_stops_waiting() {
             RememberId(0),
             Send(0, "BLPOP k 0"),
             Sleep(SETTLE_MS),
-            ClientFlags(1),
+            client_flags(1),
             Cmd(1, "CLIENT KILL ID $ID"),
             Sleep(SETTLE_MS),
-            BlockedClients(1),
+            blocked_clients(1),
             Cmd(1, "RPUSH k v"),
             Cmd(1, "LLEN k"),
         ],
@@ -425,7 +431,7 @@ fn bzpopmin_and_bzpopmax_are_served_by_zadd_from_another_client() {
         &[
             Send(0, "BZPOPMIN z 0"),
             Sleep(SETTLE_MS),
-            BlockedClients(1),
+            blocked_clients(1),
             Cmd(1, "ZADD z 2 b 1 a 3 c"),
             Read(0),
             Cmd(1, "ZRANGE z 0 -1 WITHSCORES"),
@@ -439,7 +445,7 @@ fn bzpopmin_and_bzpopmax_are_served_by_zadd_from_another_client() {
             Cmd(1, "ZUNIONSTORE u 2 z nokey"),
             Read(0),
             Cmd(1, "ZRANGE u 0 -1"),
-            BlockedClients(1),
+            blocked_clients(1),
         ],
     );
 }
@@ -510,7 +516,7 @@ fn zset_timeouts_reply_with_a_null_array_in_resp2_and_resp3() {
             Quiet(1, "HELLO 3"),
             Cmd(1, "BZPOPMIN k 0.1"),
             Cmd(1, "BZMPOP 0.1 1 k MAX"),
-            BlockedClients(2),
+            blocked_clients(2),
         ],
     );
 }
@@ -560,7 +566,7 @@ fn zsets_made_by_stores_rename_copy_move_and_swapdb_wake_waiters() {
             Cmd(1, "ZADD sw 9 s"),
             Cmd(1, "SWAPDB 0 1"),
             Read(0),
-            BlockedClients(1),
+            blocked_clients(1),
         ],
     );
 }
@@ -573,7 +579,7 @@ fn blocked_zset_pops_show_in_client_list_stats_and_client_unblock() {
             RememberId(0),
             Send(0, "BZPOPMIN k 0"),
             Sleep(SETTLE_MS),
-            ClientFlags(1),
+            client_flags(1),
             Cmd(1, "CLIENT UNBLOCK $ID"),
             Read(0),
             Send(0, "BZMPOP 0 1 k MAX"),
@@ -588,7 +594,7 @@ fn blocked_zset_pops_show_in_client_list_stats_and_client_unblock() {
             CmdStats(1, "bzpopmax"),
             CmdStats(1, "bzmpop"),
             CmdStats(1, "zadd"),
-            BlockedClients(1),
+            blocked_clients(1),
         ],
     );
 }
@@ -604,7 +610,7 @@ fn sort_store_serves_a_waiter_on_its_destination() {
             Cmd(1, "SORT src STORE dst"),
             Read(0),
             Cmd(1, "LRANGE dst 0 -1"),
-            BlockedClients(1),
+            blocked_clients(1),
         ],
     );
 }

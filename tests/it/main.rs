@@ -6,6 +6,7 @@
 //!   reply bytes compared (see the format at the top of `diff.rs`).
 //! - `memory`: maxmemory and the eviction policies.
 //! - `rdb_interop`: RDB files and DUMP payloads exchanged with real Redis, both ways.
+//! - `pubsub`: pub/sub, keyspace events and WATCH over several connections, redis vs redsim.
 //! - `random_diff`: seeded random command streams, replies compared with real Redis.
 //! - `resp`: the RESP2/RESP3 reply reader those comparisons rest on.
 //! - `robustness`: junk input never takes the server down.
@@ -21,6 +22,7 @@ mod aof;
 mod blocking;
 mod diff;
 mod memory;
+mod pubsub;
 mod random_diff;
 mod rdb_interop;
 mod replication;

@@ -13,7 +13,7 @@
 use bytes::Bytes;
 
 use super::super::{int_arg, CmdError, CmdResult, Ctx};
-use super::lookup_notouch;
+use super::lookup_notouch_notify;
 use crate::engine::dict::Dict;
 use crate::engine::object::{alloc_bytes, RObj};
 use crate::engine::sds::heap_bytes_for;
@@ -74,7 +74,7 @@ fn reply_help(ctx: &mut Ctx, a: &[Bytes], lines: &[&str]) {
 
 /// OBJECT's lookup: the object's LRU/LFU field and refcount; None after replying null.
 fn object_meta(ctx: &mut Ctx, key: &[u8]) -> Option<(u32, i64)> {
-    let meta = lookup_notouch(ctx, key).map(|o| (o.lru, o.refcount()));
+    let meta = lookup_notouch_notify(ctx, key, false).map(|o| (o.lru, o.refcount()));
     if meta.is_none() {
         ctx.out().null();
     }
@@ -82,7 +82,7 @@ fn object_meta(ctx: &mut Ctx, key: &[u8]) -> Option<(u32, i64)> {
 }
 
 pub fn encoding(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
-    let enc = lookup_notouch(ctx, &a[2]).map(|o| o.val.encoding());
+    let enc = lookup_notouch_notify(ctx, &a[2], false).map(|o| o.val.encoding());
     match enc {
         Some(e) => ctx.out().bulk_str(e),
         None => ctx.out().null(),

@@ -82,7 +82,7 @@ pub fn getname(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
 }
 
 pub fn info(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
-    let mut line = ctx.client.info_line(ctx.srv.now.mono_ms);
+    let mut line = ctx.client.info_line(ctx.srv.now.mono_ms, ctx.srv.watches.is_dirty(ctx.client.id));
     line.push('\n');
     ctx.out().verbatim(line.as_bytes());
     Ok(())
@@ -116,20 +116,20 @@ pub fn list(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if a.len() == 4 && a[2].eq_ignore_ascii_case(b"type") {
         let t = ClientType::by_name(&a[3]).ok_or_else(|| unknown_type(&a[3]))?;
         for c in all_clients(ctx).into_iter().filter(|c| c.client_type() == t) {
-            text.push_str(&c.info_line(now));
+            text.push_str(&c.info_line(now, ctx.srv.watches.is_dirty(c.id)));
             text.push('\n');
         }
     } else if a.len() > 3 && a[2].eq_ignore_ascii_case(b"id") {
         for arg in &a[3..] {
             let id = crate::util::arg_i64(arg).ok_or_else(|| CmdError::err("Invalid client ID"))?;
             if let Some(c) = client_by_id(ctx, id as u64) {
-                text.push_str(&c.info_line(now));
+                text.push_str(&c.info_line(now, ctx.srv.watches.is_dirty(c.id)));
                 text.push('\n');
             }
         }
     } else if a.len() == 2 {
         for c in all_clients(ctx) {
-            text.push_str(&c.info_line(now));
+            text.push_str(&c.info_line(now, ctx.srv.watches.is_dirty(c.id)));
             text.push('\n');
         }
     } else {

@@ -64,7 +64,7 @@ pub(crate) fn reply_help(ctx: &mut Ctx, cmd: &[u8], lines: &[&str]) {
 }
 
 /// Redis's `addReplySubcommandSyntaxError`.
-fn subcommand_syntax_error(a: &[Bytes]) -> CmdError {
+pub(crate) fn subcommand_syntax_error(a: &[Bytes]) -> CmdError {
     let sub = String::from_utf8_lossy(&a[1][..a[1].len().min(128)]).into_owned();
     let cmd = String::from_utf8_lossy(&a[0]).to_uppercase();
     CmdError::err(format!("unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."))

@@ -20,6 +20,8 @@ mod lzf;
 mod read;
 mod write;
 
+pub use read::object_lru;
+
 use crate::engine::db::Db;
 use crate::engine::object::{RObj, Value};
 use crate::server::config::Hot;

@@ -82,8 +82,7 @@ fn restore(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let when_ms = if ttl != 0 && !o.absttl { ttl.saturating_add(now_ms as i64) } else { ttl };
     if when_ms != 0 && when_ms <= now_ms as i64 && ctx.srv.is_master() {
         if deleted {
-            let lazy = ctx.srv.config.get("lazyfree-lazy-server-del") == Some("yes");
-            let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+            let del: &'static [u8] = if ctx.srv.config.hot.lazyfree_lazy_server_del { b"UNLINK" } else { b"DEL" };
             ctx.propagate_as(vec![Bytes::from_static(del), key.clone()]);
             ctx.dirty(1);
         }

@@ -133,6 +133,18 @@ impl Default for RdbAux {
     }
 }
 
+impl RdbAux {
+    /// The fields a SAVE writes now: this server's clock and memory, no replication info
+    /// (add `repl_*` for a full sync, `aof_base` for an AOF preamble).
+    pub fn for_server(srv: &Server) -> RdbAux {
+        RdbAux {
+            ctime: (srv.now.unix_ms / 1000) as i64,
+            used_mem: i64::try_from(srv.sys.used_memory()).unwrap_or(i64::MAX),
+            ..RdbAux::default()
+        }
+    }
+}
+
 /// What Redis 7.0 adds before each key under an LRU or LFU `maxmemory-policy`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum KeyMeta {

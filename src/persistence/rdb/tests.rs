@@ -421,3 +421,22 @@ fn restore_checks_footer_then_body() {
     empty.extend_from_slice(&crc.to_le_bytes());
     assert!(matches!(restore_payload_with(&empty, &lo), Err(RestoreError::Body(_))));
 }
+
+#[test]
+fn options_follow_the_server_config() {
+    use crate::commands::testing::{self, run};
+    let mut srv = testing::server();
+    run(&mut srv, &["CONFIG", "SET", "rdbcompression", "no"]);
+    run(&mut srv, &["CONFIG", "SET", "hash-max-listpack-entries", "3"]);
+    run(&mut srv, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+    let save = SaveOptions::for_server(&srv);
+    assert!(!save.compression && save.checksum);
+    assert!(matches!(save.key_meta, KeyMeta::Freq { .. }));
+    let load = LoadOptions::for_server(&srv, 5);
+    assert_eq!(load.limits.hash_max_listpack_entries, 3);
+    assert!(load.lfu && load.skip_expired && load.verify_checksum);
+    assert_eq!(load.now_ms, testing::NOW_UNIX_MS);
+    let aux = RdbAux::for_server(&srv);
+    assert_eq!(aux.ctime, (testing::NOW_UNIX_MS / 1000) as i64);
+    assert_eq!(aux.redis_ver, "7.0.15");
+}

@@ -5,7 +5,8 @@
 //! checksums it cannot guess.
 //!
 //! Checked for every body that decodes: DUMP of the value (`rdb::dump_payload`) restores to
-//! an equal value with the same encoding, and dumping that gives the same bytes again.
+//! an equal value with the same encoding, and (but for hashtables, whose order is the dict's)
+//! dumping that gives the same bytes again.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,5 +25,9 @@ fuzz_target!(|data: &[u8]| {
     let again = rdb::restore_payload(&dumped, 0).expect("our own DUMP restores");
     assert_eq!(again, obj.val);
     assert_eq!(again.encoding(), obj.val.encoding());
-    assert_eq!(rdb::dump_payload(&redsim::engine::object::RObj::new(again, 0)), dumped);
+    // A hashtable's DUMP follows its dict's order, which a restore need not reproduce (nor
+    // does Redis's); every other encoding has one byte form.
+    if again.encoding() != "hashtable" {
+        assert_eq!(rdb::dump_payload(&redsim::engine::object::RObj::new(again, 0)), dumped);
+    }
 });

@@ -339,7 +339,7 @@ pub fn save<W: std::io::Write>(out: &mut W, dbs: &[Db], aux: &RdbAux, opts: &Sav
 /// Loads into `dbs` (the caller empties them first; a `SELECTDB` beyond them is an error).
 /// Accepts RDB v1..v10 including old encodings.
 pub fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> Result<Loaded, RdbError> {
-    read::load(bytes, dbs, opts)
+    read::load(bytes, dbs, opts, &mut |_, _| {})
 }
 
 /// DUMP's payload: object type + encoded value + 2-byte RDB version (10) + CRC64, as Redis

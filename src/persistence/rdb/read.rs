@@ -467,7 +467,14 @@ fn read_header(r: &mut Reader) -> R<u32> {
     Ok(ver)
 }
 
-pub(super) fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> R<Loaded> {
+/// `rdb::load`, telling `trace` (offset after the item, text) each aux field and db switch as
+/// redis-check-rdb reports them.
+pub(super) fn load(
+    bytes: &[u8],
+    dbs: &mut [Db],
+    opts: &LoadOptions,
+    trace: &mut dyn FnMut(usize, String),
+) -> R<Loaded> {
     let mut r = Reader::new(bytes);
     let version = read_header(&mut r)?;
     let mut loader = ValueLoader { opts, seed: opts.seed };
@@ -503,6 +510,7 @@ pub(super) fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> R<Loaded
                         ),
                     )
                 })?;
+                trace(r.pos, format!("Selecting DB ID {id}"));
             }
             opcode::RESIZEDB => {
                 r.len()?;
@@ -512,6 +520,10 @@ pub(super) fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> R<Loaded
                 let key = r.string()?;
                 let val = r.string()?;
                 record_aux(&mut loaded.aux, &key, &val);
+                trace(
+                    r.pos,
+                    format!("AUX FIELD {} = '{}'", String::from_utf8_lossy(&key), String::from_utf8_lossy(&val)),
+                );
             }
             opcode::MODULE_AUX => return Err(r.error_at(op_at, "Module auxiliary data is not supported")),
             opcode::FUNCTION | opcode::FUNCTION2 => {

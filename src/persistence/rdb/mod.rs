@@ -241,7 +241,8 @@ impl EncodingLimits {
 pub struct LoadOptions {
     /// Wall clock, Unix ms: what "already expired" is measured against.
     pub now_ms: u64,
-    /// True on a master: keys already expired are skipped (and counted in `keys_expired`).
+    /// True on a master loading a snapshot: keys already expired are skipped (and counted in
+    /// `keys_expired`). Redis keeps them when loading an AOF's RDB preamble or on a replica.
     pub skip_expired: bool,
     /// The LRU/LFU field a loaded object gets (the server's `new_obj_lru()`).
     pub lru_clock: u32,

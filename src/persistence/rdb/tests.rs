@@ -392,6 +392,8 @@ fn corrupt_files_fail_with_offsets_and_never_panic() {
         load(&old_file(10, &key_of(RdbType::ListQuicklist2, b"k", &v)), &mut [Db::new(0, 0)], &LoadOptions::default())
             .unwrap_err();
     assert_eq!(e.offset, 16, "{e}");
+    let e = load(b"REDIS0010\xf5\x00", &mut [Db::new(0, 0)], &LoadOptions::default()).unwrap_err();
+    assert_eq!(e.to_string(), "Functions in RDB files are not supported (at offset 9)");
     let e = load(b"REDIS0010\xfe\x05\xff", &mut [Db::new(0, 0)], &LoadOptions::default()).unwrap_err();
     assert!(e.msg.contains("more than 1 databases"), "{e}");
 }

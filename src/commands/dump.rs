@@ -7,7 +7,6 @@ use bytes::Bytes;
 use super::{eq_ic, int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Value};
 use crate::persistence::rdb::{self, LoadOptions, RestoreError};
-use crate::server::evict::{lfu_time_minutes, LRU_CLOCK_MAX};
 
 pub static COMMANDS: &[(&str, Handler)] = &[("dump", dump), ("restore", restore)];
 
@@ -24,7 +23,7 @@ fn dump(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 struct RestoreOpts {
     replace: bool,
     absttl: bool,
-    idle_secs: Option<i64>,
+    idle_secs: Option<u64>,
     freq: Option<u8>,
 }
 
@@ -42,7 +41,7 @@ fn parse_restore_options(a: &[Bytes]) -> Result<RestoreOpts, CmdError> {
             if idle < 0 {
                 return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
             }
-            o.idle_secs = Some(idle);
+            o.idle_secs = Some(idle.unsigned_abs());
             j += 1;
         } else if eq_ic(&a[j], "freq") && more && o.idle_secs.is_none() {
             let freq = int_arg(&a[j + 1])?;
@@ -55,24 +54,6 @@ fn parse_restore_options(a: &[Bytes]) -> Result<RestoreOpts, CmdError> {
         j += 1;
     }
     Ok(o)
-}
-
-/// Redis's `objectSetLRUOrLFU` for RESTORE's IDLETIME / FREQ under the current policy.
-fn lru_from_options(ctx: &Ctx, o: &RestoreOpts) -> u32 {
-    let lfu = ctx.srv.config.hot.maxmemory_policy.is_lfu();
-    match (lfu, o.freq, o.idle_secs) {
-        (true, Some(f), _) => (lfu_time_minutes(ctx.now_ms()) << 8) | u32::from(f),
-        (false, _, Some(idle)) => {
-            let clock = i64::from(ctx.srv.lru_clock());
-            let abs = clock.saturating_sub(idle);
-            if abs < 0 {
-                ((clock + i64::from(LRU_CLOCK_MAX / 2)) % i64::from(LRU_CLOCK_MAX)) as u32
-            } else {
-                abs as u32
-            }
-        }
-        _ => ctx.new_lru(),
-    }
 }
 
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]. A relative TTL is
@@ -101,15 +82,15 @@ fn restore(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let when_ms = if ttl != 0 && !o.absttl { ttl.saturating_add(now_ms as i64) } else { ttl };
     if when_ms != 0 && when_ms <= now_ms as i64 && ctx.srv.is_master() {
         if deleted {
-            let lazy = ctx.srv.config.get("lazyfree-lazy-server-del") == Some("yes");
-            let del: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+            let del: &'static [u8] = if ctx.srv.config.hot.lazyfree_lazy_server_del { b"UNLINK" } else { b"DEL" };
             ctx.propagate_as(vec![Bytes::from_static(del), key.clone()]);
             ctx.dirty(1);
         }
         ctx.out().ok();
         return Ok(());
     }
-    let lru = lru_from_options(ctx, &o);
+    let lfu = ctx.srv.config.hot.maxmemory_policy.is_lfu();
+    let lru = rdb::object_lru(lfu, now_ms, o.idle_secs, o.freq, ctx.new_lru());
     let obj = match val {
         Value::Str(s) => RObj::string(&s.bytes(), lru, opts.share_ints),
         v => RObj::new(v, lru),

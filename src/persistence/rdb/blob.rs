@@ -350,9 +350,12 @@ pub fn ziplist_parse(b: &[u8]) -> Result<Vec<Ele<'_>>, String> {
     Ok(out)
 }
 
+/// A field and its value inside a blob.
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// The field, value pairs of a zipmap (Redis before 2.6 packed small hashes in it):
 /// `zmlen (len key len free value free-bytes)... 0xFF`.
-pub fn zipmap_parse(b: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
+pub fn zipmap_parse(b: &[u8]) -> Result<Vec<Pair<'_>>, String> {
     fn zm_len(b: &[u8], pos: &mut usize) -> Result<usize, String> {
         let first = *b.get(*pos).ok_or("zipmap runs past the end")?;
         match first {

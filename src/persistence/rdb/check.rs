@@ -1,7 +1,7 @@
 //! `redsim check-rdb <file>`: loads a file with the server's own loader and reports, in
 //! redis-check-rdb's words, what it holds or where it is corrupt.
 
-use super::{load, Checksum, LoadOptions, Loaded, RdbError};
+use super::{read, Checksum, LoadOptions, Loaded, RdbError};
 use crate::engine::db::Db;
 
 /// Databases the check can place keys in (a file from a server with more is reported).
@@ -13,7 +13,9 @@ pub fn check(name: &str, bytes: &[u8], now_ms: u64) -> (String, i32) {
     let mut dbs: Vec<Db> = (0..CHECK_DATABASES).map(|i| Db::new(i, 0)).collect();
     let opts = LoadOptions { now_ms, skip_expired: true, verify_checksum: true, ..LoadOptions::default() };
     let mut out = format!("[offset 0] Checking RDB file {name}\n");
-    let status = match load(bytes, &mut dbs, &opts) {
+    let result =
+        read::load(bytes, &mut dbs, &opts, &mut |offset, text| out.push_str(&format!("[offset {offset}] {text}\n")));
+    let status = match result {
         Ok(l) => {
             report_ok(&mut out, &l);
             0
@@ -29,26 +31,6 @@ pub fn check(name: &str, bytes: &[u8], now_ms: u64) -> (String, i32) {
 fn report_ok(out: &mut String, l: &Loaded) {
     use std::fmt::Write;
     let _ = writeln!(out, "[info] RDB version {}", l.rdb_version);
-    let a = &l.aux;
-    if !a.redis_ver.is_empty() {
-        let _ = writeln!(out, "[info] AUX FIELD redis-ver = '{}'", a.redis_ver);
-        let _ = writeln!(out, "[info] AUX FIELD redis-bits = '{}'", a.redis_bits);
-        let _ = writeln!(out, "[info] AUX FIELD ctime = '{}'", a.ctime);
-        let _ = writeln!(out, "[info] AUX FIELD used-mem = '{}'", a.used_mem);
-    }
-    if let Some(db) = a.repl_stream_db {
-        let _ = writeln!(out, "[info] AUX FIELD repl-stream-db = '{db}'");
-    }
-    if let Some(id) = &a.repl_id {
-        let _ = writeln!(out, "[info] AUX FIELD repl-id = '{id}'");
-    }
-    if let Some(off) = a.repl_offset {
-        let _ = writeln!(out, "[info] AUX FIELD repl-offset = '{off}'");
-    }
-    let _ = writeln!(out, "[info] AUX FIELD aof-base = '{}'", u8::from(a.aof_base));
-    for (k, v) in &a.other {
-        let _ = writeln!(out, "[info] AUX FIELD {} = '{}'", String::from_utf8_lossy(k), String::from_utf8_lossy(v));
-    }
     for (id, keys, expires) in &l.db_keys {
         let _ = writeln!(out, "[info] DB {id}: {keys} keys, {expires} with an expiry");
     }

@@ -20,6 +20,8 @@ mod lzf;
 mod read;
 mod write;
 
+pub use read::object_lru;
+
 use crate::engine::db::Db;
 use crate::engine::object::{RObj, Value};
 use crate::server::config::Hot;
@@ -131,6 +133,18 @@ impl Default for RdbAux {
     }
 }
 
+impl RdbAux {
+    /// The fields a SAVE writes now: this server's clock and memory, no replication info
+    /// (add `repl_*` for a full sync, `aof_base` for an AOF preamble).
+    pub fn for_server(srv: &Server) -> RdbAux {
+        RdbAux {
+            ctime: (srv.now.unix_ms / 1000) as i64,
+            used_mem: i64::try_from(srv.sys.used_memory()).unwrap_or(i64::MAX),
+            ..RdbAux::default()
+        }
+    }
+}
+
 /// What Redis 7.0 adds before each key under an LRU or LFU `maxmemory-policy`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum KeyMeta {
@@ -227,7 +241,8 @@ impl EncodingLimits {
 pub struct LoadOptions {
     /// Wall clock, Unix ms: what "already expired" is measured against.
     pub now_ms: u64,
-    /// True on a master: keys already expired are skipped (and counted in `keys_expired`).
+    /// True on a master loading a snapshot: keys already expired are skipped (and counted in
+    /// `keys_expired`). Redis keeps them when loading an AOF's RDB preamble or on a replica.
     pub skip_expired: bool,
     /// The LRU/LFU field a loaded object gets (the server's `new_obj_lru()`).
     pub lru_clock: u32,
@@ -330,7 +345,7 @@ pub fn save<W: std::io::Write>(out: &mut W, dbs: &[Db], aux: &RdbAux, opts: &Sav
 /// Loads into `dbs` (the caller empties them first; a `SELECTDB` beyond them is an error).
 /// Accepts RDB v1..v10 including old encodings.
 pub fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> Result<Loaded, RdbError> {
-    read::load(bytes, dbs, opts)
+    read::load(bytes, dbs, opts, &mut |_, _| {})
 }
 
 /// DUMP's payload: object type + encoded value + 2-byte RDB version (10) + CRC64, as Redis

@@ -415,27 +415,23 @@ impl ValueLoader<'_> {
     }
 }
 
-/// The LRU/LFU field for a loaded key given its `IDLE`/`FREQ` opcodes (Redis's
-/// `objectSetLRUOrLFU` with the load's clock).
-fn lru_field(opts: &LoadOptions, idle_secs: Option<u64>, freq: Option<u8>) -> u32 {
-    if opts.lfu {
-        match freq {
-            Some(f) => (lfu_time_minutes(opts.now_ms) << 8) | u32::from(f),
-            None => opts.lru_clock,
-        }
-    } else {
-        match idle_secs {
-            Some(idle) => {
-                let clock = i64::from(((opts.now_ms / 1000) & u64::from(LRU_CLOCK_MAX)) as u32);
-                let abs = clock - i64::try_from(idle).unwrap_or(i64::MAX).min(i64::from(LRU_CLOCK_MAX) + 1);
-                if abs < 0 {
-                    ((clock + i64::from(LRU_CLOCK_MAX / 2)) % i64::from(LRU_CLOCK_MAX)) as u32
-                } else {
-                    abs as u32
-                }
+/// The LRU/LFU field of a loaded or restored object given its `IDLE`/`FREQ` (Redis's
+/// `objectSetLRUOrLFU`): under LFU a frequency sets the counter (minutes now), otherwise an
+/// idle time sets the access time back on the 24-bit LRU clock (wrapping as Redis does);
+/// without the one the policy reads, `default`.
+pub fn object_lru(lfu: bool, now_ms: u64, idle_secs: Option<u64>, freq: Option<u8>, default: u32) -> u32 {
+    match (lfu, freq, idle_secs) {
+        (true, Some(f), _) => (lfu_time_minutes(now_ms) << 8) | u32::from(f),
+        (false, _, Some(idle)) => {
+            let clock = i64::from(((now_ms / 1000) & u64::from(LRU_CLOCK_MAX)) as u32);
+            let abs = clock - i64::try_from(idle).unwrap_or(i64::MAX).min(i64::from(LRU_CLOCK_MAX) + 1);
+            if abs < 0 {
+                ((clock + i64::from(LRU_CLOCK_MAX / 2)) % i64::from(LRU_CLOCK_MAX)) as u32
+            } else {
+                abs as u32
             }
-            None => opts.lru_clock,
         }
+        _ => default,
     }
 }
 
@@ -471,7 +467,14 @@ fn read_header(r: &mut Reader) -> R<u32> {
     Ok(ver)
 }
 
-pub(super) fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> R<Loaded> {
+/// `rdb::load`, telling `trace` (offset after the item, text) each aux field and db switch as
+/// redis-check-rdb reports them.
+pub(super) fn load(
+    bytes: &[u8],
+    dbs: &mut [Db],
+    opts: &LoadOptions,
+    trace: &mut dyn FnMut(usize, String),
+) -> R<Loaded> {
     let mut r = Reader::new(bytes);
     let version = read_header(&mut r)?;
     let mut loader = ValueLoader { opts, seed: opts.seed };
@@ -507,6 +510,7 @@ pub(super) fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> R<Loaded
                         ),
                     )
                 })?;
+                trace(r.pos, format!("Selecting DB ID {id}"));
             }
             opcode::RESIZEDB => {
                 r.len()?;
@@ -516,6 +520,10 @@ pub(super) fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> R<Loaded
                 let key = r.string()?;
                 let val = r.string()?;
                 record_aux(&mut loaded.aux, &key, &val);
+                trace(
+                    r.pos,
+                    format!("AUX FIELD {} = '{}'", String::from_utf8_lossy(&key), String::from_utf8_lossy(&val)),
+                );
             }
             opcode::MODULE_AUX => return Err(r.error_at(op_at, "Module auxiliary data is not supported")),
             opcode::FUNCTION | opcode::FUNCTION2 => {
@@ -548,7 +556,7 @@ pub(super) fn load(bytes: &[u8], dbs: &mut [Db], opts: &LoadOptions) -> R<Loaded
                         format!("RDB has duplicated key '{}' in DB {}", String::from_utf8_lossy(&key), db.id),
                     ));
                 }
-                let lru = lru_field(opts, idle_s, freq_v);
+                let lru = object_lru(opts.lfu, opts.now_ms, idle_s, freq_v, opts.lru_clock);
                 let obj = match val {
                     Value::Str(s) => RObj::string(&s.bytes(), lru, opts.share_ints),
                     v => RObj::new(v, lru),

@@ -392,6 +392,8 @@ fn corrupt_files_fail_with_offsets_and_never_panic() {
         load(&old_file(10, &key_of(RdbType::ListQuicklist2, b"k", &v)), &mut [Db::new(0, 0)], &LoadOptions::default())
             .unwrap_err();
     assert_eq!(e.offset, 16, "{e}");
+    let e = load(b"REDIS0010\xf5\x00", &mut [Db::new(0, 0)], &LoadOptions::default()).unwrap_err();
+    assert_eq!(e.to_string(), "Functions in RDB files are not supported (at offset 9)");
     let e = load(b"REDIS0010\xfe\x05\xff", &mut [Db::new(0, 0)], &LoadOptions::default()).unwrap_err();
     assert!(e.msg.contains("more than 1 databases"), "{e}");
 }
@@ -420,4 +422,23 @@ fn restore_checks_footer_then_body() {
     let crc = CRC64.checksum(&empty);
     empty.extend_from_slice(&crc.to_le_bytes());
     assert!(matches!(restore_payload_with(&empty, &lo), Err(RestoreError::Body(_))));
+}
+
+#[test]
+fn options_follow_the_server_config() {
+    use crate::commands::testing::{self, run};
+    let mut srv = testing::server();
+    run(&mut srv, &["CONFIG", "SET", "rdbcompression", "no"]);
+    run(&mut srv, &["CONFIG", "SET", "hash-max-listpack-entries", "3"]);
+    run(&mut srv, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+    let save = SaveOptions::for_server(&srv);
+    assert!(!save.compression && save.checksum);
+    assert!(matches!(save.key_meta, KeyMeta::Freq { .. }));
+    let load = LoadOptions::for_server(&srv, 5);
+    assert_eq!(load.limits.hash_max_listpack_entries, 3);
+    assert!(load.lfu && load.skip_expired && load.verify_checksum);
+    assert_eq!(load.now_ms, testing::NOW_UNIX_MS);
+    let aux = RdbAux::for_server(&srv);
+    assert_eq!(aux.ctime, (testing::NOW_UNIX_MS / 1000) as i64);
+    assert_eq!(aux.redis_ver, "7.0.15");
 }

@@ -457,7 +457,9 @@ async fn load_files<D: Disk>(srv: &mut Server, dir: &D, m: &Manifest) -> Result<
         if has_rdb_preamble(&bytes) {
             srv.log(Level::Notice, "Reading RDB base file on AOF loading...");
             let seed = crate::env::Rng::next_u64(&mut srv.rng);
-            let opts = rdb::LoadOptions::for_server(srv, seed);
+            // Redis keeps keys that expired meanwhile when loading an AOF's preamble
+            // (RDBFLAGS_AOF_PREAMBLE): the AOF's tail may still touch them.
+            let opts = rdb::LoadOptions { skip_expired: false, ..rdb::LoadOptions::for_server(srv, seed) };
             match rdb::load(&bytes, &mut srv.dbs, &opts) {
                 Ok(loaded) => {
                     start = loaded.len;

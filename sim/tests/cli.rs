@@ -18,9 +18,16 @@ fn normal_build_binary_points_to_the_simulator_build_and_exits_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cargo simrun"));
 }
 
+/// A scratch directory of this process: concurrent test runs (several checkouts on one
+/// machine) must not remove each other's reports.
+#[cfg(madsim)]
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{name}-{}", std::process::id()))
+}
+
 #[cfg(madsim)]
 mod sim {
-    use super::redsim_sim;
+    use super::{redsim_sim, scratch};
     use std::process::Command;
 
     fn stdout(out: &std::process::Output) -> String {
@@ -40,7 +47,7 @@ mod sim {
 
     #[test]
     fn shrunk_toylog_seed_7_is_written_and_run_fails_it_with_exit_1() {
-        let dir = std::env::temp_dir().join("redsim-sim-cli-shrink-test");
+        let dir = scratch("redsim-sim-cli-shrink-test");
         let _ = std::fs::remove_dir_all(&dir);
         let dir_text = dir.display().to_string();
         let out = redsim_sim(&[
@@ -66,7 +73,7 @@ mod sim {
     /// with at most 3.
     #[test]
     fn shrink_takes_a_dense_swarm_run_down_to_at_most_three_faults() {
-        let dir = std::env::temp_dir().join("redsim-sim-cli-shrink-swarm-test");
+        let dir = scratch("redsim-sim-cli-shrink-swarm-test");
         let _ = std::fs::remove_dir_all(&dir);
         let dir_text = dir.display().to_string();
         let out = redsim_sim(&[
@@ -97,7 +104,7 @@ mod sim {
 
     #[test]
     fn sweep_reports_failing_seeds_and_the_first_passing_ones_with_an_index() {
-        let dir = std::env::temp_dir().join("redsim-sim-cli-sweep-test");
+        let dir = scratch("redsim-sim-cli-sweep-test");
         let _ = std::fs::remove_dir_all(&dir);
         let dir_text = dir.display().to_string();
         let out = redsim_sim(&[
@@ -156,7 +163,7 @@ mod sim {
             eprintln!("no chromium: screenshot test skipped (apt-get install -y chromium)");
             return;
         }
-        let dir = std::env::temp_dir().join("redsim-sim-cli-screenshot-test");
+        let dir = scratch("redsim-sim-cli-screenshot-test");
         let _ = std::fs::remove_dir_all(&dir);
         let dir_text = dir.display().to_string();
         let out = redsim_sim(&["run", "../scenarios/standalone_chaos.toml", "--seed", "1", "--reports-dir", &dir_text]);

@@ -288,13 +288,14 @@ fn exec(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
 /// Wraps what was propagated since `first` in MULTI ... EXEC when it is more than one
 /// command. MULTI carries the first command's db, EXEC the last's, so no SELECT separates
 /// EXEC from the command before it.
-fn wrap_in_multi_exec(propagated: &mut Vec<Propagated>, first: usize) {
-    if propagated.len() <= first + 1 {
+/// Already wrapped (EXEC wraps its own) is left alone.
+pub(crate) fn wrap_in_multi_exec(propagated: &mut Vec<Propagated>, first: usize) {
+    if propagated.len() <= first + 1 || propagated[first].argv[0].eq_ignore_ascii_case(b"multi") {
         return;
     }
     let (first_db, last_db) = (propagated[first].db, propagated[propagated.len() - 1].db);
-    propagated.insert(first, Propagated { db: first_db, argv: vec![Bytes::from_static(b"MULTI")] });
-    propagated.push(Propagated { db: last_db, argv: vec![Bytes::from_static(b"EXEC")] });
+    propagated.insert(first, Propagated { db: first_db, argv: vec![Bytes::from_static(b"MULTI")], expiry: false });
+    propagated.push(Propagated { db: last_db, argv: vec![Bytes::from_static(b"EXEC")], expiry: false });
 }
 
 /// Keys a write command may have modified, for WATCH: the keys of its key specs that are

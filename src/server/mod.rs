@@ -102,6 +102,9 @@ pub enum Shutdown {
 pub struct Propagated {
     pub db: usize,
     pub argv: Vec<Bytes>,
+    /// A DEL of a key found expired (lazy or active expiry): Redis propagates it at once, on
+    /// its own, never inside the transaction that wraps a command's other operations.
+    pub expiry: bool,
 }
 
 pub struct Server {
@@ -253,10 +256,12 @@ impl Server {
         let skip_this = std::mem::take(&mut client.reply_skip_next);
         let reply_start = client.out.len();
         let dirty_before = self.dirty;
+        let first_propagated = self.propagated.len();
         {
             let mut ctx = Ctx { srv: self, client: &mut client };
             crate::commands::process_command(&mut ctx, argv);
         }
+        self.wrap_command_ops(first_propagated);
         if client.reply_off || skip_this {
             client.out.buf.truncate(reply_start);
         }
@@ -274,6 +279,27 @@ impl Server {
         }
         self.flush_get_ack();
         flow
+    }
+
+    /// A command that propagated several operations of its own (SPOP with a count) reaches the
+    /// AOF and replicas as one transaction (Redis 7.0's `propagatePendingCommands`); DELs of
+    /// keys it found expired go first, on their own, as Redis propagates them at once. EXEC
+    /// wraps its own commands.
+    fn wrap_command_ops(&mut self, first: usize) {
+        let ops = &self.propagated[first.min(self.propagated.len())..];
+        if ops.len() < 2 || ops[0].argv[0].eq_ignore_ascii_case(b"multi") {
+            return;
+        }
+        let own = ops.iter().filter(|p| !p.expiry).count();
+        if own < 2 {
+            return;
+        }
+        let ops: Vec<Propagated> = self.propagated.drain(first..).collect();
+        let (dels, own): (Vec<Propagated>, Vec<Propagated>) = ops.into_iter().partition(|p| p.expiry);
+        self.propagated.extend(dels);
+        let at = self.propagated.len();
+        self.propagated.extend(own);
+        crate::commands::multi::wrap_in_multi_exec(&mut self.propagated, at);
     }
 
     /// Replies with a protocol error and marks the client to close (Redis's
@@ -374,7 +400,7 @@ impl Server {
     /// Queues a write for the AOF and replicas.
     pub fn propagate(&mut self, db: usize, argv: Vec<Bytes>) {
         if self.propagate_enabled {
-            self.propagated.push(Propagated { db, argv });
+            self.propagated.push(Propagated { db, argv, expiry: false });
         }
     }
 
@@ -384,6 +410,9 @@ impl Server {
         let cmd: &'static [u8] =
             if self.config.get("lazyfree-lazy-expire") == Some("yes") { b"UNLINK" } else { b"DEL" };
         self.propagate(db, vec![Bytes::from_static(cmd), Bytes::copy_from_slice(key)]);
+        if let Some(p) = self.propagated.last_mut() {
+            p.expiry = true;
+        }
     }
 
     pub fn log(&mut self, level: log::Level, msg: &str) {

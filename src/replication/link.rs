@@ -245,6 +245,13 @@ where
         if !s.set_link_state(generation, LinkState::Connected) {
             return Err(String::new());
         }
+        let (t, off) = (s.now.mono_ms, s.repl.state.master_repl_offset);
+        if let Some(m) = s.repl.master.as_mut() {
+            m.last_io_ms = Some(t);
+            m.reploff = off;
+            m.read_reploff = off;
+            m.sync = None;
+        }
         id
     };
     let mut next_ack = env.clock().now_ms();

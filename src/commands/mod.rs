@@ -234,6 +234,12 @@ impl<'a> Ctx<'a> {
     /// Deletes `key` if it is logically expired (on a master), propagating the DEL. Returns
     /// true when the key is (logically) gone.
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        // A replica applies its master's stream on the master's terms: a key the master has
+        // not deleted yet is still there, whatever this node's clock says (Redis's
+        // `expireIfNeeded`: `server.current_client == server.master`).
+        if self.srv.is_master_client(self.client.id) {
+            return false;
+        }
         let db = self.client.db;
         // While writes are paused a key may be logically expired but is not deleted.
         let master = self.srv.is_master() && !self.srv.writes_paused();

@@ -273,6 +273,7 @@ fn debug(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             ctx.srv.active_expire_enabled = atoi(&a[2]) != 0;
             ctx.out().ok();
         }
+        (b"populate", 3..=5) => debug_populate(ctx, a)?,
         (b"reload", _) => super::persistence::debug_reload(ctx, a)?,
         (b"digest", 2) => super::persistence::debug_digest(ctx),
         (b"digest-value", _) => super::persistence::debug_digest_value(ctx, a),
@@ -283,6 +284,45 @@ fn debug(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         }
         _ => return Err(subcommand_syntax_error(a)),
     }
+    Ok(())
+}
+
+/// DEBUG POPULATE count [prefix] [size]: `count` string keys `<prefix>:<n>` (prefix `key`)
+/// holding `value:<n>`, cut or zero-padded to `size` bytes when given; keys that exist are
+/// left alone. Like Redis, nothing is propagated and the dirty counter does not move.
+fn debug_populate(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    // Redis's getPositiveLongFromObjectOrReply: one text for "not a number" and "negative".
+    let positive = |b: &Bytes| -> Result<u64, CmdError> {
+        match crate::util::arg_i64(b) {
+            Some(n) if n >= 0 => Ok(n as u64),
+            _ => Err(CmdError::Other("ERR value is out of range, must be positive".into())),
+        }
+    };
+    let count = positive(&a[2])?;
+    let size = if a.len() == 5 { Some(positive(&a[4])? as usize) } else { None };
+    let prefix: &[u8] = if a.len() >= 4 { &a[3] } else { b"key" };
+    let lru = ctx.srv.new_obj_lru();
+    let db = ctx.client.db;
+    for j in 0..count {
+        let mut key = prefix.to_vec();
+        key.push(b':');
+        key.extend_from_slice(itoa::Buffer::new().format(j).as_bytes());
+        if ctx.lookup_write(&key).is_some() {
+            continue;
+        }
+        let mut val = format!("value:{j}").into_bytes();
+        if let Some(n) = size {
+            val.resize(n, 0);
+        }
+        ctx.srv.dbs[db].add(
+            &key,
+            crate::engine::object::RObj::new(
+                crate::engine::object::Value::Str(crate::engine::object::Str::from_bytes_no_int(&val)),
+                lru,
+            ),
+        );
+    }
+    ctx.out().ok();
     Ok(())
 }
 

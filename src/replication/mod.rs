@@ -85,20 +85,8 @@ pub fn random_replid(rng: &mut impl Rng) -> String {
 /// The all-zero ID Redis shows for "no second ID".
 pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
 
-/// Appends `argv` as a RESP multibulk, the form commands take in the AOF and the stream.
-pub fn encode_command(out: &mut Vec<u8>, argv: &[Bytes]) {
-    let mut num = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(num.format(argv.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for a in argv {
-        out.push(b'$');
-        out.extend_from_slice(num.format(a.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-}
+/// Commands travel in the stream in the AOF's form (a RESP multibulk).
+pub use crate::persistence::aof::encode_command;
 
 /// What a master answers to `PSYNC replid offset` (Redis's `masterTryPartialResynchronization`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -277,7 +277,7 @@ impl Server {
              module_fork_in_progress:0\nmodule_fork_last_cow_size:0\n",
             self.dirty,
             self.lastsave_unix_secs,
-            u8::from(self.config.hot.appendonly),
+            u8::from(a.on),
             u8::from(a.rewrite_in_progress),
             u8::from(a.rewrite_scheduled),
             a.last_rewrite_time_secs,

@@ -76,27 +76,26 @@ fn dataset(port: u16) -> String {
     out
 }
 
+/// `writer` writes the dataset (with a rewrite) and is killed; `reader` loads its AOF dir.
+fn exchange(writer: Flavor, reader: Flavor) {
+    let dir = Dir::new();
+    let mut w = Server::start_in(writer, &dir.0, AOF_ON);
+    write_dataset(w.port, true);
+    let expected = dataset(w.port);
+    assert!(cli(w.port, &["info", "persistence"]).contains("aof_rewrites:1"));
+    w.kill9();
+    let r = Server::start_in(reader, &dir.0, AOF_ON);
+    assert_eq!(dataset(r.port), expected, "{} log:\n{}", reader.name(), r.log());
+}
+
 #[test]
 fn redsim_aof_dir_loads_in_real_redis_with_the_same_data() {
-    let dir = Dir::new();
-    let mut redsim = Server::start_in(Flavor::Redsim, &dir.0, AOF_ON);
-    write_dataset(redsim.port, true);
-    let expected = dataset(redsim.port);
-    assert!(cli(redsim.port, &["info", "persistence"]).contains("aof_rewrites:1"));
-    redsim.kill9();
-    let redis = Server::start_in(Flavor::Redis, &dir.0, AOF_ON);
-    assert_eq!(dataset(redis.port), expected, "redis log:\n{}", redis.log());
+    exchange(Flavor::Redsim, Flavor::Redis);
 }
 
 #[test]
 fn real_redis_aof_dir_loads_in_redsim_with_the_same_data() {
-    let dir = Dir::new();
-    let mut redis = Server::start_in(Flavor::Redis, &dir.0, AOF_ON);
-    write_dataset(redis.port, true);
-    let expected = dataset(redis.port);
-    redis.kill9();
-    let redsim = Server::start_in(Flavor::Redsim, &dir.0, AOF_ON);
-    assert_eq!(dataset(redsim.port), expected, "redsim log:\n{}", redsim.log());
+    exchange(Flavor::Redis, Flavor::Redsim);
 }
 
 #[test]

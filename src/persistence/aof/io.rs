@@ -66,15 +66,15 @@ impl<E: Env> AofIo<E> {
 
     /// One flush round under the flush lock; true when a write happened.
     async fn flush_once(&self, shared: &Shared, force: bool) -> bool {
-        let plan = {
+        let (plan, skip_fsync) = {
             let mut s = shared.lock();
             feed(&mut s);
             let t = now(self.env.clock());
-            s.aof.plan_flush(t.mono_ms, force)
+            (s.aof.plan_flush(t.mono_ms, force), s.aof.skips_fsync())
         };
         let FlushPlan::Write { data, file_offset, fsync } = plan else { return false };
         let file = self.incr_file();
-        let out = write_plan(&*file, &data, file_offset, fsync && !shared.lock().aof.skips_fsync()).await;
+        let out = write_plan(&*file, &data, file_offset, fsync && !skip_fsync).await;
         let fatal = {
             let mut s = shared.lock();
             let t = now(self.env.clock());

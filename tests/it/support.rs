@@ -111,10 +111,6 @@ impl Server {
         panic!("{}: no free port after {START_ATTEMPTS_MAX} attempts", flavor.name());
     }
 
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
-
     /// kill -9: no shutdown code runs.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -179,7 +179,7 @@ fn split_args(line: &str) -> Option<Vec<String>> {
         let Some(&c) = chars.peek() else { return Some(out) };
         // Bytes, so that `\xHH` escapes of a multi-byte character come back as that character.
         let mut word: Vec<u8> = Vec::new();
-        let mut push = |w: &mut Vec<u8>, c: char| w.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
+        let push = |w: &mut Vec<u8>, c: char| w.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
         if c == '"' {
             chars.next();
             loop {

@@ -210,3 +210,22 @@ fn check_aof_reports_and_fixes_a_truncated_file_like_redis_check_aof() {
     assert_eq!(reports[1], reports[0], "redsim check-aof vs redis-check-aof");
     assert_eq!(fs::metadata(&incr).unwrap().len() as usize, bytes.len() - 15);
 }
+
+#[test]
+fn config_set_appendonly_yes_writes_a_base_of_the_dataset_and_logs_later_writes() {
+    let dir = Dir::new();
+    let mut s = Server::start_in(Flavor::Redsim, &dir.0, &["--aof-use-rdb-preamble", "no", "--appendfsync", "always"]);
+    cli(s.port, &["set", "before", "1"]);
+    assert_eq!(cli(s.port, &["config", "set", "appendonly", "yes"]).trim(), "OK");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    // On, and its first rewrite (the base of the dataset) done.
+    let ready = |info: String| info.contains("aof_enabled:1") && info.contains("aof_rewrite_in_progress:0");
+    while !ready(cli(s.port, &["info", "persistence"])) {
+        assert!(std::time::Instant::now() < deadline, "the AOF never turned on");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cli(s.port, &["set", "after", "2"]);
+    s.kill9();
+    let again = Server::start_in(Flavor::Redis, &dir.0, AOF_ON);
+    assert_eq!(cli(again.port, &["mget", "before", "after"]), "1\n2\n");
+}

@@ -661,6 +661,11 @@ ops = { get = 1, set = 1 }
             include_str!("../../scenarios/standalone_counters.toml"),
             include_str!("../../scenarios/standalone_ttl.toml"),
             include_str!("../../scenarios/toylog_power.toml"),
+            include_str!("../../scenarios/aof_always.toml"),
+            include_str!("../../scenarios/aof_everysec.toml"),
+            include_str!("../../scenarios/aof_no.toml"),
+            include_str!("../../scenarios/aof_fsync_eio.toml"),
+            include_str!("../../scenarios/aof_fsync_eio_always.toml"),
         ] {
             let s = Scenario::from_toml(text).unwrap();
             assert!(!s.description.is_empty(), "{} says what it tests", s.name);
@@ -686,8 +691,10 @@ ops = { get = 1, set = 1 }
             ("clients = 2", "clients = 0", "workload.clients"),
             ("nodes = 1", "nodes = 9", "topology.nodes"),
             ("settle_ms = 4000", "settle_ms = 10", "settle_ms"),
-            ("ops = { get = 1, set = 1 }", "ops = { get = 1, append = 1 }", "workload.ops.append"),
+            ("nodes = 1", "nodes = 1\nservice = \"toylog\"", "workload.ops.get"),
             ("checkers = [\"register\"]", "checkers = [\"durability\"]", "checkers"),
+            // An AOF checker needs the AOF on, with its policy.
+            ("checkers = [\"register\"]", "checkers = [\"aof_always\"]", "checkers"),
         ];
         for (from, to, field) in cases {
             let e = Scenario::from_toml(&MINIMAL.replace(from, to)).unwrap_err();

@@ -129,15 +129,19 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         let disk = SimDisk::new(redsim::env::Rng::next_u64(&mut rng_for(seed, &format!("disk/n{n}"))));
         let exited = Arc::new(AtomicU64::new(0));
         let id = start_node(&handle, &s, seed, n, &clock, &disk, net_config, &rec, &world_clock, opts.bug, &exited);
-        handle.create_node().name(format!("supervisor-n{n}")).build().spawn(supervise(
-            handle.clone(),
-            id,
-            n,
-            disk.clone(),
-            exited,
-            rec.clone(),
-            stop_us_of(&s),
-        ));
+        // Only redsim exits by itself (the toy log has no fatal path, and its traces stay as
+        // they were).
+        if s.topology.service == Service::Redsim {
+            handle.create_node().name(format!("supervisor-n{n}")).build().spawn(supervise(
+                handle.clone(),
+                id,
+                n,
+                disk.clone(),
+                exited,
+                rec.clone(),
+                stop_us_of(&s),
+            ));
+        }
         w.machines.insert(Machine::Node(n), id);
         w.nodes.push(ServerNode { id, clock, disk, state: NodeState::Up, clock_model: ClockModel::default() });
     }

@@ -239,19 +239,18 @@ impl SimDisk {
     /// How long the next operation takes, drawn from the seed; 0 (and no draw) unless latency
     /// faults are set. The simulator's env sleeps it on madsim time before calling the disk.
     pub fn latency_ms(&self) -> u64 {
-        let mut st = self.lock();
-        let (min, max) = (st.faults.latency_min_ms, st.faults.latency_max_ms);
-        if max == 0 {
-            return 0;
-        }
-        min + st.rng.below(max - min + 1)
+        self.draw_ms(|f| (f.latency_min_ms, f.latency_max_ms))
     }
 
     /// How much longer the next fsync takes, drawn from the seed; 0 (and no draw) unless fsync
     /// latency faults are set.
     pub fn fsync_latency_ms(&self) -> u64 {
+        self.draw_ms(|f| (f.fsync_latency_min_ms, f.fsync_latency_max_ms))
+    }
+
+    fn draw_ms(&self, range: impl Fn(&DiskFaults) -> (u64, u64)) -> u64 {
         let mut st = self.lock();
-        let (min, max) = (st.faults.fsync_latency_min_ms, st.faults.fsync_latency_max_ms);
+        let (min, max) = range(&st.faults);
         if max == 0 {
             return 0;
         }

@@ -37,7 +37,7 @@ pub struct Shared {
     /// A blocking disk job (SAVE, DEBUG RELOAD, SHUTDOWN's save) runs: everyone else waits.
     disk_busy: AtomicBool,
     /// The AOF's I/O side when `appendonly yes`.
-    aof: Option<Arc<dyn AofDriver>>,
+    aof: Mutex<Option<Arc<dyn AofDriver>>>,
     /// Set when the process must exit on an unrecoverable error (`srv.aof.fatal`).
     exit: AtomicBool,
 }
@@ -51,6 +51,16 @@ impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Server> {
         // A panic inside a command is caught before it can poison the lock (see `process`).
         self.server.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The AOF's I/O side, when the AOF is on.
+    pub fn aof(&self) -> Option<Arc<dyn AofDriver>> {
+        self.aof.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Installs (CONFIG SET appendonly yes) or drops (no) the AOF's I/O side.
+    pub fn set_aof(&self, aof: Option<Arc<dyn AofDriver>>) {
+        *self.aof.lock().unwrap_or_else(|e| e.into_inner()) = aof;
     }
 
     /// Asks `run` to end the process with an error (Redis's `exit(1)` paths).
@@ -187,7 +197,7 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
         shutdown: Notify::new(),
         paused_until_mono_ms: AtomicU64::new(0),
         disk_busy: AtomicBool::new(false),
-        aof: aof.clone().map(|a| a as Arc<dyn AofDriver>),
+        aof: Mutex::new(aof.clone().map(|a| a as Arc<dyn AofDriver>)),
         exit: AtomicBool::new(false),
     });
     shared.lock().forker = Box::new(snapshot::EnvForker { env: env.clone(), shared: Arc::downgrade(&shared) });
@@ -196,6 +206,7 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
     if let Some(a) = aof {
         env.spawn(aof_io::aof_cron(a, shared.clone()));
     }
+    env.spawn(aof_io::appendonly_watch(env.clone(), shared.clone()));
     for l in listeners {
         env.spawn(accept_loop(env.clone(), shared.clone(), l));
     }
@@ -214,7 +225,7 @@ pub async fn run<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<()
         flush_logs(&env, &mut s);
         return Err(io::Error::other(why));
     }
-    if let Some(a) = &node.shared.aof {
+    if let Some(a) = node.shared.aof() {
         a.flush_on_shutdown(&node.shared).await;
     }
     let mut s = node.shared.lock();
@@ -440,7 +451,7 @@ async fn client_loop<E: Env>(
             // DEBUG SLEEP: the reply is sent when the pause ends.
             env.clock().sleep_ms(pause_until - env.clock().now_ms()).await;
         }
-        if let Some(aof) = &shared.aof {
+        if let Some(aof) = shared.aof() {
             // The AOF must hold these commands before their replies leave.
             if aof.flush_before_reply(shared).await == Flushed::Fatal {
                 shared.request_exit();

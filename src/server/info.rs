@@ -287,7 +287,7 @@ impl Server {
             self.rdb.saves,
             self.rdb.last_load_keys_expired,
             self.rdb.last_load_keys_loaded,
-            u8::from(self.config.hot.appendonly),
+            u8::from(a.on),
             u8::from(a.rewrite_in_progress),
             u8::from(a.rewrite_scheduled),
             a.last_rewrite_time_secs,

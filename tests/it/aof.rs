@@ -76,27 +76,26 @@ fn dataset(port: u16) -> String {
     out
 }
 
+/// `writer` writes the dataset (with a rewrite) and is killed; `reader` loads its AOF dir.
+fn exchange(writer: Flavor, reader: Flavor) {
+    let dir = Dir::new();
+    let mut w = Server::start_in(writer, &dir.0, AOF_ON);
+    write_dataset(w.port, true);
+    let expected = dataset(w.port);
+    assert!(cli(w.port, &["info", "persistence"]).contains("aof_rewrites:1"));
+    w.kill9();
+    let r = Server::start_in(reader, &dir.0, AOF_ON);
+    assert_eq!(dataset(r.port), expected, "{} log:\n{}", reader.name(), r.log());
+}
+
 #[test]
 fn redsim_aof_dir_loads_in_real_redis_with_the_same_data() {
-    let dir = Dir::new();
-    let mut redsim = Server::start_in(Flavor::Redsim, &dir.0, AOF_ON);
-    write_dataset(redsim.port, true);
-    let expected = dataset(redsim.port);
-    assert!(cli(redsim.port, &["info", "persistence"]).contains("aof_rewrites:1"));
-    redsim.kill9();
-    let redis = Server::start_in(Flavor::Redis, &dir.0, AOF_ON);
-    assert_eq!(dataset(redis.port), expected, "redis log:\n{}", redis.log());
+    exchange(Flavor::Redsim, Flavor::Redis);
 }
 
 #[test]
 fn real_redis_aof_dir_loads_in_redsim_with_the_same_data() {
-    let dir = Dir::new();
-    let mut redis = Server::start_in(Flavor::Redis, &dir.0, AOF_ON);
-    write_dataset(redis.port, true);
-    let expected = dataset(redis.port);
-    redis.kill9();
-    let redsim = Server::start_in(Flavor::Redsim, &dir.0, AOF_ON);
-    assert_eq!(dataset(redsim.port), expected, "redsim log:\n{}", redsim.log());
+    exchange(Flavor::Redis, Flavor::Redsim);
 }
 
 #[test]
@@ -210,4 +209,23 @@ fn check_aof_reports_and_fixes_a_truncated_file_like_redis_check_aof() {
     }
     assert_eq!(reports[1], reports[0], "redsim check-aof vs redis-check-aof");
     assert_eq!(fs::metadata(&incr).unwrap().len() as usize, bytes.len() - 15);
+}
+
+#[test]
+fn config_set_appendonly_yes_writes_a_base_of_the_dataset_and_logs_later_writes() {
+    let dir = Dir::new();
+    let mut s = Server::start_in(Flavor::Redsim, &dir.0, &["--aof-use-rdb-preamble", "no", "--appendfsync", "always"]);
+    cli(s.port, &["set", "before", "1"]);
+    assert_eq!(cli(s.port, &["config", "set", "appendonly", "yes"]).trim(), "OK");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    // On, and its first rewrite (the base of the dataset) done.
+    let ready = |info: String| info.contains("aof_enabled:1") && info.contains("aof_rewrite_in_progress:0");
+    while !ready(cli(s.port, &["info", "persistence"])) {
+        assert!(std::time::Instant::now() < deadline, "the AOF never turned on");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cli(s.port, &["set", "after", "2"]);
+    s.kill9();
+    let again = Server::start_in(Flavor::Redis, &dir.0, AOF_ON);
+    assert_eq!(cli(again.port, &["mget", "before", "after"]), "1\n2\n");
 }

@@ -66,15 +66,15 @@ impl<E: Env> AofIo<E> {
 
     /// One flush round under the flush lock; true when a write happened.
     async fn flush_once(&self, shared: &Shared, force: bool) -> bool {
-        let plan = {
+        let (plan, skip_fsync) = {
             let mut s = shared.lock();
             feed(&mut s);
             let t = now(self.env.clock());
-            s.aof.plan_flush(t.mono_ms, force)
+            (s.aof.plan_flush(t.mono_ms, force), s.aof.skips_fsync())
         };
         let FlushPlan::Write { data, file_offset, fsync } = plan else { return false };
         let file = self.incr_file();
-        let out = write_plan(&*file, &data, file_offset, fsync && !shared.lock().aof.skips_fsync()).await;
+        let out = write_plan(&*file, &data, file_offset, fsync && !skip_fsync).await;
         let fatal = {
             let mut s = shared.lock();
             let t = now(self.env.clock());
@@ -187,40 +187,160 @@ impl<E: Env> AofIo<E> {
         }
     }
 
-    /// Writes a new base and an empty incr file, then switches the manifest to them and removes
-    /// the old files. A crash before the rename leaves the old manifest, whose files are intact.
+    /// Writes a new base and an empty incr file, then switches the manifest to them.
     async fn switch_files(&self, base: &[u8], preamble: bool) -> io::Result<<E::Disk as Disk>::File> {
-        let mut m = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let old: Vec<AofFile> = m.load_order().cloned().chain(m.history.iter().cloned()).collect();
-        m.curr_base_seq += 1;
-        m.curr_incr_seq += 1;
-        let base_file = AofFile {
-            name: manifest::base_name(&self.appendfilename, m.curr_base_seq, preamble),
-            seq: m.curr_base_seq,
-            kind: FileType::Base,
-        };
-        let incr_file = AofFile {
-            name: manifest::incr_name(&self.appendfilename, m.curr_incr_seq),
-            seq: m.curr_incr_seq,
-            kind: FileType::Incr,
-        };
-        write_synced(&self.dir, &base_file.name, base).await?;
-        let incr = self.dir.open(&incr_file.name, true).await?;
-        incr.set_len(0).await?;
-        incr.sync_data().await?;
-        m.base = Some(base_file);
-        m.history.clear();
-        m.incrs = vec![incr_file];
-        persist_manifest(&self.dir, &self.appendfilename, &m).await?;
-        *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = m.clone();
-        for f in old {
-            if m.load_order().all(|n| n.name != f.name) {
-                let _ = self.dir.remove(&f.name).await;
-            }
-        }
-        let _ = self.dir.sync_dir().await;
+        let m = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (m, incr) = switch_files(&self.dir, &self.appendfilename, m, base, preamble).await?;
+        *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = m;
         Ok(incr)
     }
+}
+
+/// Writes a new base and an empty incr file after `m`'s, switches the manifest to them and
+/// removes the old files. A crash before the rename leaves the old manifest, whose files are
+/// intact.
+async fn switch_files<D: Disk>(
+    dir: &D,
+    appendfilename: &str,
+    mut m: Manifest,
+    base: &[u8],
+    preamble: bool,
+) -> io::Result<(Manifest, D::File)> {
+    let old: Vec<AofFile> = m.load_order().cloned().chain(m.history.iter().cloned()).collect();
+    m.curr_base_seq += 1;
+    m.curr_incr_seq += 1;
+    let base_file = AofFile {
+        name: manifest::base_name(appendfilename, m.curr_base_seq, preamble),
+        seq: m.curr_base_seq,
+        kind: FileType::Base,
+    };
+    let incr_file = AofFile {
+        name: manifest::incr_name(appendfilename, m.curr_incr_seq),
+        seq: m.curr_incr_seq,
+        kind: FileType::Incr,
+    };
+    write_synced(dir, &base_file.name, base).await?;
+    let incr = dir.open(&incr_file.name, true).await?;
+    incr.set_len(0).await?;
+    incr.sync_data().await?;
+    m.base = Some(base_file);
+    m.history.clear();
+    m.incrs = vec![incr_file];
+    persist_manifest(dir, appendfilename, &m).await?;
+    for f in old {
+        if m.load_order().all(|n| n.name != f.name) {
+            let _ = dir.remove(&f.name).await;
+        }
+    }
+    let _ = dir.sync_dir().await;
+    Ok((m, incr))
+}
+
+/// Follows `appendonly` changed by CONFIG SET: turning it on writes a base of the current
+/// dataset and a new incr file (Redis's `startAppendOnly`, its rewrite done in-process);
+/// turning it off flushes, fsyncs and closes the AOF (`stopAppendOnly`).
+pub async fn appendonly_watch<E: Env>(env: E, shared: Arc<Shared>) {
+    loop {
+        env.clock().sleep_ms(AOF_CRON_MS).await;
+        let (want, on) = {
+            let s = shared.lock();
+            (s.config.hot.appendonly, s.aof.on)
+        };
+        if want && !on {
+            start_appendonly(&env, &shared).await;
+        } else if !want && on {
+            stop_appendonly(&shared).await;
+        }
+    }
+}
+
+async fn start_appendonly<E: Env>(env: &E, shared: &Arc<Shared>) {
+    let (dirname, appendfilename, base, preamble, snapshot_end) = {
+        let mut s = shared.lock();
+        let want = s.config.get("aof-use-rdb-preamble") == Some("yes");
+        let base = rewrite_base(&s.dbs, s.now.unix_ms, want);
+        // From here on writes are buffered for the new incr file.
+        let fsync = s.config.hot.appendfsync;
+        let a = &mut s.aof;
+        a.fsync = fsync;
+        a.on = true;
+        a.rewrite_in_progress = true;
+        a.buf.clear();
+        a.selected_db = None;
+        let end = a.buffered_end;
+        s.propagate_enabled = true;
+        s.propagated.clear();
+        let dirname = s.config.get("appenddirname").unwrap_or("appendonlydir").to_string();
+        let appendfilename = s.config.get("appendfilename").unwrap_or("appendonly.aof").to_string();
+        (dirname, appendfilename, base.bytes, base.rdb_preamble, end)
+    };
+    let opened = async {
+        let dir = env.disk().subdir(&dirname).await?;
+        let name = manifest::manifest_name(&appendfilename);
+        let m = if dir.list().await?.contains(&name) {
+            Manifest::parse(&read_file(&dir, &name).await?).map_err(io::Error::other)?
+        } else {
+            Manifest::default()
+        };
+        let (m, incr) = switch_files(&dir, &appendfilename, m, &base, preamble).await?;
+        io::Result::Ok((dir, m, incr))
+    };
+    let result = opened.await;
+    let mut s = shared.lock();
+    s.aof.rewrite_in_progress = false;
+    match result {
+        Ok((dir, m, incr)) => {
+            let now_secs = s.now.unix_ms / 1000;
+            let a = &mut s.aof;
+            a.written_end = snapshot_end;
+            a.fsynced_end = snapshot_end;
+            a.base_size = base.len() as u64;
+            a.history_size = 0;
+            a.incr_size = 0;
+            a.rewrites += 1;
+            a.rewrite_base_size = a.current_size();
+            a.last_fsync_secs = now_secs;
+            let io = Arc::new(AofIo {
+                env: env.clone(),
+                dir,
+                appendfilename,
+                manifest: Mutex::new(m),
+                incr: Mutex::new(Arc::new(incr)),
+                flush_lock: AsyncMutex::new(()),
+            });
+            shared.set_aof(Some(io.clone()));
+            env.spawn(aof_cron(io, shared.clone()));
+            s.log(Level::Notice, "Background append only file rewriting started");
+            s.log(Level::Notice, "Background AOF rewrite finished successfully");
+        }
+        Err(e) => {
+            s.aof.on = false;
+            s.aof.buf.clear();
+            s.propagate_enabled = s.repl.state.backlog.is_some();
+            let _ = s.config.set_startup("appendonly", "no");
+            s.log(
+                Level::Warning,
+                &format!("Redis needs to enable the AOF but can't trigger a background AOF rewrite operation: {e}"),
+            );
+        }
+    }
+}
+
+async fn stop_appendonly(shared: &Arc<Shared>) {
+    if let Some(io) = shared.aof() {
+        io.flush_on_shutdown(shared).await;
+    }
+    shared.set_aof(None);
+    let mut s = shared.lock();
+    s.aof.on = false;
+    s.aof.buf.clear();
+    s.aof.fsync_in_progress = false;
+    // The replication stream still wants the commands when there is a backlog.
+    s.propagate_enabled = s.repl.state.backlog.is_some();
+    if !s.propagate_enabled {
+        s.propagated.clear();
+    }
+    s.log(Level::Notice, "AOF disabled");
 }
 
 impl<E: Env> AofDriver for AofIo<E> {
@@ -300,7 +420,7 @@ pub async fn aof_cron<E: Env>(io: Arc<AofIo<E>>, shared: Arc<Shared>) {
         io.env.clock().sleep_ms(AOF_CRON_MS).await;
         let (postponed, failed) = {
             let s = shared.lock();
-            if s.aof.fatal.is_some() {
+            if s.aof.fatal.is_some() || !s.aof.on {
                 return;
             }
             (s.aof.flush_postponed_start_ms != 0, !s.aof.last_write_ok)

@@ -97,7 +97,7 @@ impl Manifest {
             let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
                 return Err("Invalid AOF manifest file format".into());
             };
-            if name.contains('/') {
+            if name.is_empty() || name.contains('/') {
                 return Err("Invalid AOF manifest file format".into());
             }
             any = true;
@@ -177,21 +177,25 @@ fn split_args(line: &str) -> Option<Vec<String>> {
             chars.next();
         }
         let Some(&c) = chars.peek() else { return Some(out) };
-        let mut word = String::new();
+        // Bytes, so that `\xHH` escapes of a multi-byte character come back as that character.
+        let mut word: Vec<u8> = Vec::new();
+        let push = |w: &mut Vec<u8>, c: char| w.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
         if c == '"' {
             chars.next();
             loop {
                 match chars.next()? {
-                    '"' => break,
+                    // As sdssplitargs: a closing quote ends the word.
+                    '"' if chars.peek().is_none_or(|c| c.is_whitespace()) => break,
+                    '"' => return None,
                     '\\' => match chars.next()? {
                         'x' => {
                             let h: String = [chars.next()?, chars.next()?].iter().collect();
-                            word.push(u8::from_str_radix(&h, 16).ok()? as char);
+                            word.push(u8::from_str_radix(&h, 16).ok()?);
                         }
-                        'n' => word.push('\n'),
-                        other => word.push(other),
+                        'n' => word.push(b'\n'),
+                        other => push(&mut word, other),
                     },
-                    other => word.push(other),
+                    other => push(&mut word, other),
                 }
             }
         } else {
@@ -199,11 +203,11 @@ fn split_args(line: &str) -> Option<Vec<String>> {
                 if c.is_whitespace() {
                     break;
                 }
-                word.push(c);
+                push(&mut word, c);
                 chars.next();
             }
         }
-        out.push(word);
+        out.push(String::from_utf8_lossy(&word).into_owned());
     }
 }
 
@@ -229,5 +233,7 @@ mod tests {
         assert!(Manifest::parse(b"file a seq 1\n").is_err());
         assert!(Manifest::parse(b"file a seq 2 type i\nfile b seq 1 type i\n").is_err());
         assert!(Manifest::parse(b"file \"with space\" seq 1 type i\n").unwrap().incrs[0].name == "with space");
+        let odd = Manifest::parse("file a\u{fffd}b seq 1 type i\n".as_bytes()).unwrap();
+        assert_eq!(Manifest::parse(odd.to_text().as_bytes()), Ok(odd));
     }
 }

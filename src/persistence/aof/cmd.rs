@@ -7,6 +7,7 @@ use crate::commands::{CmdError, CmdResult, Ctx, Handler};
 pub static COMMANDS: &[(&str, Handler)] = &[("bgrewriteaof", bgrewriteaof)];
 
 fn bgrewriteaof(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
+    let rdb_child = ctx.srv.rdb.child_pid.is_some();
     let aof = &mut ctx.srv.aof;
     if aof.rewrite_in_progress {
         return Err(CmdError::Other("ERR Background append only file rewriting already in progress".into()));
@@ -16,6 +17,11 @@ fn bgrewriteaof(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
         return Err(CmdError::Other("ERR Background AOF rewrite needs appendonly yes in redsim".into()));
     }
     aof.rewrite_scheduled = true;
-    ctx.out().simple("Background append only file rewriting started");
+    // One child at a time: behind a running BGSAVE the rewrite waits its turn, as in Redis.
+    ctx.out().simple(if rdb_child {
+        "Background append only file rewriting scheduled"
+    } else {
+        "Background append only file rewriting started"
+    });
     Ok(())
 }

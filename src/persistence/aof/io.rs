@@ -17,7 +17,7 @@ use super::manifest::{self, AofFile, FileType, Manifest};
 use super::rewrite::rewrite_base;
 use super::{FlushPlan, WriteOutcome};
 use crate::env::rt::AsyncMutex;
-use crate::env::{read_file, Clock, Disk, DiskFile, Env};
+use crate::env::{read_file, Clock, Disk, DiskFile, Env, SnapshotChild};
 use crate::persistence::rdb;
 use crate::server::driver::{now, Shared};
 use crate::server::log::Level;
@@ -137,62 +137,136 @@ impl<E: Env> AofIo<E> {
         });
     }
 
+    /// BGREWRITEAOF as Redis 7.0 does it: a new incr file joins the manifest, a forked child
+    /// writes the dataset as of the fork into a new base while writes go on into the new incr,
+    /// then the manifest switches to the new base and incr and the old files go. A crash at
+    /// any step leaves a manifest whose files hold every write: before the switch the old
+    /// base and incrs plus the new incr, after it the new base and the new incr.
     async fn rewrite_now(&self, shared: &Shared) -> io::Result<()> {
-        let _g = self.flush_lock.lock().await;
-        let (base, pending, preamble, snapshot_end) = {
-            let mut s = shared.lock();
-            feed(&mut s);
-            let want = s.config.get("aof-use-rdb-preamble") == Some("yes");
-            let base = rewrite_base(&s.dbs, s.now.unix_ms, want);
-            if let Some(why) = &base.fallback {
-                s.log(Level::Warning, &format!("Writing the AOF base in command form: {why}"));
-            }
-            let pending = std::mem::take(&mut s.aof.buf);
-            s.aof.selected_db = None;
-            s.aof.rewrite_in_progress = true;
-            let preamble = base.rdb_preamble;
-            (base.bytes, pending, preamble, s.aof.buffered_end)
-        };
-        let result = self.switch_files(&base, preamble).await;
+        let r = self.rewrite_steps(shared).await;
         let mut s = shared.lock();
         s.aof.rewrite_in_progress = false;
-        match result {
-            Ok(file) => {
-                *self.incr.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(file);
-                let a = &mut s.aof;
-                // The base holds everything buffered up to the snapshot.
-                debug_assert!(a.buf.is_empty());
-                a.written_end = snapshot_end;
-                a.fsynced_end = snapshot_end;
-                a.base_size = base.len() as u64;
-                a.history_size = 0;
-                a.incr_size = 0;
-                a.rewrites += 1;
-                a.last_rewrite_ok = true;
-                a.rewrite_base_size = a.current_size();
-                a.last_rewrite_time_secs = 0;
+        s.aof.no_fsync = false;
+        if s.child_kind == crate::persistence::snapshot::ChildKind::Aof {
+            s.child_kind = crate::persistence::snapshot::ChildKind::None;
+        }
+        match &r {
+            Ok(()) => {
                 s.log(Level::Notice, "Background AOF rewrite terminated with success");
                 s.log(Level::Notice, "Background AOF rewrite finished successfully");
-                Ok(())
             }
             Err(e) => {
-                let mut back = pending;
-                back.append(&mut s.aof.buf);
-                s.aof.buf = back;
-                s.aof.selected_db = None;
                 s.aof.last_rewrite_ok = false;
                 s.log(Level::Warning, &format!("Background AOF rewrite failed: {e}"));
-                Err(e)
             }
         }
+        r
     }
 
-    /// Writes a new base and an empty incr file, then switches the manifest to them.
-    async fn switch_files(&self, base: &[u8], preamble: bool) -> io::Result<<E::Disk as Disk>::File> {
-        let m = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (m, incr) = switch_files(&self.dir, &self.appendfilename, m, base, preamble).await?;
+    async fn rewrite_steps(&self, shared: &Shared) -> io::Result<()> {
+        let guard = self.flush_lock.lock().await;
+        // 1. The new incr file is in the manifest, durably, before anything goes into it.
+        let mut m = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        m.curr_incr_seq += 1;
+        let new_incr = AofFile {
+            name: manifest::incr_name(&self.appendfilename, m.curr_incr_seq),
+            seq: m.curr_incr_seq,
+            kind: FileType::Incr,
+        };
+        let incr = self.dir.open(&new_incr.name, true).await?;
+        incr.set_len(0).await?;
+        incr.sync_data().await?;
+        m.incrs.push(new_incr.clone());
+        persist_manifest(&self.dir, &self.appendfilename, &m).await?;
         *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = m;
-        Ok(incr)
+        // 2. The fork, at a command boundary: what was buffered before it belongs to the old
+        //    incr (the child's base holds its effect), what comes after to the new one.
+        let (mut child, plan, skip_fsync, preamble) = {
+            let mut s = shared.lock();
+            feed(&mut s);
+            let preamble = s.config.get("aof-use-rdb-preamble") == Some("yes");
+            let now_ms = s.now.unix_ms;
+            let child = self.env.fork_snapshot(|w| {
+                let base = rewrite_base(&s.dbs, now_ms, preamble);
+                if base.fallback.is_some() {
+                    return Err(io::Error::other("the RDB preamble could not be written"));
+                }
+                w.write_all(&base.bytes)
+            })?;
+            let t = now(self.env.clock());
+            let plan = s.aof.plan_flush(t.mono_ms, true);
+            s.aof.selected_db = None;
+            s.aof.no_fsync = s.config.get("no-appendfsync-on-rewrite") == Some("yes");
+            s.stats.total_forks += 1;
+            s.child_kind = crate::persistence::snapshot::ChildKind::Aof;
+            s.log(Level::Notice, &format!("Background append only file rewriting started by pid {}", child.pid()));
+            (child, plan, s.aof.skips_fsync(), preamble)
+        };
+        if let FlushPlan::Write { data, file_offset, fsync } = plan {
+            let old = self.incr_file();
+            let out = write_plan(&*old, &data, file_offset, fsync && !skip_fsync).await;
+            let failed = out.written != data.len() || out.error.is_some();
+            let mut s = shared.lock();
+            let t = now(self.env.clock());
+            s.aof.write_done(data, out, t.mono_ms, t.unix_ms / 1000);
+            drain_log(&mut s);
+            if failed {
+                // The unwritten commands precede the fork: they must not land in the new incr.
+                child.kill();
+                return Err(io::Error::other("writing the AOF before the rewrite failed"));
+            }
+        }
+        {
+            *self.incr.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(incr);
+            let mut s = shared.lock();
+            let a = &mut s.aof;
+            a.history_size += a.incr_size;
+            a.incr_size = 0;
+        }
+        drop(guard);
+        // 3. The child's bytes become the new base; writers are not held meanwhile.
+        let mut base = Vec::new();
+        loop {
+            let chunk = child.read_chunk().await?;
+            if chunk.is_empty() {
+                break;
+            }
+            base.extend_from_slice(&chunk);
+        }
+        if !child.wait().await? {
+            return Err(io::Error::other("the rewrite child failed"));
+        }
+        let mut m = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let base_file = AofFile {
+            name: manifest::base_name(&self.appendfilename, m.curr_base_seq + 1, preamble),
+            seq: m.curr_base_seq + 1,
+            kind: FileType::Base,
+        };
+        write_synced(&self.dir, &base_file.name, &base).await?;
+        // 4. The switch: the new base and the incr written since the fork; the rest goes.
+        let _guard = self.flush_lock.lock().await;
+        let old: Vec<AofFile> = m.load_order().cloned().chain(m.history.iter().cloned()).collect();
+        m.curr_base_seq += 1;
+        m.base = Some(base_file);
+        m.incrs.retain(|f| f.seq >= new_incr.seq);
+        m.history.clear();
+        persist_manifest(&self.dir, &self.appendfilename, &m).await?;
+        for f in old {
+            if m.load_order().all(|n| n.name != f.name) {
+                let _ = self.dir.remove(&f.name).await;
+            }
+        }
+        let _ = self.dir.sync_dir().await;
+        *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = m;
+        let mut s = shared.lock();
+        let a = &mut s.aof;
+        a.base_size = base.len() as u64;
+        a.history_size = 0;
+        a.rewrites += 1;
+        a.last_rewrite_ok = true;
+        a.rewrite_base_size = a.current_size();
+        a.last_rewrite_time_secs = 0;
+        Ok(())
     }
 }
 
@@ -436,11 +510,21 @@ pub async fn aof_cron<E: Env>(io: Arc<AofIo<E>>, shared: Arc<Shared>) {
         }
         let due = {
             let mut s = shared.lock();
-            let due = std::mem::take(&mut s.aof.rewrite_scheduled) || auto_rewrite_due(&s);
-            due && !s.aof.rewrite_in_progress
+            // One child at a time: a scheduled rewrite waits for a running BGSAVE.
+            let free = !s.aof.rewrite_in_progress && s.rdb.child_pid.is_none();
+            let start = free && (std::mem::take(&mut s.aof.rewrite_scheduled) || auto_rewrite_due(&s));
+            if start {
+                s.aof.rewrite_in_progress = true;
+            }
+            start
         };
         if due {
-            let _ = io.rewrite_now(&shared).await;
+            // Its own task: the cron goes on retrying writes and fsyncing meanwhile.
+            let (io, shared) = (io.clone(), shared.clone());
+            let env = io.env.clone();
+            env.spawn(async move {
+                let _ = io.rewrite_now(&shared).await;
+            });
         }
     }
 }

@@ -88,6 +88,11 @@ impl Db {
         self.dict.insert_new(key, obj);
     }
 
+    /// Adds `key` unless it exists; `false` (and `obj` dropped) when it does.
+    pub fn try_add(&mut self, key: &[u8], obj: RObj) -> bool {
+        self.dict.try_insert_new(key, obj).is_ok()
+    }
+
     pub fn delete(&mut self, key: &[u8]) -> Option<RObj> {
         let (_, obj) = self.dict.remove(key)?;
         self.expires.remove(key);

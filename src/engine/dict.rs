@@ -138,6 +138,27 @@ impl<V> Dict<V> {
         self.used += 1;
     }
 
+    /// Inserts `key` unless it is present (then `val` is handed back and nothing changes):
+    /// one hash, one walk of the chain, as the RDB loader needs for every key.
+    pub fn try_insert_new(&mut self, key: &[u8], val: V) -> Result<(), V> {
+        let h = self.hash(key) as usize;
+        if self.used > 0 {
+            let mut cur = self.table[h & (self.table.len() - 1)].as_deref();
+            while let Some(n) = cur {
+                if &*n.key == key {
+                    return Err(val);
+                }
+                cur = n.next.as_deref();
+            }
+        }
+        self.expand_if_needed();
+        let idx = h & (self.table.len() - 1);
+        let next = self.table[idx].take();
+        self.table[idx] = Some(Box::new(Node { key: key.into(), val, next }));
+        self.used += 1;
+        Ok(())
+    }
+
     pub fn remove(&mut self, key: &[u8]) -> Option<(Box<[u8]>, V)> {
         if self.used == 0 {
             return None;
@@ -355,6 +376,21 @@ mod tests {
         assert!(d.buckets() <= 64, "shrunk to {}", d.buckets());
         assert_eq!(d.get(&k(995)), Some(&995));
         assert_eq!(d.get(&k(3)), None);
+    }
+
+    #[test]
+    fn try_insert_new_refuses_present_keys() {
+        let mut d = Dict::new(2);
+        for i in 0..100 {
+            assert!(d.try_insert_new(&k(i), i).is_ok());
+        }
+        assert_eq!(d.try_insert_new(&k(7), 700), Err(700));
+        assert_eq!(d.len(), 100);
+        assert_eq!(d.get(&k(7)), Some(&7));
+        assert_eq!(d.buckets(), 128);
+        for i in 0..100 {
+            assert_eq!(d.get(&k(i)), Some(&i));
+        }
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct BgsaveRequest<'a> {
     pub target: String,
     /// Set to true: the parent side kills the child and discards the file.
     pub cancel: Arc<AtomicBool>,
+    /// `rdb-save-incremental-fsync`: sync the file every this many bytes (0: only at the end).
+    pub autosync_bytes: u64,
 }
 
 /// A server without a driver (unit tests) cannot fork.
@@ -184,6 +186,15 @@ impl Server {
         Ok(out)
     }
 
+    /// Redis's `REDIS_AUTOSYNC_BYTES` under `rdb-save-incremental-fsync yes`, else 0.
+    pub fn rdb_autosync_bytes(&self) -> u64 {
+        if self.config.get("rdb-save-incremental-fsync") == Some("no") {
+            0
+        } else {
+            AUTOSYNC_BYTES
+        }
+    }
+
     pub fn rdb_child_running(&self) -> bool {
         self.child_kind != ChildKind::None
     }
@@ -202,6 +213,7 @@ impl Server {
             opts: self.rdb_save_options(),
             target: self.rdb_filename(),
             cancel: cancel.clone(),
+            autosync_bytes: self.rdb_autosync_bytes(),
         };
         let fork_start_us = self.sys.mono_us();
         match self.forker.bgsave(req) {
@@ -414,6 +426,11 @@ impl Server {
     }
 }
 
+/// Bytes written between syncs under `rdb-save-incremental-fsync yes` (Redis 7.0's
+/// `REDIS_AUTOSYNC_BYTES`): the final sync then has little left to flush, so it does not
+/// hold the disk (and, measured, the parent's command loop) for a long stretch.
+pub const AUTOSYNC_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Writes a snapshot durably: the child's bytes into `temp-<pid>.rdb`, fsync, rename over
 /// `target`, fsync the directory. On any error the child is killed, the temp file removed
 /// and `target` left as it was.
@@ -423,8 +440,20 @@ pub async fn write_snapshot<D: Disk, C: SnapshotChild>(
     target: &str,
     cancel: &AtomicBool,
 ) -> Result<u64, String> {
+    write_snapshot_autosync(disk, child, target, cancel, 0).await
+}
+
+/// As [`write_snapshot`], also syncing the temp file every `autosync_bytes` (0: never before
+/// the end), as Redis's `rdb-save-incremental-fsync`.
+pub async fn write_snapshot_autosync<D: Disk, C: SnapshotChild>(
+    disk: &D,
+    child: &mut C,
+    target: &str,
+    cancel: &AtomicBool,
+    autosync_bytes: u64,
+) -> Result<u64, String> {
     let tmp = format!("temp-{}.rdb", child.pid());
-    let r = write_snapshot_steps(disk, child, &tmp, target, cancel).await;
+    let r = write_snapshot_steps(disk, child, &tmp, target, cancel, autosync_bytes).await;
     if r.is_err() {
         child.kill();
         let _ = child.wait().await;
@@ -439,6 +468,7 @@ async fn write_snapshot_steps<D: Disk, C: SnapshotChild>(
     tmp: &str,
     target: &str,
     cancel: &AtomicBool,
+    autosync_bytes: u64,
 ) -> Result<u64, String> {
     let open_err = |e: io::Error| format!("Failed opening the temp RDB file {tmp} for saving: {}", strerror(&e));
     let f = disk.open(tmp, true).await.map_err(open_err)?;
@@ -453,7 +483,11 @@ async fn write_snapshot_steps<D: Disk, C: SnapshotChild>(
             break;
         }
         write_all_at(&f, &chunk, off).await.map_err(|e| write_error(&e))?;
+        let synced_upto = if autosync_bytes > 0 { off / autosync_bytes } else { 0 };
         off += chunk.len() as u64;
+        if autosync_bytes > 0 && off / autosync_bytes > synced_upto {
+            f.sync_data().await.map_err(|e| write_error(&e))?;
+        }
     }
     if !child.wait().await.map_err(|e| write_error(&e))? {
         return Err("the child failed".into());
@@ -517,12 +551,12 @@ pub struct EnvForker<E: Env> {
 
 impl<E: Env> Forker for EnvForker<E> {
     fn bgsave(&self, req: BgsaveRequest<'_>) -> io::Result<u32> {
-        let BgsaveRequest { dbs, aux, opts, target, cancel } = req;
+        let BgsaveRequest { dbs, aux, opts, target, cancel, autosync_bytes } = req;
         let mut child = self.env.fork_snapshot(|mut w| rdb::save(&mut w, dbs, &aux, &opts))?;
         let pid = child.pid();
         let (env, shared) = (self.env.clone(), self.shared.clone());
         self.env.spawn(async move {
-            let r = write_snapshot(env.disk(), &mut child, &target, &cancel).await;
+            let r = write_snapshot_autosync(env.disk(), &mut child, &target, &cancel, autosync_bytes).await;
             if let Some(shared) = shared.upgrade() {
                 let mut s = shared.lock();
                 s.set_now(now(env.clock()));

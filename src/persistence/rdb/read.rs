@@ -513,8 +513,18 @@ pub(super) fn load(
                 trace(r.pos, format!("Selecting DB ID {id}"));
             }
             opcode::RESIZEDB => {
-                r.len()?;
-                r.len()?;
+                // Redis's `dictExpand` on both dicts, so loading never rehashes; capped by what
+                // the rest of the file can hold (a key takes at least 3 bytes) against hostile
+                // sizes.
+                let most = r.remaining() / 3;
+                let keys = usize::try_from(r.len()?).unwrap_or(usize::MAX).min(most);
+                let expires = usize::try_from(r.len()?).unwrap_or(usize::MAX).min(keys);
+                if keys > 0 {
+                    dbs[db_idx].dict.reserve(keys);
+                }
+                if expires > 0 {
+                    dbs[db_idx].expires.reserve(expires);
+                }
             }
             opcode::AUX => {
                 let key = r.string()?;
@@ -547,21 +557,21 @@ pub(super) fn load(
                     continue;
                 }
                 let db = &mut dbs[db_idx];
-                if opts.allow_dup && db.contains(&key) {
+                if opts.allow_dup {
                     db.delete(&key);
                 }
-                if db.contains(&key) {
+                let lru = object_lru(opts.lfu, opts.now_ms, idle_s, freq_v, opts.lru_clock);
+                let obj = match val {
+                    // Already `tryObjectEncoding`'s form (Str::from_bytes); only sharing is left.
+                    Value::Str(Str::Int(n)) => RObj::from_int(n, lru, opts.share_ints),
+                    v => RObj::new(v, lru),
+                };
+                if !db.try_add(&key, obj) {
                     return Err(r.error_at(
                         key_at,
                         format!("RDB has duplicated key '{}' in DB {}", String::from_utf8_lossy(&key), db.id),
                     ));
                 }
-                let lru = object_lru(opts.lfu, opts.now_ms, idle_s, freq_v, opts.lru_clock);
-                let obj = match val {
-                    Value::Str(s) => RObj::string(&s.bytes(), lru, opts.share_ints),
-                    v => RObj::new(v, lru),
-                };
-                db.add(&key, obj);
                 if let Some(w) = when {
                     db.set_expire(&key, w);
                 }

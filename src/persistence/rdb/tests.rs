@@ -276,6 +276,25 @@ fn load_one(file: &[u8]) -> Db {
 }
 
 #[test]
+fn resizedb_presizes_the_dicts_but_never_past_what_the_file_can_hold() {
+    let keys: Vec<u8> = (0..3).flat_map(|i| key_of(RdbType::String, format!("k{i}").as_bytes(), &blob(b"v"))).collect();
+    let resizedb = |size: u64, expires: u64| {
+        let mut b = vec![opcode::RESIZEDB];
+        put_len(&mut b, size);
+        put_len(&mut b, expires);
+        b
+    };
+    // A size the file can hold: the dict is sized at once, as Redis's dictExpand (growing
+    // for 3 keys would stop at 4 buckets).
+    let db = load_one(&old_file(10, &[resizedb(5, 0), keys.clone()].concat()));
+    assert_eq!((db.len(), db.dict.buckets(), db.expires.buckets()), (3, 8, 0));
+    // A hostile size: capped by the bytes left (a key takes at least 3), no huge table.
+    let db = load_one(&old_file(10, &[resizedb(u64::MAX, u64::MAX), keys].concat()));
+    assert_eq!(db.len(), 3);
+    assert!(db.dict.buckets() <= 16 && db.expires.buckets() <= 16, "{db:?} {}", db.dict.buckets());
+}
+
+#[test]
 fn old_encodings_load_and_convert() {
     let zl = super::blob::tests::sample_ziplist(); // a, 12, 300
     let zipmap = b"\x02\x03foo\x03\x01bar!\x01k\x01\x00v\xff";

@@ -212,7 +212,7 @@ fn put_key_value(out: &mut Vec<u8>, key: &[u8], obj: &RObj, expire_ms: Option<u6
 /// A writer that keeps the running CRC64 of what passed through it.
 struct CrcWriter<'w, W: Write> {
     inner: &'w mut W,
-    digest: crc::Digest<'static, u64>,
+    digest: crc::Digest<'static, u64, crc::Table<16>>,
 }
 
 impl<W: Write> CrcWriter<'_, W> {

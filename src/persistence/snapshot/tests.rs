@@ -205,6 +205,22 @@ fn a_child_that_fails_leaves_no_temp_file_and_the_old_dump() {
 }
 
 #[test]
+fn incremental_fsync_syncs_each_time_another_interval_is_written() {
+    // 10 chunks of 300 bytes with a 1000-byte interval: offsets 1000, 2000 and 3000 are
+    // crossed by chunks 4, 7 and 10, so three syncs on the way plus the final one.
+    for (interval, want) in [(1000, 4), (0, 1)] {
+        let disk = disk_with(&pattern(10, 1), 13);
+        let before = disk.stats().fsyncs;
+        let chunks: Vec<Vec<u8>> = (0..10).map(|i| pattern(300, i)).collect();
+        let mut child = ChunkChild { chunks: chunks.clone(), ok: true };
+        let r = block_on(write_snapshot_autosync(&disk, &mut child, "dump.rdb", &AtomicBool::new(false), interval));
+        assert_eq!(r, Ok(3000));
+        assert_eq!(disk.stats().fsyncs - before, want, "interval {interval}");
+        assert_eq!(disk.durable_contents("dump.rdb"), Some(chunks.concat()));
+    }
+}
+
+#[test]
 fn a_cancelled_save_keeps_the_old_dump() {
     let old = pattern(1000, 3);
     let disk = disk_with(&old, 11);

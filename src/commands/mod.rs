@@ -9,6 +9,7 @@ pub mod expire;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
+pub mod latency;
 pub mod list;
 pub mod meta;
 pub mod multi;
@@ -165,6 +166,7 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         multi::COMMANDS,
         pubsub::COMMANDS,
         replication::COMMANDS,
+        latency::COMMANDS,
         crate::persistence::aof::cmd::COMMANDS,
     ]
     .into_iter()
@@ -539,6 +541,7 @@ pub(crate) fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     st.calls += 1;
     st.usec += dur;
     ctx.srv.record_latency(cmd.index, dur);
+    ctx.srv.latency_sample(if cmd.has(flag::FAST) { "fast-command" } else { "command" }, dur / 1000);
     ctx.srv.stats.numcommands += 1;
     // A command that changed the dataset reaches the AOF and replicas as it was sent, unless
     // the handler already propagated a rewritten form (e.g. SET EX as SET PXAT).

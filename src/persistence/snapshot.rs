@@ -220,6 +220,7 @@ impl Server {
             Ok(pid) => {
                 self.stats.total_forks += 1;
                 self.stats.latest_fork_usec = self.sys.mono_us().saturating_sub(fork_start_us);
+                self.latency_sample("fork", self.stats.latest_fork_usec / 1000);
                 self.log(Level::Notice, &format!("Background saving started by pid {pid}"));
                 // Redis counts saves started (rdb_saves), whatever their outcome.
                 self.rdb.saves += 1;

@@ -158,6 +158,7 @@ impl Server {
         let pid = self.repl_forker.replica_sync(&self.dbs, &aux, opts, client, eof_mark)?;
         self.stats.total_forks += 1;
         self.stats.latest_fork_usec = self.sys.mono_us().saturating_sub(start_us);
+        self.latency_sample("fork", self.stats.latest_fork_usec / 1000);
         Ok(pid)
     }
 }

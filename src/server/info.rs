@@ -52,6 +52,33 @@ impl LatencyHistogram {
         self.total == 0
     }
 
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// LATENCY HISTOGRAM's buckets (hdr's log iterator from 1024 ns, doubling): (upper bound
+    /// in µs, values at or below it), for the bounds where the cumulative count grew.
+    pub fn cumulative_log2_us(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let (mut upper_ns, mut seen, mut prev) = (1024u64, 0u64, 0u64);
+        let mut it = self.buckets.iter().peekable();
+        while seen < self.total {
+            while let Some((&low, &n)) = it.peek() {
+                if low >= upper_ns {
+                    break;
+                }
+                seen += n;
+                let _ = (low, it.next());
+            }
+            if seen > prev {
+                out.push(((upper_ns - 1) / 1000, seen));
+                prev = seen;
+            }
+            upper_ns = upper_ns.saturating_mul(2);
+        }
+        out
+    }
+
     /// `hdr_value_at_percentile`: the highest value of the bucket where the percentile falls.
     pub fn value_at_percentile(&self, percentile: f64) -> u64 {
         let p = percentile.min(100.0);

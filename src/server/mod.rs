@@ -8,6 +8,7 @@ pub mod config;
 pub mod driver;
 pub mod evict;
 pub mod info;
+pub mod latency;
 pub mod log;
 pub mod notify;
 pub mod replication;
@@ -150,6 +151,8 @@ pub struct Server {
     pub config_file: String,
     /// Replication: this node's stream and backlog, its replicas, its master link.
     pub repl: crate::replication::Replication,
+    /// LATENCY's events (latency-monitor-threshold).
+    pub latency: latency::LatencyMonitor,
     /// Forks the snapshots of replicas' full syncs; the driver installs one through the env.
     pub repl_forker: Box<dyn crate::replication::sync::ReplicaForker>,
     /// used_memory when the server had just started (INFO used_memory_startup).
@@ -180,6 +183,7 @@ impl Server {
         let config_appendfsync = config.hot.appendfsync;
         Server {
             repl,
+            latency: Default::default(),
             repl_forker: Box::new(crate::replication::sync::NoReplicaFork),
             cmd_stats: vec![CmdStat::default(); table.len()],
             cmd_latency: vec![info::LatencyHistogram::default(); table.len()],
@@ -339,6 +343,7 @@ impl Server {
         if !self.active_expire_enabled || self.writes_paused() || !self.is_master() {
             return;
         }
+        let cycle_start_us = self.sys.mono_us();
         let effort = ExpireEffort::new(self.config.hot.active_expire_effort);
         let now_ms = self.now.unix_ms;
         let hz = self.config.hot.hz;
@@ -352,6 +357,8 @@ impl Server {
             self.propagate_del(db, &key);
             self.deleted_by_server(None, db, &key, notify::Removal::Expired);
         }
+        let ms = self.sys.mono_us().saturating_sub(cycle_start_us) / 1000;
+        self.latency_sample("expire-cycle", ms);
     }
 
     fn sample_stats(&mut self) {

@@ -267,6 +267,8 @@ fn debug(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             let ms = (secs * 1000.0).max(0.0) as u64;
             // Redis blocks the whole server; every client waits until the pause ends.
             ctx.srv.paused_until_mono_ms = ctx.srv.now.mono_ms.saturating_add(ms);
+            // The driver does the sleeping; for the latency monitor the command took that long.
+            ctx.srv.latency_sample("command", ms);
             ctx.out().ok();
         }
         (b"set-active-expire", 3) => {

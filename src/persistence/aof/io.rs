@@ -74,9 +74,12 @@ impl<E: Env> AofIo<E> {
         };
         let FlushPlan::Write { data, file_offset, fsync } = plan else { return false };
         let file = self.incr_file();
+        let start_us = self.env.clock().now_us();
         let out = write_plan(&*file, &data, file_offset, fsync && !skip_fsync).await;
+        let took_ms = self.env.clock().now_us().saturating_sub(start_us) / 1000;
         let fatal = {
             let mut s = shared.lock();
+            record_write_latency(&mut s, took_ms, fsync && !skip_fsync);
             let t = now(self.env.clock());
             s.aof.write_done(data, out, t.mono_ms, t.unix_ms / 1000);
             drain_log(&mut s);
@@ -433,6 +436,24 @@ impl<E: Env> AofDriver for AofIo<E> {
 /// Moves propagated commands into `aof_buf` (and the replication stream), in execution order.
 pub fn feed(s: &mut Server) {
     s.feed_propagated();
+}
+
+/// The latency events of an AOF write (Redis's `flushAppendOnlyFile`): the write classified by
+/// what else was going on, and under `always` the write-and-fsync as `aof-fsync-always` (the
+/// env writes and fsyncs in one step, so both events carry its whole time).
+fn record_write_latency(s: &mut Server, ms: u64, fsynced: bool) {
+    let class = if s.aof.fsync_in_progress {
+        "aof-write-pending-fsync"
+    } else if s.child_kind != crate::persistence::snapshot::ChildKind::None {
+        "aof-write-active-child"
+    } else {
+        "aof-write-alone"
+    };
+    s.latency_sample(class, ms);
+    s.latency_sample("aof-write", ms);
+    if fsynced {
+        s.latency_sample("aof-fsync-always", ms);
+    }
 }
 
 fn drain_log(s: &mut Server) {

@@ -19,12 +19,13 @@ const CHAOS: &str = include_str!("../../scenarios/standalone_chaos.toml");
 const COUNTERS: &str = include_str!("../../scenarios/standalone_counters.toml");
 const TTL: &str = include_str!("../../scenarios/standalone_ttl.toml");
 const TOYLOG: &str = include_str!("../../scenarios/toylog_power.toml");
-const AOF_SCENARIOS: [(&str, &str); 5] = [
+const AOF_SCENARIOS: [(&str, &str); 6] = [
     ("aof_always", include_str!("../../scenarios/aof_always.toml")),
     ("aof_everysec", include_str!("../../scenarios/aof_everysec.toml")),
     ("aof_no", include_str!("../../scenarios/aof_no.toml")),
     ("aof_fsync_eio", include_str!("../../scenarios/aof_fsync_eio.toml")),
     ("aof_fsync_eio_always", include_str!("../../scenarios/aof_fsync_eio_always.toml")),
+    ("aof_rewrite", include_str!("../../scenarios/aof_rewrite.toml")),
 ];
 /// Seeds per AOF scenario in CI; `cargo simrun-release sweep` runs thousands.
 const AOF_CI_SEEDS: u64 = 12;

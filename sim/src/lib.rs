@@ -19,6 +19,8 @@ pub mod workload;
 #[cfg(madsim)]
 pub mod report;
 #[cfg(madsim)]
+pub mod replworld;
+#[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]
 pub mod shrink;

@@ -235,6 +235,11 @@ impl<'a> Ctx<'a> {
     /// true when the key is (logically) gone.
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
         let db = self.client.db;
+        // On a replica the master's stream sees every key its master has not deleted yet
+        // (Redis's `expireIfNeeded`: the master client never finds a key expired).
+        if self.srv.is_replica() && self.srv.is_master_client(self.client.id) {
+            return false;
+        }
         // While writes are paused a key may be logically expired but is not deleted.
         let master = self.srv.is_master() && !self.srv.writes_paused();
         match self.srv.dbs[db].expire_if_needed(key, self.srv.now.unix_ms, master) {

@@ -310,7 +310,8 @@ impl Server {
 
     fn active_expire_cycle(&mut self) {
         // A replica never expires keys itself: it waits for its master's DELs.
-        if !self.active_expire_enabled || self.writes_paused() || !self.is_master() {
+        let replica_expires = crate::replication::planted(crate::replication::PlantedBug::ReplicaExpiresKeys);
+        if !self.active_expire_enabled || self.writes_paused() || !(self.is_master() || replica_expires) {
             return;
         }
         let effort = ExpireEffort::new(self.config.hot.active_expire_effort);
@@ -323,7 +324,9 @@ impl Server {
         });
         for (db, key) in expired {
             self.stats.expiredkeys += 1;
-            self.propagate_del(db, &key);
+            if self.is_master() {
+                self.propagate_del(db, &key);
+            }
             self.deleted_by_server(None, db, &key, notify::Removal::Expired);
         }
     }

@@ -1,0 +1,145 @@
+//! Replication checkers, over the clients' history and the probe of every node taken after the
+//! settle phase (`History::repl`).
+//!
+//! - convergence: once healed and settled, every node holds the final master's dataset (equal
+//!   DEBUG DIGEST and replication offset). Misses divergence that heals itself before the probe.
+//! - resync: the INFO sync counters (summed over nodes; each counts the PSYNCs it served as a
+//!   master since its last start) match the scenario's expectation. `partial`: no full sync
+//!   beyond one initial sync per replica, no failed partial attempt, and at least one partial
+//!   resync if anything broke a link. `full`: exactly one extra full sync and one failed partial
+//!   attempt per replication link cut, and no partial resync.
+//! - writes: appends acknowledged and then WAIT-acknowledged by the scenario's number of
+//!   replicas are in the final master's log (every replica that could be promoted held them);
+//!   without promotions every acknowledged append is. Lost appends that no promise covered are
+//!   reported in the notes, not as findings. Unless a forced promotion split the cluster, after
+//!   each promotion only the new master acknowledges writes sent later.
+
+use std::collections::BTreeSet;
+
+use super::Finding;
+use crate::history::{Call, History, NodeProbe};
+use crate::scenario::{OpKind, ResyncExpect};
+
+fn finding(checker: &str, message: String, ops: Vec<usize>) -> Finding {
+    Finding { checker: checker.into(), message, ops }
+}
+
+fn final_master(h: &History) -> Option<&NodeProbe> {
+    h.repl.probes.iter().find(|p| p.node == h.repl.final_master)
+}
+
+pub fn convergence(h: &History) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let Some(m) = final_master(h) else {
+        return vec![finding("repl_convergence", "the final master was not probed".into(), vec![])];
+    };
+    for p in &h.repl.probes {
+        if let Some(e) = &p.error {
+            found.push(finding("repl_convergence", format!("n{} did not answer the probe: {e}", p.node), vec![]));
+        } else if p.digest != m.digest || p.master_repl_offset != m.master_repl_offset {
+            found.push(finding(
+                "repl_convergence",
+                format!(
+                    "n{} ({}, offset {}, digest {}) differs from master n{} (offset {}, digest {}) after the settle phase",
+                    p.node, p.role, p.master_repl_offset, p.digest, m.node, m.master_repl_offset, m.digest
+                ),
+                vec![],
+            ));
+        }
+    }
+    found
+}
+
+/// (full, partial ok, partial err) summed over the probed nodes.
+pub fn sync_counts(h: &History) -> (u64, u64, u64) {
+    h.repl.probes.iter().fold((0, 0, 0), |a, p| (a.0 + p.sync_full, a.1 + p.sync_partial_ok, a.2 + p.sync_partial_err))
+}
+
+pub fn resync(h: &History) -> Vec<Finding> {
+    let (full, ok, err) = sync_counts(h);
+    let initial = u64::from(h.repl.nodes.saturating_sub(1));
+    let cuts = h.repl.cuts.len() as u64;
+    let broke = cuts + h.repl.restarts.len() as u64 + h.repl.promotions.len() as u64;
+    let what = format!("sync_full {full}, sync_partial_ok {ok}, sync_partial_err {err}");
+    let bad = match h.repl.expect_resync {
+        Some(ResyncExpect::Partial) => {
+            if full != initial || err != 0 {
+                Some(format!("expected only partial resyncs after {initial} initial full syncs, got {what}"))
+            } else if broke > 0 && ok == 0 {
+                Some(format!("{broke} link breaks but no partial resync: {what}"))
+            } else {
+                None
+            }
+        }
+        Some(ResyncExpect::Full) => (full != initial + cuts || err != cuts || ok != 0).then(|| {
+            format!(
+                "expected {} full syncs ({initial} initial + one per cut) and {cuts} failed partial attempts, got {what}",
+                initial + cuts
+            )
+        }),
+        None => None,
+    };
+    bad.map(|m| finding("repl_resync", m, vec![])).into_iter().collect()
+}
+
+/// Findings, and notes on losses no promise covered.
+pub fn writes(h: &History) -> (Vec<Finding>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut notes = Vec::new();
+    let Some(m) = final_master(h) else {
+        return (vec![finding("repl_writes", "the final master was not probed".into(), vec![])], notes);
+    };
+    let present: BTreeSet<u64> = m.log.iter().copied().collect();
+    let promoted = !h.repl.promotions.is_empty();
+    let waited: std::collections::BTreeMap<usize, i64> = h.repl.waits.iter().copied().collect();
+    let need = h.repl.wait_replicas.map(i64::from);
+    let mut sent = BTreeSet::new();
+    let mut lost_unpromised = 0;
+    for op in &h.ops {
+        let Call::Append { id } = op.call else { continue };
+        if op.sent_us.is_some() {
+            sent.insert(id);
+        }
+        if !op.is_ok() || present.contains(&id) {
+            continue;
+        }
+        let acks = waited.get(&op.id).copied();
+        let promised = match need {
+            Some(n) if acks.is_some_and(|a| a >= n) => Some(format!("WAIT-acknowledged by {} replicas", acks.unwrap_or(0))),
+            _ if !promoted => Some("acknowledged with no promotion".into()),
+            _ => None,
+        };
+        match promised {
+            Some(why) => found.push(finding(
+                "repl_writes",
+                format!("append {id} ({why}) is missing from the final master n{}", m.node),
+                vec![op.id],
+            )),
+            None => lost_unpromised += 1,
+        }
+    }
+    if lost_unpromised > 0 {
+        notes.push(format!("repl_writes: {lost_unpromised} acknowledged appends lost across a promotion (no WAIT promise)"));
+    }
+    for id in &m.log {
+        if !sent.contains(id) {
+            found.push(finding("repl_writes", format!("id {id} in the final log was never appended"), vec![]));
+        }
+    }
+    if !h.repl.promotions.iter().any(|p| p.2) {
+        for (k, &(at, master, _)) in h.repl.promotions.iter().enumerate() {
+            let until = h.repl.promotions.get(k + 1).map_or(u64::MAX, |p| p.0);
+            for op in &h.ops {
+                let write = !matches!(op.kind, OpKind::Get | OpKind::GetCounter | OpKind::Read);
+                if write && op.is_ok() && op.node != master && op.sent_us.is_some_and(|s| s > at && s < until) {
+                    found.push(finding(
+                        "repl_writes",
+                        format!("n{} acknowledged a write sent after n{master} was promoted", op.node),
+                        vec![op.id],
+                    ));
+                }
+            }
+        }
+    }
+    (found, notes)
+}

@@ -127,13 +127,24 @@ pub struct ReplRecord {
     pub waits: Vec<(usize, i64)>,
     /// Replication link cuts that took effect: (replica node, start µs, end µs).
     pub cuts: Vec<(u32, u64, u64)>,
-    /// Failovers and promotions that took effect: (µs, new master, forced).
-    pub promotions: Vec<(u64, u32, bool)>,
+    /// Failovers and promotions that took effect, in time order.
+    pub promotions: Vec<Promotion>,
     /// Replica restarts (node, µs).
     pub restarts: Vec<(u32, u64)>,
     /// The master at the end, and every node's state probed after the settle phase.
     pub final_master: u32,
     pub probes: Vec<NodeProbe>,
+}
+
+/// A failover or forced promotion the operator carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promotion {
+    /// When the operator started (writes may still reach the old master) and finished (every
+    /// reachable node told to follow the new master).
+    pub start_us: u64,
+    pub end_us: u64,
+    pub node: u32,
+    pub forced: bool,
 }
 
 /// One node's replication state as INFO and DEBUG DIGEST showed it after the settle phase.

@@ -62,6 +62,9 @@ pub enum ResyncExpect {
     Partial,
     /// Every resync after a link cut is full (the backlog overflowed), one per cut.
     Full,
+    /// After each forced promotion the demoted master, whose writes went past the new master's
+    /// second_replid_offset, resyncs fully; every other resync is partial.
+    Divergent,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use redsim::server::Config;
 
 use crate::env::{NetConfig, SimEnv, SimEnvParts, SimNet};
 use crate::faults::{rng_for, Machine, Plan, PlannedFault};
-use crate::history::{ClockChange, History};
+use crate::history::{ClockChange, History, Promotion};
 use crate::replworld::{on_admin, Admin, ReplTopology};
 use crate::scenario::{FaultKind, OpKind, PowerMode, Scenario, Service, Target};
 use crate::toylog::{self, Bug};
@@ -631,10 +631,11 @@ impl World {
         let target = node_of(f) as u32;
         let graceful = f.kind == FaultKind::Failover;
         self.event(&format!("start {}", f.describe()));
+        let start_us = self.now_us();
         let done = on_admin(&self.handle, node, async move { admin.promote(target, graceful).await }).await;
         if done {
-            let now = self.now_us();
-            self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.promotions.push((now, target, !graceful));
+            let p = Promotion { start_us, end_us: self.now_us(), node: target, forced: !graceful };
+            self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.promotions.push(p);
         }
     }
 

@@ -175,8 +175,10 @@ impl Server {
     pub fn become_replica(&mut self, host: String, port: u16) {
         // Before following a master, this node's own history becomes the "cached master" its
         // PSYNC offers, so a demoted master can continue partially when histories agree
-        // (Redis's `replicationCacheMasterUsingMyself`).
-        if self.repl.master.is_none() {
+        // (Redis's `replicationCacheMasterUsingMyself`). A replica switching masters caches
+        // the history it follows now, with the ID a +CONTINUE may have changed (Redis caches
+        // the master client it frees).
+        if self.repl.master.is_none() || self.repl.has_history {
             self.repl.cached = Some((self.repl.state.replid.clone(), self.repl.state.master_repl_offset));
         }
         self.repl.master = Some(crate::replication::MasterLink::new(host, port));

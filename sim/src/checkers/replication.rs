@@ -5,9 +5,9 @@
 //!   DEBUG DIGEST and replication offset). Misses divergence that heals itself before the probe.
 //! - resync: the INFO sync counters (summed over nodes; each counts the PSYNCs it served as a
 //!   master since its last start) match the scenario's expectation. `partial`: no full sync
-//!   beyond one initial sync per replica, no failed partial attempt, and at least one partial
-//!   resync if anything broke a link. `full`: exactly one extra full sync and one failed partial
-//!   attempt per replication link cut, and no partial resync.
+//!   beyond one initial sync per replica and no failed partial attempt. `full`: exactly one extra full sync and one failed partial
+//!   attempt per replication link cut, and no partial resync. `divergent`: one full sync and one
+//!   failed partial attempt per forced promotion (the demoted master), the others partial.
 //! - writes: appends acknowledged and then WAIT-acknowledged by the scenario's number of
 //!   replicas are in the final master's log (every replica that could be promoted held them);
 //!   without promotions every acknowledged append is. Lost appends that no promise covered are
@@ -59,17 +59,13 @@ pub fn resync(h: &History) -> Vec<Finding> {
     let (full, ok, err) = sync_counts(h);
     let initial = u64::from(h.repl.nodes.saturating_sub(1));
     let cuts = h.repl.cuts.len() as u64;
-    let broke = cuts + h.repl.restarts.len() as u64 + h.repl.promotions.len() as u64;
     let what = format!("sync_full {full}, sync_partial_ok {ok}, sync_partial_err {err}");
     let bad = match h.repl.expect_resync {
         Some(ResyncExpect::Partial) => {
-            if full != initial || err != 0 {
-                Some(format!("expected only partial resyncs after {initial} initial full syncs, got {what}"))
-            } else if broke > 0 && ok == 0 {
-                Some(format!("{broke} link breaks but no partial resync: {what}"))
-            } else {
-                None
-            }
+            // A cut shorter than repl-timeout need not break the link, so partial resyncs are
+            // not counted; a replica that never resynced fails convergence instead.
+            (full != initial || err != 0)
+                .then(|| format!("expected only partial resyncs after {initial} initial full syncs, got {what}"))
         }
         Some(ResyncExpect::Full) => (full != initial + cuts || err != cuts || ok != 0).then(|| {
             format!(
@@ -77,6 +73,17 @@ pub fn resync(h: &History) -> Vec<Finding> {
                 initial + cuts
             )
         }),
+        Some(ResyncExpect::Divergent) => {
+            let forced = h.repl.promotions.iter().filter(|p| p.forced).count() as u64;
+            (full != initial + forced || err != forced || ok < forced * u64::from(h.repl.nodes.saturating_sub(2)))
+                .then(|| {
+                    format!(
+                        "expected {} full syncs ({initial} initial + one per forced promotion), {forced} failed partial \
+                         attempts and a partial resync of every other replica, got {what}",
+                        initial + forced
+                    )
+                })
+        }
         None => None,
     };
     bad.map(|m| finding("repl_resync", m, vec![])).into_iter().collect()
@@ -126,18 +133,25 @@ pub fn writes(h: &History) -> (Vec<Finding>, Vec<String>) {
             found.push(finding("repl_writes", format!("id {id} in the final log was never appended"), vec![]));
         }
     }
-    if !h.repl.promotions.iter().any(|p| p.2) {
-        for (k, &(at, master, _)) in h.repl.promotions.iter().enumerate() {
-            let until = h.repl.promotions.get(k + 1).map_or(u64::MAX, |p| p.0);
-            for op in &h.ops {
-                let write = !matches!(op.kind, OpKind::Get | OpKind::GetCounter | OpKind::Read);
-                if write && op.is_ok() && op.node != master && op.sent_us.is_some_and(|s| s > at && s < until) {
-                    found.push(finding(
-                        "repl_writes",
-                        format!("n{} acknowledged a write sent after n{master} was promoted", op.node),
-                        vec![op.id],
-                    ));
-                }
+    if !h.repl.promotions.iter().any(|p| p.forced) {
+        // Epochs between promotions: (from, until, master). Node 0 is the first master.
+        let mut epochs = Vec::new();
+        let mut from = 0;
+        let mut master = 0;
+        for p in &h.repl.promotions {
+            epochs.push((from, p.start_us, master));
+            (from, master) = (p.end_us, p.node);
+        }
+        epochs.push((from, u64::MAX, master));
+        for op in &h.ops {
+            let write = !matches!(op.kind, OpKind::Get | OpKind::GetCounter | OpKind::Read);
+            let Some(sent) = op.sent_us.filter(|_| write && op.is_ok()) else { continue };
+            if let Some(&(_, _, m)) = epochs.iter().find(|e| sent > e.0 && op.complete_us < e.1 && op.node != e.2) {
+                found.push(finding(
+                    "repl_writes",
+                    format!("n{} acknowledged a write while n{m} was the master", op.node),
+                    vec![op.id],
+                ));
             }
         }
     }

@@ -17,6 +17,7 @@ pub enum Call {
     Append { id: u64 },
     Read,
     Expire { key: String, ttl_ms: u64 },
+    Persist { key: String },
 }
 
 impl Call {
@@ -27,7 +28,8 @@ impl Call {
             | Call::Del { key }
             | Call::Incr { key }
             | Call::GetCounter { key }
-            | Call::Expire { key, .. } => Some(key),
+            | Call::Expire { key, .. }
+            | Call::Persist { key } => Some(key),
             Call::Append { .. } | Call::Read => None,
         }
     }

@@ -115,6 +115,8 @@ pub enum OpKind {
     Read,
     /// PEXPIRE of a counter key (TTL from `ttl_ms`): counters that expire while INCRs go on.
     ExpireCounter,
+    /// PERSIST of a counter key: a key a replica expired too early stays on the master.
+    PersistCounter,
 }
 
 impl OpKind {
@@ -139,6 +141,7 @@ impl OpKind {
             OpKind::Append => "append",
             OpKind::Read => "read",
             OpKind::ExpireCounter => "expire_counter",
+            OpKind::PersistCounter => "persist_counter",
         }
     }
 }

@@ -105,6 +105,7 @@ pub fn call_text(c: &Call) -> String {
         Call::Append { id } => format!("APPEND {id}"),
         Call::Read => "READ".into(),
         Call::Expire { key, ttl_ms } => format!("PEXPIRE {key} {ttl_ms}"),
+        Call::Persist { key } => format!("PERSIST {key}"),
     }
 }
 
@@ -281,6 +282,7 @@ fn draw_call(plan: &ClientPlan, kind: OpKind, seq: u64, rng: &mut SeededRng) -> 
             Call::Expire { key: ctr.clone(), ttl_ms },
             vec![b("PEXPIRE"), b(&ctr), b(&ttl_ms.to_string())],
         ),
+        OpKind::PersistCounter => (Call::Persist { key: ctr.clone() }, vec![b("PERSIST"), b(&ctr)]),
         OpKind::Read => {
             let args = match plan.service {
                 Service::Toylog => vec![b("READ")],

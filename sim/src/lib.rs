@@ -17,9 +17,9 @@ pub mod trace;
 pub mod workload;
 
 #[cfg(madsim)]
-pub mod report;
-#[cfg(madsim)]
 pub mod replworld;
+#[cfg(madsim)]
+pub mod report;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]

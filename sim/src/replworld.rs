@@ -251,9 +251,9 @@ impl Admin {
             }
             let master = self.topo.master.load(Ordering::SeqCst) as usize;
             let m = &probes[master];
-            let agreed = probes.iter().all(|p| {
-                p.error.is_none() && p.digest == m.digest && p.master_repl_offset == m.master_repl_offset
-            });
+            let agreed = probes
+                .iter()
+                .all(|p| p.error.is_none() && p.digest == m.digest && p.master_repl_offset == m.master_repl_offset);
             if agreed || tokio::time::Instant::now() >= deadline {
                 self.rec.event(&format!("admin: probe ({})", if agreed { "converged" } else { "not converged" }));
                 return probes;

@@ -771,6 +771,13 @@ ops = { get = 1, set = 1 }
             include_str!("../../scenarios/standalone_counters.toml"),
             include_str!("../../scenarios/standalone_ttl.toml"),
             include_str!("../../scenarios/toylog_power.toml"),
+            include_str!("../../scenarios/repl_partition_short.toml"),
+            include_str!("../../scenarios/repl_partition_long.toml"),
+            include_str!("../../scenarios/repl_replica_restart.toml"),
+            include_str!("../../scenarios/repl_promote.toml"),
+            include_str!("../../scenarios/repl_demote_divergent.toml"),
+            include_str!("../../scenarios/repl_chain.toml"),
+            include_str!("../../scenarios/repl_wait_promote.toml"),
         ] {
             let s = Scenario::from_toml(text).unwrap();
             assert!(!s.description.is_empty(), "{} says what it tests", s.name);

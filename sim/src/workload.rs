@@ -278,10 +278,9 @@ fn draw_call(plan: &ClientPlan, kind: OpKind, seq: u64, rng: &mut SeededRng) -> 
             };
             (Call::Append { id }, args)
         }
-        OpKind::ExpireCounter => (
-            Call::Expire { key: ctr.clone(), ttl_ms },
-            vec![b("PEXPIRE"), b(&ctr), b(&ttl_ms.to_string())],
-        ),
+        OpKind::ExpireCounter => {
+            (Call::Expire { key: ctr.clone(), ttl_ms }, vec![b("PEXPIRE"), b(&ctr), b(&ttl_ms.to_string())])
+        }
         OpKind::PersistCounter => (Call::Persist { key: ctr.clone() }, vec![b("PERSIST"), b(&ctr)]),
         OpKind::Read => {
             let args = match plan.service {

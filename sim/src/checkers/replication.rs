@@ -112,7 +112,9 @@ pub fn writes(h: &History) -> (Vec<Finding>, Vec<String>) {
         }
         let acks = waited.get(&op.id).copied();
         let promised = match need {
-            Some(n) if acks.is_some_and(|a| a >= n) => Some(format!("WAIT-acknowledged by {} replicas", acks.unwrap_or(0))),
+            Some(n) if acks.is_some_and(|a| a >= n) => {
+                Some(format!("WAIT-acknowledged by {} replicas", acks.unwrap_or(0)))
+            }
             _ if !promoted => Some("acknowledged with no promotion".into()),
             _ => None,
         };
@@ -126,7 +128,9 @@ pub fn writes(h: &History) -> (Vec<Finding>, Vec<String>) {
         }
     }
     if lost_unpromised > 0 {
-        notes.push(format!("repl_writes: {lost_unpromised} acknowledged appends lost across a promotion (no WAIT promise)"));
+        notes.push(format!(
+            "repl_writes: {lost_unpromised} acknowledged appends lost across a promotion (no WAIT promise)"
+        ));
     }
     for id in &m.log {
         if !sent.contains(id) {

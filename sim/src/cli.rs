@@ -48,7 +48,8 @@ enum Cmd {
         scenario: PathBuf,
         #[arg(long, value_parser = parse_seed)]
         seed: u64,
-        /// Plant a known bug (simulator only): skip-fsync, aof-skip-fsync, aof-ignore-fsync-error.
+        /// Plant a known bug (simulator only): skip-fsync, aof-skip-fsync, aof-ignore-fsync-error,
+        /// repl-backlog-off-by-one, psync-stale-replid, replica-expires-keys.
         #[arg(long)]
         bug: Option<String>,
         #[arg(long, default_value = "reports")]

@@ -16,6 +16,8 @@ pub enum Call {
     GetCounter { key: String },
     Append { id: u64 },
     Read,
+    Expire { key: String, ttl_ms: u64 },
+    Persist { key: String },
 }
 
 impl Call {
@@ -25,7 +27,9 @@ impl Call {
             | Call::Set { key, .. }
             | Call::Del { key }
             | Call::Incr { key }
-            | Call::GetCounter { key } => Some(key),
+            | Call::GetCounter { key }
+            | Call::Expire { key, .. }
+            | Call::Persist { key } => Some(key),
             Call::Append { .. } | Call::Read => None,
         }
     }
@@ -109,6 +113,58 @@ pub struct History {
     /// When every fault was healed: the liveness phase starts here.
     pub healed_us: u64,
     pub end_us: u64,
+    /// What a replication world saw beyond the clients' operations.
+    #[serde(default)]
+    pub repl: ReplRecord,
+}
+
+/// A replication world's record for the replication checkers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReplRecord {
+    /// The scenario's replication expectations, as the checkers need them.
+    pub nodes: u32,
+    pub expect_resync: Option<crate::scenario::ResyncExpect>,
+    pub wait_replicas: Option<u32>,
+    /// Per acknowledged write that was followed by WAIT: (op id, replicas WAIT reported).
+    pub waits: Vec<(usize, i64)>,
+    /// Replication link cuts that took effect: (replica node, start µs, end µs).
+    pub cuts: Vec<(u32, u64, u64)>,
+    /// Failovers and promotions that took effect, in time order.
+    pub promotions: Vec<Promotion>,
+    /// Replica restarts (node, µs).
+    pub restarts: Vec<(u32, u64)>,
+    /// The master at the end, and every node's state probed after the settle phase.
+    pub final_master: u32,
+    pub probes: Vec<NodeProbe>,
+}
+
+/// A failover or forced promotion the operator carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promotion {
+    /// When the operator started (writes may still reach the old master) and finished (every
+    /// reachable node told to follow the new master).
+    pub start_us: u64,
+    pub end_us: u64,
+    pub node: u32,
+    pub forced: bool,
+}
+
+/// One node's replication state as INFO and DEBUG DIGEST showed it after the settle phase.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeProbe {
+    pub node: u32,
+    /// `master` or `slave`; empty when the node did not answer.
+    pub role: String,
+    pub digest: String,
+    pub master_repl_offset: u64,
+    pub sync_full: u64,
+    pub sync_partial_ok: u64,
+    pub sync_partial_err: u64,
+    /// The log list (RPUSHed ids) the node holds.
+    pub log: Vec<u64>,
+    /// How many times the node was started (stats count from the last start).
+    pub incarnations: u32,
+    pub error: Option<String>,
 }
 
 impl History {

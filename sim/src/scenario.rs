@@ -34,6 +34,44 @@ pub struct Scenario {
     /// The liveness phase: every fault healed, the workload goes on and must succeed.
     pub settle_ms: u64,
     pub checkers: Vec<CheckerKind>,
+    /// Replication topology: node 0 starts as the master, the others as its replicas (or a
+    /// chain); absent: every node stands alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationOpts>,
+}
+
+/// What a replication scenario sets up and what its checkers expect.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationOpts {
+    /// Node i > 0 replicates node i − 1 (a chain) instead of node 0.
+    #[serde(default)]
+    pub chain: bool,
+    /// What the `repl_resync` checker expects of every resync after the initial full syncs.
+    #[serde(default)]
+    pub expect_resync: Option<ResyncExpect>,
+    /// After each acknowledged write the client sends `WAIT replicas timeout_ms`.
+    #[serde(default)]
+    pub wait: Option<WaitOpts>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResyncExpect {
+    /// Every resync after the initial full syncs is partial.
+    Partial,
+    /// Every resync after a link cut is full (the backlog overflowed), one per cut.
+    Full,
+    /// After each forced promotion the demoted master, whose writes went past the new master's
+    /// second_replid_offset, resyncs fully; every other resync is partial.
+    Divergent,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WaitOpts {
+    pub replicas: u32,
+    pub timeout_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -75,6 +113,10 @@ pub enum OpKind {
     Append,
     /// Toy log: read every id.
     Read,
+    /// PEXPIRE of a counter key (TTL from `ttl_ms`): counters that expire while INCRs go on.
+    ExpireCounter,
+    /// PERSIST of a counter key: a key a replica expired too early stays on the master.
+    PersistCounter,
 }
 
 impl OpKind {
@@ -98,6 +140,8 @@ impl OpKind {
             OpKind::GetCounter => "get_counter",
             OpKind::Append => "append",
             OpKind::Read => "read",
+            OpKind::ExpireCounter => "expire_counter",
+            OpKind::PersistCounter => "persist_counter",
         }
     }
 }
@@ -165,10 +209,19 @@ pub enum FaultKind {
     FsyncEio,
     /// Every fsync of the node's disk takes 500..3000 ms for the duration.
     DiskSlow,
+    /// Cuts the replication link between the node and its master (both directions); clients
+    /// still reach both.
+    ReplLinkCut,
+    /// A graceful failover to the node (as Redis's FAILOVER): writes on the master are paused
+    /// until the node caught up, then the node is promoted and every other node follows it.
+    Failover,
+    /// A forced promotion (REPLICAOF NO ONE on the node, every other node told to follow it)
+    /// without waiting for the old master: its unreplicated writes diverge.
+    Promote,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::Partition,
         FaultKind::PartitionIn,
         FaultKind::PartitionOut,
@@ -182,6 +235,9 @@ impl FaultKind {
         FaultKind::Latency,
         FaultKind::FsyncEio,
         FaultKind::DiskSlow,
+        FaultKind::ReplLinkCut,
+        FaultKind::Failover,
+        FaultKind::Promote,
     ];
 
     pub fn name(self) -> &'static str {
@@ -199,6 +255,9 @@ impl FaultKind {
             FaultKind::Latency => "latency",
             FaultKind::FsyncEio => "fsync_eio",
             FaultKind::DiskSlow => "disk_slow",
+            FaultKind::ReplLinkCut => "repl_link_cut",
+            FaultKind::Failover => "failover",
+            FaultKind::Promote => "promote",
         }
     }
 
@@ -214,7 +273,20 @@ impl FaultKind {
                 | FaultKind::ClockDrift
                 | FaultKind::FsyncEio
                 | FaultKind::DiskSlow
+                | FaultKind::ReplLinkCut
+                | FaultKind::Failover
+                | FaultKind::Promote
         )
+    }
+
+    /// Faults that only make sense with a `[replication]` topology.
+    pub fn needs_replication(self) -> bool {
+        matches!(self, FaultKind::ReplLinkCut | FaultKind::Failover | FaultKind::Promote)
+    }
+
+    /// Faults that act once and have nothing to undo.
+    pub fn is_instant(self) -> bool {
+        matches!(self, FaultKind::ClockJump | FaultKind::Failover | FaultKind::Promote)
     }
 }
 
@@ -328,6 +400,20 @@ pub enum CheckerKind {
     AofEverysec,
     /// `appendfsync no`: pushes may be lost only across a power failure.
     AofNo,
+    /// After the settle phase every node's DEBUG DIGEST equals the final master's.
+    ReplConvergence,
+    /// The INFO sync_full / sync_partial_ok / sync_partial_err counts match
+    /// `replication.expect_resync`.
+    ReplResync,
+    /// WAIT-acknowledged appends survive; other lost appends are reported, not failed; at
+    /// most one node acknowledges writes at a time unless a forced promotion split them.
+    ReplWrites,
+}
+
+impl CheckerKind {
+    pub fn needs_replication(self) -> bool {
+        matches!(self, CheckerKind::ReplConvergence | CheckerKind::ReplResync | CheckerKind::ReplWrites)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,6 +492,14 @@ impl Scenario {
             return err("topology.nodes", format!("must be in 1..={MAX_NODES} (got {n})"));
         }
         self.validate_config()?;
+        if self.replication.is_some() && (n < 2 || self.topology.service != Service::Redsim) {
+            return err("replication", "needs topology.nodes >= 2 and service redsim");
+        }
+        if let Some(w) = self.replication.as_ref().and_then(|r| r.wait) {
+            if w.replicas == 0 || w.replicas >= n || w.timeout_ms == 0 {
+                return err("replication.wait", "needs 0 < replicas < topology.nodes and timeout_ms > 0");
+            }
+        }
         self.validate_workload()?;
         self.validate_net()?;
         self.validate_faults()?;
@@ -434,9 +528,19 @@ impl Scenario {
                     | (Service::Redsim, CheckerKind::Register | CheckerKind::Counter)
                     | (Service::Toylog, CheckerKind::Durability)
                     | (Service::Redsim, CheckerKind::AofAlways | CheckerKind::AofEverysec | CheckerKind::AofNo)
+                    | (
+                        Service::Redsim,
+                        CheckerKind::ReplConvergence | CheckerKind::ReplResync | CheckerKind::ReplWrites
+                    )
             );
             if !fits {
                 return err("checkers", format!("{c:?} does not apply to service {:?}", self.topology.service));
+            }
+            if c.needs_replication() && self.replication.is_none() {
+                return err("checkers", format!("{c:?} needs a [replication] section"));
+            }
+            if *c == CheckerKind::ReplResync && self.replication.as_ref().is_some_and(|r| r.expect_resync.is_none()) {
+                return err("checkers", "ReplResync needs replication.expect_resync");
             }
             let policy = match c {
                 CheckerKind::AofAlways => Some("always"),
@@ -556,10 +660,13 @@ impl Scenario {
                 }
                 _ => {}
             }
+            if f.fault.needs_replication() && self.replication.is_none() {
+                return err(&field("fault"), format!("{} needs a [replication] section", f.fault.name()));
+            }
             if f.at_ms >= self.duration_ms {
                 return err(&field("at_ms"), format!("must be before duration_ms ({})", self.duration_ms));
             }
-            let needs_duration = !matches!(f.fault, FaultKind::ClockJump);
+            let needs_duration = !f.fault.is_instant();
             if needs_duration && f.duration_ms == 0 {
                 return err(&field("duration_ms"), format!("{} needs a duration", f.fault.name()));
             }
@@ -586,6 +693,9 @@ impl Scenario {
         if let Some(s) = &self.faults.swarm {
             if s.kinds.is_empty() {
                 return err("faults.swarm.kinds", "name at least one fault kind");
+            }
+            if let Some(k) = s.kinds.iter().find(|k| k.needs_replication() && self.replication.is_none()) {
+                return err("faults.swarm.kinds", format!("{} needs a [replication] section", k.name()));
             }
             if s.max_per_min == 0 {
                 return err("faults.swarm.max_per_min", "must be > 0");
@@ -666,6 +776,15 @@ ops = { get = 1, set = 1 }
             include_str!("../../scenarios/aof_no.toml"),
             include_str!("../../scenarios/aof_fsync_eio.toml"),
             include_str!("../../scenarios/aof_fsync_eio_always.toml"),
+            include_str!("../../scenarios/aof_rewrite.toml"),
+            include_str!("../../scenarios/toylog_swarm.toml"),
+            include_str!("../../scenarios/repl_partition_short.toml"),
+            include_str!("../../scenarios/repl_partition_long.toml"),
+            include_str!("../../scenarios/repl_replica_restart.toml"),
+            include_str!("../../scenarios/repl_promote.toml"),
+            include_str!("../../scenarios/repl_demote_divergent.toml"),
+            include_str!("../../scenarios/repl_chain.toml"),
+            include_str!("../../scenarios/repl_wait_promote.toml"),
         ] {
             let s = Scenario::from_toml(text).unwrap();
             assert!(!s.description.is_empty(), "{} says what it tests", s.name);

@@ -32,6 +32,12 @@ pub enum Bug {
     AofSkipFsync,
     /// redsim's AOF takes a failed fsync for a successful one.
     AofIgnoreFsyncError,
+    /// redsim's backlog serves a partial resync from one byte too far.
+    ReplBacklogOffByOne,
+    /// redsim's PSYNC continues any replication ID.
+    PsyncStaleReplid,
+    /// redsim's replicas expire keys by their own clock.
+    ReplicaExpiresKeys,
 }
 
 impl Bug {
@@ -40,6 +46,9 @@ impl Bug {
             "skip-fsync" => Some(Bug::SkipFsync),
             "aof-skip-fsync" => Some(Bug::AofSkipFsync),
             "aof-ignore-fsync-error" => Some(Bug::AofIgnoreFsyncError),
+            "repl-backlog-off-by-one" => Some(Bug::ReplBacklogOffByOne),
+            "psync-stale-replid" => Some(Bug::PsyncStaleReplid),
+            "replica-expires-keys" => Some(Bug::ReplicaExpiresKeys),
             _ => None,
         }
     }
@@ -48,17 +57,25 @@ impl Bug {
             Bug::SkipFsync => "skip-fsync",
             Bug::AofSkipFsync => "aof-skip-fsync",
             Bug::AofIgnoreFsyncError => "aof-ignore-fsync-error",
+            Bug::ReplBacklogOffByOne => "repl-backlog-off-by-one",
+            Bug::PsyncStaleReplid => "psync-stale-replid",
+            Bug::ReplicaExpiresKeys => "replica-expires-keys",
         }
     }
 
     /// The names `--bug` accepts.
-    pub const NAMES: &'static str = "skip-fsync, aof-skip-fsync, aof-ignore-fsync-error";
+    pub const NAMES: &'static str = "skip-fsync, aof-skip-fsync, aof-ignore-fsync-error, repl-backlog-off-by-one, \
+                                     psync-stale-replid, replica-expires-keys";
 
     /// The service the bug is planted in.
     pub fn service(self) -> crate::scenario::Service {
         match self {
             Bug::SkipFsync => crate::scenario::Service::Toylog,
-            Bug::AofSkipFsync | Bug::AofIgnoreFsyncError => crate::scenario::Service::Redsim,
+            Bug::AofSkipFsync
+            | Bug::AofIgnoreFsyncError
+            | Bug::ReplBacklogOffByOne
+            | Bug::PsyncStaleReplid
+            | Bug::ReplicaExpiresKeys => crate::scenario::Service::Redsim,
         }
     }
 
@@ -66,9 +83,22 @@ impl Bug {
     pub fn aof(self) -> Option<redsim::persistence::aof::PlantedBug> {
         use redsim::persistence::aof::PlantedBug;
         match self {
-            Bug::SkipFsync => None,
+            Bug::SkipFsync | Bug::ReplBacklogOffByOne | Bug::PsyncStaleReplid | Bug::ReplicaExpiresKeys => None,
             Bug::AofSkipFsync => Some(PlantedBug::SkipFsync),
             Bug::AofIgnoreFsyncError => Some(PlantedBug::IgnoreFsyncError),
+        }
+    }
+}
+
+impl Bug {
+    /// The replication bug for redsim nodes.
+    pub fn repl(self) -> Option<redsim::replication::PlantedBug> {
+        use redsim::replication::PlantedBug;
+        match self {
+            Bug::ReplBacklogOffByOne => Some(PlantedBug::BacklogOffByOne),
+            Bug::PsyncStaleReplid => Some(PlantedBug::PsyncStaleReplid),
+            Bug::ReplicaExpiresKeys => Some(PlantedBug::ReplicaExpiresKeys),
+            _ => None,
         }
     }
 }

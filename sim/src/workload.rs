@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{SimConn, SimNet};
 use crate::history::{Call, History, Op, Outcome, Value};
-use crate::scenario::{OpKind, Service};
+use crate::scenario::{OpKind, Service, WaitOpts};
 use crate::trace::Trace;
 
 /// A reply larger than this is a protocol bug, not a workload.
@@ -44,6 +45,11 @@ pub struct ClientPlan {
     pub stop_us: u64,
     /// Who serves the log operations: the toy log (APPEND/READ) or redsim (RPUSH/LRANGE).
     pub service: Service,
+    /// Replication worlds: the node currently master, which the client follows (it reconnects
+    /// when it changes); `node` and `addr` are then only the start.
+    pub follow: Option<(Arc<AtomicU32>, Vec<SocketAddr>)>,
+    /// Replication worlds: `WAIT replicas timeout_ms` after each acknowledged write.
+    pub wait: Option<WaitOpts>,
 }
 
 /// The list redsim's log operations push to and read.
@@ -67,9 +73,10 @@ impl Recorder {
         self.trace.event(self.now_us(), msg);
     }
 
-    fn record(&self, mut op: Op) {
+    fn record(&self, mut op: Op) -> usize {
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         op.id = h.ops.len();
+        let id = op.id;
         let sent = op.sent_us.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
         self.trace.event(
             op.complete_us,
@@ -84,6 +91,7 @@ impl Recorder {
             ),
         );
         h.ops.push(op);
+        id
     }
 }
 
@@ -96,6 +104,8 @@ pub fn call_text(c: &Call) -> String {
         Call::Incr { key } => format!("INCR {key}"),
         Call::Append { id } => format!("APPEND {id}"),
         Call::Read => "READ".into(),
+        Call::Expire { key, ttl_ms } => format!("PEXPIRE {key} {ttl_ms}"),
+        Call::Persist { key } => format!("PERSIST {key}"),
     }
 }
 
@@ -268,6 +278,10 @@ fn draw_call(plan: &ClientPlan, kind: OpKind, seq: u64, rng: &mut SeededRng) -> 
             };
             (Call::Append { id }, args)
         }
+        OpKind::ExpireCounter => {
+            (Call::Expire { key: ctr.clone(), ttl_ms }, vec![b("PEXPIRE"), b(&ctr), b(&ttl_ms.to_string())])
+        }
+        OpKind::PersistCounter => (Call::Persist { key: ctr.clone() }, vec![b("PERSIST"), b(&ctr)]),
         OpKind::Read => {
             let args = match plan.service {
                 Service::Toylog => vec![b("READ")],
@@ -288,6 +302,7 @@ pub async fn run_client(plan: ClientPlan, net: SimNet, mut rng: SeededRng, rec: 
         op_timeout: Duration::from_millis(plan.op_timeout_ms),
     };
     let mut seq = 0u64;
+    let mut node = plan.node;
     loop {
         let think = plan.think_ms[0] + rng.below(plan.think_ms[1] - plan.think_ms[0] + 1);
         tokio::time::sleep(Duration::from_millis(think)).await;
@@ -297,12 +312,22 @@ pub async fn run_client(plan: ClientPlan, net: SimNet, mut rng: SeededRng, rec: 
         seq += 1;
         let kind = draw_kind(&plan, &mut rng);
         let (call, args) = draw_call(&plan, kind, seq, &mut rng);
+        if let Some((master, addrs)) = &plan.follow {
+            let now = master.load(Ordering::SeqCst);
+            if now != node {
+                node = now;
+                session.drop_conn();
+                session.addr = addrs[node as usize];
+            }
+        }
+        let is_write = !matches!(kind, OpKind::Get | OpKind::GetCounter | OpKind::Read);
         let invoke_us = rec.now_us();
         let ex = session.exchange(&rec, &args).await;
-        rec.record(Op {
+        let acked = is_write && matches!(ex.outcome, Outcome::Ok(_));
+        let id = rec.record(Op {
             id: 0,
             client: plan.client,
-            node: plan.node,
+            node,
             kind,
             call,
             invoke_us,
@@ -310,5 +335,16 @@ pub async fn run_client(plan: ClientPlan, net: SimNet, mut rng: SeededRng, rec: 
             complete_us: rec.now_us(),
             outcome: ex.outcome,
         });
+        if let (Some(w), true) = (plan.wait, acked) {
+            let args = [b"WAIT".to_vec(), w.replicas.to_string().into_bytes(), w.timeout_ms.to_string().into_bytes()];
+            // The WAIT may outlast the op timeout by its own timeout.
+            session.op_timeout += Duration::from_millis(w.timeout_ms);
+            let ex = session.exchange(&rec, &args).await;
+            session.op_timeout -= Duration::from_millis(w.timeout_ms);
+            if let Outcome::Ok(Value::Int(n)) = ex.outcome {
+                rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.waits.push((id, n));
+                rec.event(&format!("c{} WAIT after #{id} → {n}", plan.client));
+            }
+        }
     }
 }

@@ -24,7 +24,8 @@ use redsim::server::Config;
 
 use crate::env::{NetConfig, SimEnv, SimEnvParts, SimNet};
 use crate::faults::{rng_for, Machine, Plan, PlannedFault};
-use crate::history::{ClockChange, History};
+use crate::history::{ClockChange, History, Promotion};
+use crate::replworld::{on_admin, Admin, ReplTopology};
 use crate::scenario::{FaultKind, OpKind, PowerMode, Scenario, Service, Target};
 use crate::toylog::{self, Bug};
 use crate::trace::Trace;
@@ -38,6 +39,11 @@ pub fn node_ip(n: u32) -> IpAddr {
 
 pub fn client_ip(c: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 1, c as u8 + 1))
+}
+
+/// The operator's machine in replication worlds (never partitioned).
+pub fn admin_ip() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1))
 }
 
 fn power_loss(mode: PowerMode) -> PowerLoss {
@@ -100,6 +106,10 @@ struct World {
     latencies: BTreeMap<usize, [u64; 2]>,
     /// Per planned fault: whether its start took effect (its end must then undo it).
     applied: Vec<bool>,
+    /// Replication worlds: the operator and its machine.
+    admin: Option<(Admin, NodeId)>,
+    /// Replication link cuts in effect, by plan index: the links cut and when.
+    cuts: BTreeMap<usize, (Vec<(Machine, Machine)>, u64)>,
 }
 
 /// Runs the whole world; returns when the liveness phase is over and every client stopped.
@@ -123,7 +133,19 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         clogs: BTreeMap::new(),
         latencies: BTreeMap::new(),
         applied: vec![false; plan.faults.len()],
+        admin: None,
+        cuts: BTreeMap::new(),
     };
+    #[cfg(madsim)]
+    redsim::replication::plant(opts.bug.and_then(Bug::repl));
+    if let Some(r) = &s.replication {
+        let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
+        h.repl.nodes = s.topology.nodes;
+        h.repl.expect_resync = r.expect_resync;
+        h.repl.wait_replicas = r.wait.map(|w| w.replicas);
+    }
+    let topo = s.replication.as_ref().map(|r| ReplTopology::new(s.topology.nodes, r.chain));
+    let addrs: Vec<SocketAddr> = (0..s.topology.nodes).map(|n| SocketAddr::new(node_ip(n), SERVER_PORT)).collect();
     for n in 0..s.topology.nodes {
         let clock = SkewedClock::new(world_clock.clone());
         let disk = SimDisk::new(redsim::env::Rng::next_u64(&mut rng_for(seed, &format!("disk/n{n}"))));
@@ -145,13 +167,21 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         w.machines.insert(Machine::Node(n), id);
         w.nodes.push(ServerNode { id, clock, disk, state: NodeState::Up, clock_model: ClockModel::default() });
     }
+    if let Some(topo) = &topo {
+        let node = handle.create_node().name("admin").ip(admin_ip()).build();
+        let mut rng = rng_for(seed, "admin");
+        let net = SimNet::new(net_config, redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)));
+        let admin = Admin { net, addrs: addrs.clone(), topo: topo.clone(), rec: rec.clone() };
+        w.admin = Some((admin, node.id()));
+    }
     let stop_us = stop_us_of(&s);
     let mix = cumulative(&plan.mix);
     let mut clients = Vec::new();
     for c in 0..s.workload.clients {
         let node = handle.create_node().name(format!("c{c}")).ip(client_ip(c)).build();
         w.machines.insert(Machine::Client(c), node.id());
-        let target = c % s.topology.nodes;
+        // Replication worlds: every client writes to the master and follows it.
+        let target = if topo.is_some() { 0 } else { c % s.topology.nodes };
         let plan = ClientPlan {
             client: c,
             node: target,
@@ -163,6 +193,8 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
             op_timeout_ms: s.net.op_timeout_ms,
             stop_us,
             service: s.topology.service,
+            follow: topo.as_ref().map(|t| (t.master.clone(), addrs.clone())),
+            wait: s.replication.as_ref().and_then(|r| r.wait),
         };
         let mut rng = rng_for(seed, &format!("client/{c}"));
         let net = SimNet::new(net_config, redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)));
@@ -174,6 +206,13 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     rec.history.lock().unwrap_or_else(|e| e.into_inner()).healed_us = healed_us;
     for c in clients {
         let _ = c.await;
+    }
+    if let Some((admin, node)) = w.admin.clone() {
+        let master = admin.topo.master.load(Ordering::SeqCst);
+        let probes = on_admin(&handle, node, async move { admin.probe_all().await }).await;
+        let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
+        h.repl.final_master = master;
+        h.repl.probes = probes;
     }
     let end_us = rec.now_us();
     rec.event("world: every client stopped");
@@ -251,7 +290,13 @@ fn start_node(
     let exited = exited.clone();
     let incarnation = Arc::new(AtomicU64::new(0));
     let (clock, disk, trace, world_clock) = (clock.clone(), disk.clone(), rec.trace.clone(), world_clock.clone());
-    let (service, directives) = (s.topology.service, s.config.clone());
+    let (service, mut directives) = (s.topology.service, s.config.clone());
+    if let Some(r) = &s.replication {
+        if n > 0 {
+            let up = if r.chain { n - 1 } else { 0 };
+            directives.insert("replicaof".into(), format!("{} {SERVER_PORT}", node_ip(up)));
+        }
+    }
     let addr = SocketAddr::new(node_ip(n), SERVER_PORT);
     handle
         .create_node()
@@ -331,7 +376,9 @@ impl World {
         timeline.sort();
         for (at_ms, is_start, i) in timeline {
             self.sleep_until_ms(at_ms).await;
-            if is_start == 1 {
+            if is_start == 1 && matches!(plan.faults[i].kind, FaultKind::Failover | FaultKind::Promote) {
+                self.promote(&plan.faults[i]).await;
+            } else if is_start == 1 {
                 self.start(i, &plan.faults[i]);
             } else {
                 self.end(i, &plan.faults[i]);
@@ -390,6 +437,9 @@ impl World {
                 disk.set_faults(DiskFaults { fsync_latency_min_ms: 500, fsync_latency_max_ms: 3000, ..disk.faults() });
                 true
             }
+            FaultKind::ReplLinkCut => self.cut_repl_link(i, f),
+            // Promotions run in `promote`, which awaits the operator.
+            FaultKind::Failover | FaultKind::Promote => false,
         };
         self.applied[i] = applied;
         let what = if applied { "start" } else { "skip (target not up)" };
@@ -429,6 +479,8 @@ impl World {
                 let disk = &self.nodes[node_of(f)].disk;
                 disk.set_faults(DiskFaults { fsync_latency_min_ms: 0, fsync_latency_max_ms: 0, ..disk.faults() });
             }
+            FaultKind::ReplLinkCut => self.heal_repl_link(i, node_of(f) as u32),
+            FaultKind::Failover | FaultKind::Promote => {}
         }
         self.event(&format!("end {}", f.describe()));
     }
@@ -520,6 +572,13 @@ impl World {
         self.handle.restart(self.nodes[n].id);
         self.nodes[n].state = NodeState::Up;
         self.event(&format!("n{n} restarted"));
+        if let Some((admin, node)) = self.admin.clone() {
+            let now = self.now_us();
+            self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.restarts.push((n as u32, now));
+            self.handle.get_node(node).expect("the admin machine exists").spawn(async move {
+                admin.reattach(n as u32).await;
+            });
+        }
     }
 
     fn record_clock(&mut self, n: usize, model: ClockModel) {
@@ -546,9 +605,56 @@ impl World {
         self.event(&format!("n{n} wall clock drift {ppm}ppm (now {}ms off)", model.error_us / 1000));
     }
 
+    /// Cuts the link between the node and the node it replicates, both ways.
+    fn cut_repl_link(&mut self, i: usize, f: &PlannedFault) -> bool {
+        let n = node_of(f) as u32;
+        let Some(up) = self.admin.as_ref().and_then(|(a, _)| a.topo.upstream_of(n)) else {
+            return false;
+        };
+        let links = vec![(Machine::Node(n), Machine::Node(up)), (Machine::Node(up), Machine::Node(n))];
+        for &l in &links {
+            self.clog(l);
+        }
+        self.cuts.insert(i, (links, self.now_us()));
+        true
+    }
+
+    fn heal_repl_link(&mut self, i: usize, n: u32) {
+        if let Some((links, since)) = self.cuts.remove(&i) {
+            for l in links {
+                self.unclog(l);
+            }
+            let now = self.now_us();
+            self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.cuts.push((n, since, now));
+        }
+    }
+
+    /// A failover (graceful) or forced promotion of the fault's node, run by the operator.
+    async fn promote(&mut self, f: &PlannedFault) {
+        let Some((admin, node)) = self.admin.clone() else { return };
+        let target = node_of(f) as u32;
+        let graceful = f.kind == FaultKind::Failover;
+        self.event(&format!("start {}", f.describe()));
+        let start_us = self.now_us();
+        let done = on_admin(&self.handle, node, async move { admin.promote(target, graceful).await }).await;
+        if done {
+            let p = Promotion { start_us, end_us: self.now_us(), node: target, forced: !graceful };
+            self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.promotions.push(p);
+        }
+    }
+
     /// The start of the liveness phase: every link open, every node up and running, every
     /// clock back on true time, the network fast again.
     fn heal_all(&mut self) {
+        let cuts: Vec<usize> = self.cuts.keys().copied().collect();
+        let now = self.now_us();
+        for i in cuts {
+            if let Some((links, since)) = self.cuts.remove(&i) {
+                if let Machine::Node(n) = links[0].0 {
+                    self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.cuts.push((n, since, now));
+                }
+            }
+        }
         let links: Vec<(Machine, Machine)> = self.clogs.keys().copied().collect();
         for (a, b) in links {
             self.net.unclog_link(self.machines[&a], self.machines[&b]);

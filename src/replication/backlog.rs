@@ -70,7 +70,10 @@ impl Backlog {
         if from < self.first_offset || from > end {
             return None;
         }
-        let skip = (from - self.first_offset) as usize;
+        let mut skip = (from - self.first_offset) as usize;
+        if from < end && super::planted(super::PlantedBug::BacklogOffByOne) {
+            skip += 1;
+        }
         let want = self.histlen - skip;
         let size = self.buf.len();
         // The oldest byte sits `histlen` bytes behind the write index.

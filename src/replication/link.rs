@@ -413,6 +413,8 @@ impl Server {
                 }
             }
         }
+        // The dataset follows the master's history now: a later switch of masters offers it.
+        self.repl.has_history = true;
         self.repl.state.stream_db = None;
         self.ensure_backlog();
     }

@@ -16,6 +16,42 @@ pub use backlog::Backlog;
 pub use info::{LinkState, MasterLink};
 pub use master::{ReplicaInfo, Replicas, SyncState};
 
+/// Replication bugs the simulator can plant to prove its checkers catch them. Only the
+/// simulator build (`--cfg madsim`) can turn one on; in the real build `planted` is always false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// The backlog serves a partial resync from one byte past the offset the replica asked for.
+    BacklogOffByOne,
+    /// PSYNC continues whatever replication ID the replica names.
+    PsyncStaleReplid,
+    /// A replica deletes keys whose TTL passed by its own clock instead of waiting for DELs.
+    ReplicaExpiresKeys,
+}
+
+#[cfg(madsim)]
+thread_local! {
+    static PLANTED: std::cell::Cell<Option<PlantedBug>> = const { std::cell::Cell::new(None) };
+}
+
+/// Plants `bug` for every node run on this thread (a madsim runtime runs on one thread).
+#[cfg(madsim)]
+pub fn plant(bug: Option<PlantedBug>) {
+    PLANTED.with(|p| p.set(bug));
+}
+
+/// Whether `bug` is planted on this thread; always false outside the simulator.
+pub fn planted(bug: PlantedBug) -> bool {
+    #[cfg(madsim)]
+    {
+        PLANTED.with(|p| p.get() == Some(bug))
+    }
+    #[cfg(not(madsim))]
+    {
+        let _ = bug;
+        false
+    }
+}
+
 /// INFO stats' replication counters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReplStats {
@@ -178,7 +214,8 @@ impl ReplState {
         if replid == "?" {
             return PsyncAnswer::Full { why: None };
         }
-        if replid != self.replid && (replid != self.replid2 || offset > self.second_replid_offset) {
+        let any_id = planted(PlantedBug::PsyncStaleReplid);
+        if !any_id && replid != self.replid && (replid != self.replid2 || offset > self.second_replid_offset) {
             let why = if replid != self.replid && replid != self.replid2 {
                 format!(
                     "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{replid}', my \

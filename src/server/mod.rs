@@ -340,7 +340,8 @@ impl Server {
 
     fn active_expire_cycle(&mut self) {
         // A replica never expires keys itself: it waits for its master's DELs.
-        if !self.active_expire_enabled || self.writes_paused() || !self.is_master() {
+        let replica_expires = crate::replication::planted(crate::replication::PlantedBug::ReplicaExpiresKeys);
+        if !self.active_expire_enabled || self.writes_paused() || !(self.is_master() || replica_expires) {
             return;
         }
         let cycle_start_us = self.sys.mono_us();
@@ -354,7 +355,9 @@ impl Server {
         });
         for (db, key) in expired {
             self.stats.expiredkeys += 1;
-            self.propagate_del(db, &key);
+            if self.is_master() {
+                self.propagate_del(db, &key);
+            }
             self.deleted_by_server(None, db, &key, notify::Removal::Expired);
         }
         let ms = self.sys.mono_us().saturating_sub(cycle_start_us) / 1000;

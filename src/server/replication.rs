@@ -197,8 +197,10 @@ impl Server {
     pub fn become_replica(&mut self, host: String, port: u16) {
         // Before following a master, this node's own history becomes the "cached master" its
         // PSYNC offers, so a demoted master can continue partially when histories agree
-        // (Redis's `replicationCacheMasterUsingMyself`).
-        if self.repl.master.is_none() {
+        // (Redis's `replicationCacheMasterUsingMyself`). A replica switching masters caches
+        // the history it follows now, with the ID a +CONTINUE may have changed (Redis caches
+        // the master client it frees).
+        if self.repl.master.is_none() || self.repl.has_history {
             self.repl.cached = Some((self.repl.state.replid.clone(), self.repl.state.master_repl_offset));
         }
         self.repl.master = Some(crate::replication::MasterLink::new(host, port));
@@ -273,5 +275,27 @@ impl Server {
         self.repl.master = Some(crate::replication::MasterLink::new(host.to_string(), port));
         self.repl.link_generation += 1;
         self.repl.link_start_requested = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::testing::{run, server};
+
+    /// A demoted master that continued with a promoted replica (+CONTINUE with a new ID) and is
+    /// then told to follow a third node offers the new ID and its current offset, not the
+    /// history it had as a master: PSYNC2 lets it continue partially.
+    #[test]
+    fn switching_masters_after_a_partial_resync_offers_the_current_history() {
+        let mut srv = server();
+        run(&mut srv, &["REPLICAOF", "10.0.0.2", "6379"]);
+        let own = srv.repl.state.replid.clone();
+        assert_eq!(srv.repl.cached, Some((own.clone(), 0)));
+        let new_id = "1".repeat(40);
+        srv.partial_sync_accepted(Some(new_id.clone()));
+        srv.repl.state.feed_bytes(b"*1\r\n$4\r\nPING\r\n");
+        assert_eq!((srv.repl.state.replid2.as_str(), srv.repl.state.replid.as_str()), (own.as_str(), new_id.as_str()));
+        run(&mut srv, &["REPLICAOF", "10.0.0.3", "6379"]);
+        assert_eq!(srv.repl.cached, Some((new_id, 14)));
     }
 }

@@ -7,6 +7,7 @@ pub mod counter;
 pub mod durability;
 pub mod liveness;
 pub mod register;
+pub mod replication;
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +78,26 @@ pub fn run(kinds: &[CheckerKind], history: &History, liveness_grace_us: u64) -> 
                 let reads = history.ops.iter().filter(|o| o.kind == crate::scenario::OpKind::Read && o.is_ok());
                 v.notes.push(format!("{kind:?}: {} acknowledged pushes, {} reads", pushes.count(), reads.count()));
                 aof::check(history, policy)
+            }
+            CheckerKind::ReplConvergence => {
+                v.notes.push(format!("repl_convergence: {} nodes probed", history.repl.probes.len()));
+                replication::convergence(history)
+            }
+            CheckerKind::ReplResync => {
+                let (full, ok, err) = replication::sync_counts(history);
+                v.notes.push(format!(
+                    "repl_resync: sync_full {full}, sync_partial_ok {ok}, sync_partial_err {err}; {} cuts, {} restarts, {} promotions",
+                    history.repl.cuts.len(),
+                    history.repl.restarts.len(),
+                    history.repl.promotions.len()
+                ));
+                replication::resync(history)
+            }
+            CheckerKind::ReplWrites => {
+                let (f, notes) = replication::writes(history);
+                v.notes.push(format!("repl_writes: {} WAITs", history.repl.waits.len()));
+                v.notes.extend(notes);
+                f
             }
         };
         found.truncate(MAX_FINDINGS_PER_CHECKER);

@@ -444,6 +444,8 @@ fn fault_lanes(f: &FaultSpan) -> (Vec<String>, &'static str) {
         FaultKind::ClockJump | FaultKind::ClockOffset | FaultKind::ClockDrift => (node_row("clock"), "clock"),
         FaultKind::PowerFail | FaultKind::FsyncEio | FaultKind::DiskSlow => (node_row("disk"), "disk"),
         FaultKind::Kill | FaultKind::Pause => (Vec::new(), ""),
+        FaultKind::ReplLinkCut => (machine_lane(&f.target).into_iter().collect(), "net"),
+        FaultKind::Failover | FaultKind::Promote => (Vec::new(), ""),
     }
 }
 

@@ -1,0 +1,96 @@
+//! Replication under the simulator: every replication scenario on a few fixed seeds, the
+//! determinism of one of them, and the planted replication bugs each caught by a scenario.
+
+#![cfg(madsim)]
+
+use redsim_sim::run::run_seed;
+use redsim_sim::scenario::Scenario;
+use redsim_sim::toylog::Bug;
+use redsim_sim::world::WorldOptions;
+
+const SCENARIOS: [(&str, &str); 7] = [
+    ("repl_partition_short", include_str!("../../scenarios/repl_partition_short.toml")),
+    ("repl_partition_long", include_str!("../../scenarios/repl_partition_long.toml")),
+    ("repl_replica_restart", include_str!("../../scenarios/repl_replica_restart.toml")),
+    ("repl_promote", include_str!("../../scenarios/repl_promote.toml")),
+    ("repl_demote_divergent", include_str!("../../scenarios/repl_demote_divergent.toml")),
+    ("repl_chain", include_str!("../../scenarios/repl_chain.toml")),
+    ("repl_wait_promote", include_str!("../../scenarios/repl_wait_promote.toml")),
+];
+
+/// Seeds per scenario in CI; `cargo simrun-release sweep` runs thousands.
+const CI_SEEDS: u64 = 8;
+
+/// The bar: each planted bug is caught within this many seeds of its scenario.
+const BUG_SEED_BUDGET: u64 = 1_000;
+
+fn scenario(name: &str) -> Scenario {
+    let text = SCENARIOS.iter().find(|(n, _)| *n == name).expect("listed").1;
+    Scenario::from_toml(text).expect("scenario in the repository is valid")
+}
+
+#[test]
+fn replication_scenarios_pass_on_fixed_seeds() {
+    for (name, _) in SCENARIOS {
+        let s = scenario(name);
+        for seed in 1..=CI_SEEDS {
+            let out = run_seed(&s, seed, &WorldOptions::default());
+            assert!(
+                out.passed(),
+                "{name} seed {seed} failed: panic {:?}, findings {:#?}",
+                out.panic,
+                out.verdict.findings
+            );
+            assert_eq!(
+                out.history.repl.probes.len(),
+                s.topology.nodes as usize,
+                "{name} seed {seed}: every node probed"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_replication_run_is_deterministic() {
+    let s = scenario("repl_promote");
+    let (a, b) = (run_seed(&s, 5, &WorldOptions::default()), run_seed(&s, 5, &WorldOptions::default()));
+    assert_eq!(a.trace_hash(), b.trace_hash());
+    assert_eq!(a.trace.lines(), b.trace.lines());
+    assert_eq!(a.history.repl.promotions.len(), 2, "both failovers took place: {}", a.summary_line());
+}
+
+/// The first seed in `1..=budget` on which `bug` makes `scenario` fail, if any.
+fn first_failing_seed(name: &str, bug: Bug, budget: u64) -> Option<(u64, String)> {
+    let s = scenario(name);
+    let opts = WorldOptions { bug: Some(bug) };
+    (1..=budget).find_map(|seed| {
+        let out = run_seed(&s, seed, &opts);
+        (!out.passed()).then(|| {
+            let why = out
+                .panic
+                .map(|p| format!("panic: {p}"))
+                .or_else(|| out.verdict.findings.first().map(|f| f.checker.clone()))
+                .unwrap_or_default();
+            (seed, why)
+        })
+    })
+}
+
+/// Each planted replication bug is caught by the scenario built for it; prints the table of
+/// seeds needed (`cargo simtest -p redsim-sim --test repl -- --nocapture`).
+#[test]
+fn planted_replication_bugs_are_caught_by_their_scenarios() {
+    let cases = [
+        (Bug::ReplBacklogOffByOne, "repl_partition_short"),
+        (Bug::ReplBacklogOffByOne, "repl_replica_restart"),
+        (Bug::PsyncStaleReplid, "repl_demote_divergent"),
+        (Bug::ReplicaExpiresKeys, "repl_partition_short"),
+    ];
+    println!("{:<26} {:<24} {:>6}  first finding", "bug", "scenario", "seeds");
+    for (bug, name) in cases {
+        let (seed, why) = first_failing_seed(name, bug, BUG_SEED_BUDGET)
+            .unwrap_or_else(|| panic!("{} survived {BUG_SEED_BUDGET} seeds of {name}", bug.name()));
+        println!("{:<26} {:<24} {:>6}  {why}", bug.name(), name, seed);
+        assert!(!why.starts_with("panic"), "{} on {name} seed {seed}: {why}", bug.name());
+    }
+}

@@ -75,6 +75,10 @@ fn replconf(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
             // No reply: the master is not supposed to answer its replicas' ACKs.
             if ctx.client.repl_role == ReplRole::Replica {
                 let now = ctx.srv.now.mono_ms;
+                if ctx.srv.repl.replicas.get(ctx.client.id).is_some_and(|r| r.stream_on_ack) {
+                    let pending = ctx.srv.start_streaming(ctx.client.id);
+                    ctx.client.out.buf.extend_from_slice(&pending);
+                }
                 ctx.srv.repl.replicas.ack(ctx.client.id, offset, now);
                 ctx.srv.serve_wait_clients();
             }

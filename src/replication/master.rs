@@ -40,6 +40,10 @@ pub struct ReplicaInfo {
     pub ack_offset: u64,
     /// Monotonic ms of the last ACK (for `lag=` and min-replicas-max-lag).
     pub ack_ms: u64,
+    /// After a diskless transfer the stream waits for the replica's first ACK: bytes sent
+    /// right behind the EOF mark would hide it from the replica, which looks for the mark at
+    /// the end of what it read (Redis's `repl_start_cmd_stream_on_ack`).
+    pub stream_on_ack: bool,
 }
 
 impl ReplicaInfo {
@@ -53,6 +57,7 @@ impl ReplicaInfo {
             state: SyncState::WaitBgsave,
             ack_offset: 0,
             ack_ms: now_ms,
+            stream_on_ack: false,
         }
     }
 

@@ -64,7 +64,7 @@ impl<E: Env> ReplicaForker for EnvReplicaForker<E> {
             s.set_now(now(env.clock()));
             if ok {
                 s.log(Level::Notice, "Background RDB transfer terminated with success");
-                s.replica_online(client);
+                s.replica_online(client, eof_mark.is_some());
             } else {
                 s.log(Level::Warning, "Background RDB transfer error");
                 s.kill_client(client);

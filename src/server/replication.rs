@@ -71,9 +71,14 @@ impl Server {
         if bytes.is_empty() {
             return;
         }
-        let ids: Vec<(u64, SyncState)> = self.repl.replicas.iter().map(|r| (r.client_id, r.state)).collect();
-        for (id, state) in ids {
-            if state == SyncState::Online {
+        let ids: Vec<(u64, bool)> = self
+            .repl
+            .replicas
+            .iter()
+            .map(|r| (r.client_id, r.state == SyncState::Online && !r.stream_on_ack))
+            .collect();
+        for (id, streaming) in ids {
+            if streaming {
                 if let Some(c) = self.clients.get_mut(&id) {
                     c.out.buf.extend_from_slice(bytes);
                     self.wakeups.push(id);
@@ -109,18 +114,40 @@ impl Server {
     }
 
     /// The full sync's RDB reached the replica: it goes online and gets the stream buffered
-    /// since its snapshot.
-    pub fn replica_online(&mut self, id: u64) {
+    /// since its snapshot, at once after a `$<len>` transfer, or at its first REPLCONF ACK
+    /// after an EOF-marked one (`eof_marked`).
+    pub fn replica_online(&mut self, id: u64, eof_marked: bool) {
         let Some(r) = self.repl.replicas.get_mut(id) else { return };
         r.state = SyncState::Online;
         r.ack_ms = self.now.mono_ms;
         let name = r.name();
-        let pending = self.repl.pending.remove(&id).unwrap_or_default();
+        if eof_marked {
+            r.stream_on_ack = true;
+            self.log(
+                Level::Notice,
+                &format!(
+                    "Streamed RDB transfer with replica {name} succeeded (socket). Waiting for REPLCONF ACK from slave \
+                     to enable streaming"
+                ),
+            );
+            return;
+        }
+        let pending = self.start_streaming(id);
         if let Some(c) = self.clients.get_mut(&id) {
             c.out.buf.extend_from_slice(&pending);
             self.wakeups.push(id);
         }
+    }
+
+    /// A replica streams from now on; returns the stream buffered for it meanwhile, which
+    /// the caller puts in its output (the replica's client may be out of the map while its
+    /// own REPLCONF ACK runs).
+    pub fn start_streaming(&mut self, id: u64) -> Vec<u8> {
+        let Some(r) = self.repl.replicas.get_mut(id) else { return Vec::new() };
+        r.stream_on_ack = false;
+        let name = r.name();
         self.log(Level::Notice, &format!("Synchronization with replica {name} succeeded"));
+        self.repl.pending.remove(&id).unwrap_or_default()
     }
 
     /// A replica's connection ended.

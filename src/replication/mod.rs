@@ -205,8 +205,10 @@ impl ReplState {
             self.stream_db = Some(db);
         }
         encode_command(out, argv);
-        let fed = out[start..].to_vec();
-        self.feed_bytes(&fed);
+        if let Some(b) = &mut self.backlog {
+            b.feed(&out[start..]);
+        }
+        self.master_repl_offset += (out.len() - start) as u64;
     }
 
     /// Decides a replica's `PSYNC replid offset`; `name` is how the log names the replica.

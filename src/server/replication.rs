@@ -80,8 +80,11 @@ impl Server {
         for (id, streaming) in ids {
             if streaming {
                 if let Some(c) = self.clients.get_mut(&id) {
+                    // One wakeup per turn is enough: the task takes the whole buffer.
+                    if c.out.buf.is_empty() {
+                        self.wakeups.push(id);
+                    }
                     c.out.buf.extend_from_slice(bytes);
-                    self.wakeups.push(id);
                 }
             } else {
                 self.repl.pending.entry(id).or_default().extend_from_slice(bytes);

@@ -493,8 +493,7 @@ fn replication_gate(ctx: &Ctx, flags: u64) -> Option<String> {
     let srv = &*ctx.srv;
     let write = flags & flag::WRITE != 0;
     if srv.is_master() && write {
-        let cfg = |n: &str| srv.config.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let (min, lag) = (cfg("min-replicas-to-write"), cfg("min-replicas-max-lag"));
+        let (min, lag) = (srv.config.hot.min_replicas_to_write, srv.config.hot.min_replicas_max_lag);
         if min > 0 && lag > 0 && (srv.repl.replicas.good_count(srv.now.mono_ms, lag) as u64) < min {
             return Some("NOREPLICAS Not enough good replicas to write.".into());
         }

@@ -13,6 +13,7 @@ use super::LinkState;
 use crate::env::rt::{AsyncReadExt, AsyncWriteExt, IpAddr, SocketAddr};
 use crate::env::{Clock, Env, Net};
 use crate::persistence::snapshot::{write_snapshot, ReadyBytes};
+use crate::protocol::frame::Frame;
 use crate::server::client::ReplRole;
 use crate::server::driver::{now, Shared};
 use crate::server::log::Level;
@@ -300,41 +301,24 @@ where
     }
 }
 
-/// Parses one RESP multibulk command from the start of `buf`: its arguments and its length
-/// in bytes, or None when incomplete. The stream a master sends is always multibulk.
+/// Parses one command of the master's stream from the start of `buf` with the client-side
+/// frame parser: its arguments and its length in bytes, or None when incomplete. The stream
+/// is always multibulk; anything else is a protocol error.
 pub fn parse_multibulk(buf: &[u8]) -> Result<Option<(Vec<Bytes>, usize)>, String> {
-    fn line(buf: &[u8], from: usize) -> Option<(&[u8], usize)> {
-        let nl = buf[from..].windows(2).position(|w| w == b"\r\n")?;
-        Some((&buf[from..from + nl], from + nl + 2))
-    }
-    fn num(b: &[u8]) -> Result<i64, String> {
-        std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| "Protocol error from master".into())
-    }
-    if buf.is_empty() {
+    let Some((frame, len)) = Frame::parse(buf).map_err(|e| format!("Protocol error from master: {}", e.0))? else {
         return Ok(None);
-    }
-    if buf[0] != b'*' {
-        return Err(format!("Protocol error from master: expected '*', got '{}'", buf[0] as char));
-    }
-    let Some((n, mut pos)) = line(buf, 1) else { return Ok(None) };
-    let n = num(n)?;
-    let mut argv = Vec::with_capacity(n.max(0) as usize);
-    for _ in 0..n {
-        if pos >= buf.len() {
-            return Ok(None);
-        }
-        if buf[pos] != b'$' {
-            return Err("Protocol error from master: expected '$'".into());
-        }
-        let Some((len, start)) = line(buf, pos + 1) else { return Ok(None) };
-        let len = usize::try_from(num(len)?).map_err(|_| "Protocol error from master: bad bulk length")?;
-        if buf.len() < start + len + 2 {
-            return Ok(None);
-        }
-        argv.push(Bytes::copy_from_slice(&buf[start..start + len]));
-        pos = start + len + 2;
-    }
-    Ok(Some((argv, pos)))
+    };
+    let Frame::Array(items) = frame else {
+        return Err(format!("Protocol error from master: expected a multibulk, got {frame:?}"));
+    };
+    let argv = items
+        .into_iter()
+        .map(|f| match f {
+            Frame::Bulk(b) => Ok(b),
+            other => Err(format!("Protocol error from master: expected a bulk string, got {other:?}")),
+        })
+        .collect::<Result<Vec<Bytes>, String>>()?;
+    Ok(Some((argv, len)))
 }
 
 impl Server {
@@ -347,16 +331,11 @@ impl Server {
         if generation != self.repl.link_generation {
             return;
         }
-        let now_unix = self.now.unix_ms / 1000;
-        let had_data = self.repl.has_history;
+        self.set_link_state(generation, LinkState::Connect);
         if let Some(m) = self.repl.master.as_mut() {
-            if m.state == LinkState::Connected {
-                m.down_since_unix_secs = Some(now_unix);
-            }
-            m.state = LinkState::Connect;
             m.sync = None;
         }
-        if had_data {
+        if self.repl.has_history {
             self.repl.cached = Some((self.repl.state.replid.clone(), self.repl.state.master_repl_offset));
         }
     }

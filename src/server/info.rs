@@ -386,13 +386,12 @@ impl Server {
     }
 
     fn info_replication(&self, o: &mut String) {
-        let min_to_write = self.config.get("min-replicas-to-write").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let max_lag = self.config.get("min-replicas-max-lag").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let (min_to_write, max_lag) = (self.config.hot.min_replicas_to_write, self.config.hot.min_replicas_max_lag);
         let view = crate::replication::info::InfoView {
             state: &self.repl.state,
             replicas: &self.repl.replicas,
             master: self.repl.master.as_ref(),
-            backlog_size: self.config.get("repl-backlog-size").and_then(|v| v.parse().ok()).unwrap_or(1 << 20),
+            backlog_size: self.config.hot.repl_backlog_size,
             replica_priority: self.config.get("replica-priority").and_then(|v| v.parse().ok()).unwrap_or(100),
             replica_read_only: self.config.get("replica-read-only") != Some("no"),
             replica_announced: self.config.get("replica-announced") != Some("no"),

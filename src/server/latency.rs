@@ -56,7 +56,8 @@ impl Server {
     /// Redis's `latencyAddSampleIfNeeded`: records `event` when monitoring is on and `ms`
     /// reaches the threshold.
     pub fn latency_sample(&mut self, event: &str, ms: u64) {
-        let threshold = self.config.get("latency-monitor-threshold").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // Read from the config's parsed values: this runs after every command.
+        let threshold = self.config.hot.latency_monitor_threshold;
         if threshold > 0 && ms >= threshold {
             let now = self.now.unix_ms / 1000;
             self.latency.add(event, ms, now);

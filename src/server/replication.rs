@@ -102,7 +102,7 @@ impl Server {
             self.repl.state.change_replid(&mut self.rng);
             self.repl.state.clear_replid2();
         }
-        let size = self.config.get("repl-backlog-size").and_then(|s| s.parse().ok()).unwrap_or(1 << 20);
+        let size = self.config.hot.repl_backlog_size as usize;
         self.repl.state.ensure_backlog(size);
         self.propagate_enabled = true;
         let (id, id2) = (self.repl.state.replid.clone(), self.repl.state.replid2.clone());
@@ -184,9 +184,7 @@ impl Server {
             self.log(Level::Warning, &format!("Disconnecting timedout replica (streaming sync): {name}"));
             self.kill_client(id);
         }
-        if std::mem::take(&mut self.repl.get_ack_requested) && !self.repl.replicas.is_empty() {
-            self.feed_own_command(&[b"REPLCONF", b"GETACK", b"*"]);
-        }
+        self.flush_get_ack();
         self.backlog_ttl_check(now);
     }
 

@@ -45,7 +45,7 @@ pub fn set(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     }
     if changed.contains(&"repl-backlog-size") {
         // Redis's `resizeReplicationBacklog`: the newest bytes that fit stay.
-        let size = ctx.srv.config.get("repl-backlog-size").and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
+        let size = ctx.srv.config.hot.repl_backlog_size as usize;
         if let Some(b) = ctx.srv.repl.state.backlog.as_mut() {
             b.resize(size);
         }

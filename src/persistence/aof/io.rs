@@ -60,6 +60,17 @@ fn errno_of(e: &io::Error) -> i32 {
 }
 
 impl<E: Env> AofIo<E> {
+    fn new(env: E, dir: E::Disk, appendfilename: String, m: Manifest, incr: <E::Disk as Disk>::File) -> Self {
+        AofIo {
+            env,
+            dir,
+            appendfilename,
+            manifest: Mutex::new(m),
+            incr: Mutex::new(Arc::new(incr)),
+            flush_lock: AsyncMutex::new(()),
+        }
+    }
+
     fn incr_file(&self) -> Arc<<E::Disk as Disk>::File> {
         self.incr.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -377,14 +388,7 @@ async fn start_appendonly<E: Env>(env: &E, shared: &Arc<Shared>) {
             a.rewrites += 1;
             a.rewrite_base_size = a.current_size();
             a.last_fsync_secs = now_secs;
-            let io = Arc::new(AofIo {
-                env: env.clone(),
-                dir,
-                appendfilename,
-                manifest: Mutex::new(m),
-                incr: Mutex::new(Arc::new(incr)),
-                flush_lock: AsyncMutex::new(()),
-            });
+            let io = Arc::new(AofIo::new(env.clone(), dir, appendfilename, m, incr));
             shared.set_aof(Some(io.clone()));
             env.spawn(aof_cron(io, shared.clone()));
             s.log(Level::Notice, "Background append only file rewriting started");
@@ -609,14 +613,7 @@ pub async fn open<E: Env>(env: &E, srv: &mut Server) -> Result<Option<Arc<AofIo<
     srv.aof.on = true;
     srv.propagate_enabled = true;
     srv.aof.last_fsync_secs = srv.now.unix_ms / 1000;
-    Ok(Some(Arc::new(AofIo {
-        env: env.clone(),
-        dir,
-        appendfilename,
-        manifest: Mutex::new(m),
-        incr: Mutex::new(Arc::new(incr)),
-        flush_lock: AsyncMutex::new(()),
-    })))
+    Ok(Some(Arc::new(AofIo::new(env.clone(), dir, appendfilename, m, incr))))
 }
 
 /// The directory holds no AOF: write a base of the current dataset and an empty incr file

@@ -129,6 +129,12 @@ pub struct Hot {
     /// (hard bytes, soft bytes, soft seconds) for normal, replica and pubsub clients.
     pub client_output_buffer_limit: [(u64, u64, u64); 3],
     pub latency_tracking: bool,
+    /// `latency-monitor-threshold` in ms; 0 turns the latency monitor off.
+    pub latency_monitor_threshold: u64,
+    /// min-replicas-to-write and min-replicas-max-lag (seconds): checked on every write.
+    pub min_replicas_to_write: u64,
+    pub min_replicas_max_lag: u64,
+    pub repl_backlog_size: u64,
 }
 
 /// One name CONFIG knows: a directive or its alias (Redis keeps an alias as its own entry,
@@ -290,6 +296,10 @@ impl Values<'_> {
             list_compress_depth: self.uint("list-compress-depth"),
             client_output_buffer_limit: obuf_limits(self.get("client-output-buffer-limit")),
             latency_tracking: self.flag("latency-tracking"),
+            latency_monitor_threshold: self.uint("latency-monitor-threshold"),
+            min_replicas_to_write: self.uint("min-replicas-to-write"),
+            min_replicas_max_lag: self.uint("min-replicas-max-lag"),
+            repl_backlog_size: self.uint("repl-backlog-size"),
         }
     }
 }

@@ -125,12 +125,19 @@ pub struct ReplRecord {
     pub nodes: u32,
     pub expect_resync: Option<crate::scenario::ResyncExpect>,
     pub wait_replicas: Option<u32>,
+    /// The nodes' `repl-timeout`, in ms: a cut longer than it breaks the link on both sides.
+    #[serde(default)]
+    pub repl_timeout_ms: u64,
     /// Per acknowledged write that was followed by WAIT: (op id, replicas WAIT reported).
     pub waits: Vec<(usize, i64)>,
     /// Replication link cuts that took effect: (replica node, start µs, end µs).
     pub cuts: Vec<(u32, u64, u64)>,
     /// Failovers and promotions that took effect, in time order.
     pub promotions: Vec<Promotion>,
+    /// When a replica's link came up, from its log: a full or a partial resync finished
+    /// (node, µs), in time order.
+    #[serde(default)]
+    pub synced_us: Vec<(u32, u64)>,
     /// Replica restarts (node, µs).
     pub restarts: Vec<(u32, u64)>,
     /// The master at the end, and every node's state probed after the settle phase.

@@ -98,9 +98,34 @@ pub async fn simulate(
         trace.push(format!("seed chose: {c}"));
     }
     let choices = plan.choices.clone();
-    let rec = world::recorder(history, trace);
+    let rec = world::recorder(history.clone(), trace.clone());
+    let replication = s.replication.is_some();
     world::run_world(s, seed, plan, opts, rec).await;
+    if replication {
+        let synced = replica_syncs(&trace);
+        history.lock().unwrap_or_else(|e| e.into_inner()).repl.synced_us = synced;
+    }
     choices
+}
+
+/// When each replica's link came up, read from the nodes' log lines in the trace
+/// (`[   4.101003] n2 log: ... MASTER <-> REPLICA sync: Finished with success`).
+fn replica_syncs(trace: &Trace) -> Vec<(u32, u64)> {
+    const SYNCED: [&str; 2] =
+        ["MASTER <-> REPLICA sync: Finished with success", "MASTER <-> REPLICA sync: Master accepted a Partial"];
+    let mut synced = Vec::new();
+    trace.for_each_line(|line| {
+        if !SYNCED.iter().any(|s| line.contains(s)) {
+            return;
+        }
+        let parsed = line.strip_prefix('[').and_then(|l| l.split_once("] n")).and_then(|(time, rest)| {
+            let (secs, micros) = time.trim().split_once('.')?;
+            let node = rest.split_once(" log: ")?.0.parse().ok()?;
+            Some((node, secs.parse::<u64>().ok()? * 1_000_000 + micros.parse::<u64>().ok()?))
+        });
+        synced.extend(parsed);
+    });
+    synced
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {

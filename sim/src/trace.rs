@@ -70,6 +70,11 @@ impl Trace {
         self.lock().lines.clone()
     }
 
+    /// Calls `f` with every kept line, in order, without copying them.
+    pub fn for_each_line(&self, mut f: impl FnMut(&str)) {
+        self.lock().lines.iter().for_each(|l| f(l));
+    }
+
     pub fn len(&self) -> usize {
         let t = self.lock();
         t.lines.len() + t.dropped_lines as usize

@@ -5,7 +5,8 @@
 //!   DEBUG DIGEST and replication offset). Misses divergence that heals itself before the probe.
 //! - resync: the INFO sync counters (summed over nodes; each counts the PSYNCs it served as a
 //!   master since its last start) match the scenario's expectation. `partial`: no full sync
-//!   beyond one initial sync per replica and no failed partial attempt. `full`: exactly one extra full sync and one failed partial
+//!   beyond one initial sync per replica, no failed partial attempt, and at least one partial
+//!   resync per cut that surely broke a link (see [`link_breaks`]). `full`: exactly one extra full sync and one failed partial
 //!   attempt per replication link cut, and no partial resync. `divergent`: one full sync and one
 //!   failed partial attempt per forced promotion (the demoted master), the others partial.
 //! - writes: appends acknowledged and then WAIT-acknowledged by the scenario's number of
@@ -55,6 +56,36 @@ pub fn sync_counts(h: &History) -> (u64, u64, u64) {
     h.repl.probes.iter().fold((0, 0, 0), |a, p| (a.0 + p.sync_full, a.1 + p.sync_partial_ok, a.2 + p.sync_partial_err))
 }
 
+/// Both sides check repl-timeout once a second (replicationCron), so a cut must outlast the
+/// timeout by this much to be sure to break the link.
+const TIMEOUT_SLACK_MS: u64 = 1000;
+/// A replica reconnects on its next replicationCron (1 s) and then needs a few round trips:
+/// cuts of one link closer together than this may end in a single resync.
+const RECONNECT_SLACK_MS: u64 = 2000;
+
+/// How many times replication links were surely broken: per replica, cuts that began while its
+/// link was up, merged when they are closer than [`RECONNECT_SLACK_MS`], counted when longer
+/// than repl-timeout plus [`TIMEOUT_SLACK_MS`]. Each must have ended in a resync.
+pub fn link_breaks(h: &History) -> u64 {
+    // A cut before the replica's link is up (its first sync since it started) only delays
+    // that sync.
+    let up = |node: u32, at: u64| {
+        let started = h.kills_us.get(node as usize).and_then(|k| k.iter().rev().find(|&&t| t <= at)).copied();
+        h.repl.synced_us.iter().any(|&(n, t)| n == node && t <= at && started.is_none_or(|s| t > s))
+    };
+    let mut cuts: Vec<_> = h.repl.cuts.iter().copied().filter(|&(node, start, _)| up(node, start)).collect();
+    cuts.sort_unstable();
+    let mut merged: Vec<(u32, u64, u64)> = Vec::new();
+    for (node, start, end) in cuts {
+        match merged.last_mut() {
+            Some(m) if m.0 == node && start <= m.2 + RECONNECT_SLACK_MS * 1000 => m.2 = m.2.max(end),
+            _ => merged.push((node, start, end)),
+        }
+    }
+    let min_us = (h.repl.repl_timeout_ms + TIMEOUT_SLACK_MS) * 1000;
+    merged.iter().filter(|(_, start, end)| end - start >= min_us).count() as u64
+}
+
 pub fn resync(h: &History) -> Vec<Finding> {
     let (full, ok, err) = sync_counts(h);
     let initial = u64::from(h.repl.nodes.saturating_sub(1));
@@ -62,10 +93,13 @@ pub fn resync(h: &History) -> Vec<Finding> {
     let what = format!("sync_full {full}, sync_partial_ok {ok}, sync_partial_err {err}");
     let bad = match h.repl.expect_resync {
         Some(ResyncExpect::Partial) => {
-            // A cut shorter than repl-timeout need not break the link, so partial resyncs are
-            // not counted; a replica that never resynced fails convergence instead.
-            (full != initial || err != 0)
-                .then(|| format!("expected only partial resyncs after {initial} initial full syncs, got {what}"))
+            let breaks = link_breaks(h);
+            (full != initial || err != 0 || ok < breaks).then(|| {
+                format!(
+                    "expected only partial resyncs after {initial} initial full syncs, at least {breaks} of them \
+                     (cuts longer than repl-timeout), got {what}"
+                )
+            })
         }
         Some(ResyncExpect::Full) => (full != initial + cuts || err != cuts || ok != 0).then(|| {
             format!(
@@ -160,4 +194,53 @@ pub fn writes(h: &History) -> (Vec<Finding>, Vec<String>) {
         }
     }
     (found, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partial_history(cuts: Vec<(u32, u64, u64)>, sync_partial_ok: u64) -> History {
+        let mut h = History::new(3);
+        h.repl.nodes = 3;
+        h.repl.expect_resync = Some(ResyncExpect::Partial);
+        h.repl.repl_timeout_ms = 2000;
+        h.repl.cuts = cuts;
+        h.repl.synced_us = vec![(1, S), (2, S)];
+        h.repl.probes = vec![NodeProbe { node: 0, sync_full: 2, sync_partial_ok, ..NodeProbe::default() }];
+        h
+    }
+
+    const S: u64 = 1_000_000; // µs
+
+    #[test]
+    fn partial_expectation_needs_a_resync_per_cut_longer_than_repl_timeout() {
+        let h = partial_history(vec![(1, 10 * S, 14 * S)], 0);
+        assert_eq!(link_breaks(&h), 1);
+        assert_eq!(resync(&h).len(), 1, "a 4 s cut with repl-timeout 2 s and no partial resync is a finding");
+        assert!(resync(&partial_history(vec![(1, 10 * S, 14 * S)], 1)).is_empty());
+    }
+
+    #[test]
+    fn short_or_adjacent_cuts_of_one_link_count_once() {
+        // 2.5 s is within repl-timeout + slack: the link may survive it.
+        assert_eq!(link_breaks(&partial_history(vec![(1, 10 * S, 12 * S + S / 2)], 0)), 0);
+        // Two cuts of n1 one second apart end in one resync; a cut of n2 is its own.
+        let h = partial_history(vec![(1, 10 * S, 14 * S), (2, 11 * S, 15 * S), (1, 15 * S, 19 * S)], 2);
+        assert_eq!(link_breaks(&h), 2);
+        assert!(resync(&h).is_empty());
+    }
+
+    #[test]
+    fn a_cut_before_the_replicas_first_sync_breaks_nothing() {
+        let mut h = partial_history(vec![(1, S / 2, 5 * S)], 0);
+        h.repl.synced_us = vec![(1, 6 * S)];
+        assert_eq!(link_breaks(&h), 0);
+        // Nor one after a restart, until the restarted replica has synced again.
+        let mut h = partial_history(vec![(1, 10 * S, 14 * S)], 0);
+        h.kills_us[1].push(9 * S);
+        assert_eq!(link_breaks(&h), 0);
+        h.repl.synced_us.push((1, 9 * S + S / 2));
+        assert_eq!(link_breaks(&h), 1);
+    }
 }

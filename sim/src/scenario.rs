@@ -24,6 +24,11 @@ pub struct Scenario {
     /// redis.conf directives for every node, `name = "value"`, applied at startup.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Per-role overrides of `config`, applied after it: `[role_config.master]` for the node
+    /// that starts as the master (node 0 of a replication topology), `[role_config.replica]`
+    /// for the nodes that start as replicas.
+    #[serde(default, skip_serializing_if = "RoleConfig::is_empty")]
+    pub role_config: RoleConfig,
     pub workload: Workload,
     #[serde(default)]
     pub net: NetOptions,
@@ -41,6 +46,22 @@ pub struct Scenario {
 }
 
 /// What a replication scenario sets up and what its checkers expect.
+/// redis.conf directives by the role a node starts in.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub master: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replica: BTreeMap<String, String>,
+}
+
+impl RoleConfig {
+    pub fn is_empty(&self) -> bool {
+        self.master.is_empty() && self.replica.is_empty()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicationOpts {
@@ -562,16 +583,35 @@ impl Scenario {
     }
 
     fn validate_config(&self) -> Result<(), ScenarioError> {
-        let mut config = redsim::server::Config::default();
-        for (name, value) in &self.config {
-            if matches!(name.as_str(), "bind" | "port") {
-                return err(&format!("config.{name}"), "is chosen by the simulator");
-            }
-            if let Err(e) = config.set_startup(name, value) {
-                return err(&format!("config.{name}"), format!("{e:?}"));
+        let sections = [
+            ("config", &self.config),
+            ("role_config.master", &self.role_config.master),
+            ("role_config.replica", &self.role_config.replica),
+        ];
+        for (section, directives) in sections {
+            let mut config = redsim::server::Config::default();
+            for (name, value) in directives {
+                if matches!(name.as_str(), "bind" | "port" | "replicaof" | "slaveof") {
+                    return err(&format!("{section}.{name}"), "is chosen by the simulator");
+                }
+                if let Err(e) = config.set_startup(name, value) {
+                    return err(&format!("{section}.{name}"), format!("{e:?}"));
+                }
             }
         }
+        if self.replication.is_none() && !self.role_config.replica.is_empty() {
+            return err("role_config.replica", "needs a [replication] topology (every node stands alone)");
+        }
         Ok(())
+    }
+
+    /// The directives node `n` starts with: `config`, then its role's overrides.
+    pub fn node_config(&self, n: u32) -> BTreeMap<String, String> {
+        let mut directives = self.config.clone();
+        let replica = self.replication.is_some() && n > 0;
+        let role = if replica { &self.role_config.replica } else { &self.role_config.master };
+        directives.extend(role.iter().map(|(k, v)| (k.clone(), v.clone())));
+        directives
     }
 
     fn validate_workload(&self) -> Result<(), ScenarioError> {
@@ -819,6 +859,23 @@ ops = { get = 1, set = 1 }
             let e = Scenario::from_toml(&MINIMAL.replace(from, to)).unwrap_err();
             assert!(e.0.starts_with(field), "{to}: {e}");
         }
+    }
+
+    #[test]
+    fn role_config_overrides_config_for_its_role() {
+        let text = format!(
+            "{}[config]\nhz = \"10\"\n[role_config.replica]\nhz = \"20\"\nreplica-priority = \"0\"\n\
+             [replication]\n",
+            MINIMAL.replace("nodes = 1", "nodes = 2")
+        );
+        let s = Scenario::from_toml(&text).unwrap();
+        assert_eq!(s.node_config(0).get("hz").map(String::as_str), Some("10"));
+        assert_eq!(s.node_config(1).get("hz").map(String::as_str), Some("20"));
+        assert_eq!(s.node_config(1).get("replica-priority").map(String::as_str), Some("0"));
+        let bad = format!("{MINIMAL}[role_config.master]\nhz = \"banana\"\n");
+        assert!(Scenario::from_toml(&bad).unwrap_err().0.starts_with("role_config.master.hz"));
+        let lone = format!("{MINIMAL}[role_config.replica]\nhz = \"20\"\n");
+        assert!(Scenario::from_toml(&lone).unwrap_err().0.starts_with("role_config.replica"));
     }
 
     #[test]

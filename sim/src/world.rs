@@ -293,7 +293,7 @@ fn start_node(
     let exited = exited.clone();
     let incarnation = Arc::new(AtomicU64::new(0));
     let (clock, disk, trace, world_clock) = (clock.clone(), disk.clone(), rec.trace.clone(), world_clock.clone());
-    let (service, mut directives) = (s.topology.service, s.config.clone());
+    let (service, mut directives) = (s.topology.service, s.node_config(n));
     if let Some(r) = &s.replication {
         if n > 0 {
             let up = if r.chain { n - 1 } else { 0 };

@@ -321,8 +321,12 @@ impl Server {
     /// Redis's `writeCommandsDeniedByDiskError` for RDB: the MISCONF text when writes must
     /// be refused.
     pub fn rdb_denies_writes(&self) -> Option<&'static str> {
+        // The last BGSAVE's outcome first: the config is only read once it failed.
+        if self.rdb.last_bgsave_ok || !self.is_master() {
+            return None;
+        }
         let stop = self.config.get("stop-writes-on-bgsave-error") != Some("no");
-        (stop && !self.rdb.last_bgsave_ok && self.has_save_points() && self.is_master()).then_some(MISCONF_RDB)
+        (stop && self.has_save_points()).then_some(MISCONF_RDB)
     }
 
     /// Loads `bytes` into the dataset (after the caller flushed it, unless merging), recording

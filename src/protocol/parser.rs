@@ -2,8 +2,10 @@
 //! bytes are consumed from the query buffer as soon as an argument is complete, so a 500 MB
 //! bulk is copied once and a slow client never makes us rescan what we already parsed.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
+/// Initial size of a query buffer, and how much room a read gets (Redis's `PROTO_IOBUF_LEN`).
+pub const PROTO_IOBUF_LEN: usize = 16 * 1024;
 /// Longest inline request, and longest `*<n>` / `$<n>` header line (bytes).
 pub const PROTO_INLINE_MAX_SIZE: usize = 64 * 1024;
 /// Default `proto-max-bulk-len` (bytes).
@@ -113,7 +115,7 @@ impl RequestParser {
         if count > UNAUTH_MAX_MULTIBULK_LEN && !authenticated {
             return Err(ParseError::protocol("unauthenticated multibulk length"));
         }
-        let _ = buf.split_to(nl + 2);
+        buf.advance(nl + 2);
         if count <= 0 {
             return Ok(Step::Empty);
         }
@@ -150,7 +152,7 @@ impl RequestParser {
                     if len > UNAUTH_MAX_BULK_LEN && !authenticated {
                         return Err(ParseError::protocol("unauthenticated bulk length"));
                     }
-                    let _ = buf.split_to(nl + 2);
+                    buf.advance(nl + 2);
                     let len = len as usize;
                     if len >= 32 * 1024 {
                         // A big argument: make room once, as Redis does, instead of regrowing.
@@ -165,7 +167,7 @@ impl RequestParser {
                 return Ok(Step::Need);
             }
             let arg = buf.split_to(len).freeze();
-            let _ = buf.split_to(2);
+            buf.advance(2);
             args.push(arg);
             *bulk_len = None;
             *remaining -= 1;
@@ -206,7 +208,7 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Step, ParseError> {
     };
     let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
     let args = split_args(&buf[..line_end]);
-    let _ = buf.split_to(nl + 1);
+    buf.advance(nl + 1);
     match args {
         None => Err(ParseError::protocol("unbalanced quotes in request")),
         Some(a) if a.is_empty() => Ok(Step::Empty),

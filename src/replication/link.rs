@@ -14,6 +14,7 @@ use crate::env::rt::{AsyncReadExt, AsyncWriteExt, IpAddr, SocketAddr};
 use crate::env::{Clock, Env, Net};
 use crate::persistence::snapshot::{write_snapshot, ReadyBytes};
 use crate::protocol::frame::Frame;
+use crate::protocol::parser::PROTO_IOBUF_LEN;
 use crate::server::client::ReplRole;
 use crate::server::driver::{now, Shared};
 use crate::server::log::Level;
@@ -255,27 +256,40 @@ where
         }
         id
     };
-    let mut next_ack = env.clock().now_ms();
+    let mut next_ack = 0;
+    let mut got_data = false;
     loop {
-        let (ack, timeout_ms) = {
+        let (ack, now_ms, timeout_ms, last_io) = {
             let mut s = shared.lock();
             s.set_now(now(env.clock()));
             if s.repl.link_generation != generation || s.repl.master_client != Some(client) {
                 return Err(String::new());
             }
+            let now_ms = s.now.mono_ms;
+            if std::mem::take(&mut got_data) {
+                if let Some(m) = s.repl.master.as_mut() {
+                    m.last_io_ms = Some(now_ms);
+                }
+            }
             let ack = s.apply_master_stream(client, &mut buf)?;
             shared.wake_pending(&mut s);
-            let timeout_ms = s.config.get("repl-timeout").and_then(|v| v.parse::<u64>().ok()).unwrap_or(60) * 1000;
-            (ack.then_some(s.repl.state.master_repl_offset), timeout_ms)
+            let off = s.repl.state.master_repl_offset;
+            let last_io = s.repl.master.as_ref().and_then(|m| m.last_io_ms).unwrap_or(0);
+            ((ack || now_ms >= next_ack).then_some(off), now_ms, s.config.hot.repl_timeout * 1000, last_io)
         };
-        let now_ms = env.clock().now_ms();
-        let ack = ack.or_else(|| (now_ms >= next_ack).then(|| shared.lock().repl.state.master_repl_offset));
+        if now_ms.saturating_sub(last_io) > timeout_ms {
+            return Err("MASTER timeout: no data nor PING received...".into());
+        }
         if let Some(off) = ack {
             let cmd = format!("*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{off}\r\n", off.to_string().len());
             conn.write_all(cmd.as_bytes()).await.map_err(|e| format!("Error writing to MASTER: {e}"))?;
             next_ack = now_ms + ACK_PERIOD_MS;
         }
-        let wait = next_ack.saturating_sub(env.clock().now_ms()).max(1);
+        // Read greedily, as Redis does for its master: a full buffer's worth per call.
+        if buf.capacity() - buf.len() < PROTO_IOBUF_LEN / 2 {
+            buf.reserve(PROTO_IOBUF_LEN);
+        }
+        let wait = next_ack.saturating_sub(now_ms).max(1);
         let read = crate::env::rt::select! {
             r = conn.read_buf(&mut buf) => Some(r),
             _ = env.clock().sleep_ms(wait) => None,
@@ -283,20 +297,8 @@ where
         match read {
             Some(Ok(0)) => return Err("Connection with master lost.".into()),
             Some(Err(e)) => return Err(format!("Connection with master lost: {e}")),
-            Some(Ok(_)) => {
-                let mut s = shared.lock();
-                let t = env.clock().now_ms();
-                if let Some(m) = s.repl.master.as_mut() {
-                    m.last_io_ms = Some(t);
-                }
-            }
-            None => {
-                let s = shared.lock();
-                let last = s.repl.master.as_ref().and_then(|m| m.last_io_ms).unwrap_or(0);
-                if env.clock().now_ms().saturating_sub(last) > timeout_ms {
-                    return Err("MASTER timeout: no data nor PING received...".into());
-                }
-            }
+            Some(Ok(_)) => got_data = true,
+            None => {}
         }
     }
 }

@@ -89,6 +89,8 @@ pub struct Replication {
     pub has_history: bool,
     /// Monotonic ms since when a master with a backlog has no replica (repl-backlog-ttl).
     pub no_replicas_since_ms: Option<u64>,
+    /// Where each turn's writes are encoded for the stream; kept to reuse its allocation.
+    pub scratch: Vec<u8>,
 }
 
 impl Replication {
@@ -107,6 +109,7 @@ impl Replication {
             cached: None,
             has_history: false,
             no_replicas_since_ms: None,
+            scratch: Vec::new(),
         }
     }
 }

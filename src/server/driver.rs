@@ -16,13 +16,11 @@ use crate::env::rt::{AsyncReadExt, AsyncWriteExt, IpAddr, Notify, SocketAddr};
 use crate::env::{Clock, Env, Listener, Net};
 use crate::persistence::aof::io::{self as aof_io, AofDriver, Flushed};
 use crate::persistence::snapshot;
-use crate::protocol::parser::{Limits, ParseError, RequestParser};
+use crate::protocol::parser::{Limits, ParseError, RequestParser, PROTO_IOBUF_LEN};
 
 /// A client held back by CLIENT PAUSE looks again at least this often, so that a long pause
 /// never needs a timer far in the future.
 const POSTPONED_RECHECK_MS: u64 = 1000;
-/// Initial size of a client's query buffer (Redis's `PROTO_IOBUF_LEN`).
-const PROTO_IOBUF_LEN: usize = 16 * 1024;
 /// A blocked client's task rechecks its state at least this often (a lost wakeup costs no
 /// more than this).
 const BLOCKED_RECHECK_MS: u64 = 1000;

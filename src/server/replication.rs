@@ -33,18 +33,25 @@ impl Server {
         if !to_aof && !to_stream && !self.is_replica() {
             return;
         }
-        let cmds = std::mem::take(&mut self.propagated);
+        let mut cmds = std::mem::take(&mut self.propagated);
         if to_aof {
             for p in &cmds {
                 self.aof.feed(p.db, &p.argv);
             }
         }
         if to_stream {
-            let mut bytes = Vec::new();
+            let mut bytes = std::mem::take(&mut self.repl.scratch);
+            bytes.clear();
             for p in &cmds {
                 self.repl.state.feed_command(p.db, &p.argv, &mut bytes);
             }
             self.send_to_replicas(&bytes);
+            self.repl.scratch = bytes;
+        }
+        // Keep the allocations for the next command.
+        cmds.clear();
+        if self.propagated.is_empty() {
+            self.propagated = cmds;
         }
     }
 

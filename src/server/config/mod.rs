@@ -135,6 +135,8 @@ pub struct Hot {
     pub min_replicas_to_write: u64,
     pub min_replicas_max_lag: u64,
     pub repl_backlog_size: u64,
+    /// `repl-timeout` in seconds: read by the replica's link on every turn.
+    pub repl_timeout: u64,
 }
 
 /// One name CONFIG knows: a directive or its alias (Redis keeps an alias as its own entry,
@@ -300,6 +302,7 @@ impl Values<'_> {
             min_replicas_to_write: self.uint("min-replicas-to-write"),
             min_replicas_max_lag: self.uint("min-replicas-max-lag"),
             repl_backlog_size: self.uint("repl-backlog-size"),
+            repl_timeout: self.uint("repl-timeout"),
         }
     }
 }

@@ -145,8 +145,13 @@ fn psync(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     // The stream after the snapshot starts with a SELECT.
     ctx.srv.repl.state.stream_db = None;
     let eof = info.capa_eof;
+    info.psync = is_psync;
     ctx.client.repl_role = ReplRole::Replica;
     ctx.srv.attach_replica(info);
+    if ctx.srv.config.get("repl-diskless-sync") == Some("no") {
+        full_sync_to_disk(ctx);
+        return Ok(());
+    }
     if is_psync {
         let line = format!("+FULLRESYNC {} {}\r\n", ctx.srv.repl.state.replid, ctx.srv.repl.state.master_repl_offset);
         ctx.client.out.buf.extend_from_slice(line.as_bytes());
@@ -173,6 +178,53 @@ fn psync(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// A full sync through the RDB file (Redis's `startBgsaveForReplication` with target disk):
+/// share a BGSAVE made for other replicas that is still running, else wait for the next one
+/// when another child runs, else start one now.
+fn full_sync_to_disk(ctx: &mut Ctx) {
+    let id = ctx.client.id;
+    let srv = &mut *ctx.srv;
+    if let Some(d) = srv.repl.disk_sync.clone() {
+        let donor = srv
+            .repl
+            .replicas
+            .iter()
+            .find(|r| r.client_id != id && r.state == SyncState::WaitBgsave && !r.waiting_next_bgsave)
+            .map(|r| r.client_id);
+        if let Some(donor) = donor {
+            let buffered = srv.repl.pending.get(&donor).cloned().unwrap_or_default();
+            srv.repl.pending.insert(id, buffered);
+            let line = srv.fullresync_line(id, &d.replid, d.offset);
+            ctx.client.out.buf.extend_from_slice(&line);
+            srv.log(Level::Notice, "Waiting for end of BGSAVE for SYNC");
+            return;
+        }
+    }
+    if srv.rdb_child_running() {
+        if let Some(r) = srv.repl.replicas.get_mut(id) {
+            r.waiting_next_bgsave = true;
+        }
+        srv.repl.pending.remove(&id);
+        srv.log(Level::Notice, "Can't attach the replica to the current BGSAVE. Waiting for next BGSAVE for SYNC");
+        return;
+    }
+    if let Some(r) = srv.repl.replicas.get_mut(id) {
+        r.waiting_next_bgsave = true;
+    }
+    srv.repl.pending.remove(&id);
+    for (to, line) in srv.start_disk_sync() {
+        if to == id {
+            ctx.client.out.buf.extend_from_slice(&line);
+        } else if let Some(c) = srv.clients.get_mut(&to) {
+            c.out.buf.extend_from_slice(&line);
+            srv.wakeups.push(to);
+        }
+    }
+    if srv.repl.disk_sync.is_none() {
+        ctx.client.close_asap = true;
+    }
 }
 
 /// `+CONTINUE`: the replica gets the backlog from its offset and is online at once.

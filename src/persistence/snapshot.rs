@@ -264,6 +264,9 @@ impl Server {
         self.child_kind = ChildKind::None;
         self.rdb.child_pid = None;
         self.rdb.cancel = None;
+        if self.repl.disk_sync.as_ref().is_some_and(|d| d.pid == pid) {
+            self.disk_sync_done(self.rdb.last_bgsave_ok);
+        }
     }
 
     /// FLUSHALL's part (Redis's `flushAllDataAndResetRDB`): a running snapshot child is
@@ -291,6 +294,8 @@ impl Server {
             self.child_kind = ChildKind::None;
         }
         self.rdb.child_pid = None;
+        // Replicas waiting for this snapshot will not get it.
+        self.disk_sync_done(false);
     }
 
     /// The snapshot part of `serverCron`: a scheduled BGSAVE, then the save points.

@@ -44,6 +44,11 @@ pub struct ReplicaInfo {
     /// right behind the EOF mark would hide it from the replica, which looks for the mark at
     /// the end of what it read (Redis's `repl_start_cmd_stream_on_ack`).
     pub stream_on_ack: bool,
+    /// Full sync to disk (`repl-diskless-sync no`) while a child it cannot share was
+    /// running: the replica waits for the next BGSAVE, with nothing buffered yet.
+    pub waiting_next_bgsave: bool,
+    /// It asked with PSYNC, so its full sync begins with `+FULLRESYNC` (SYNC gets none).
+    pub psync: bool,
 }
 
 impl ReplicaInfo {
@@ -58,6 +63,8 @@ impl ReplicaInfo {
             ack_offset: 0,
             ack_ms: now_ms,
             stream_on_ack: false,
+            waiting_next_bgsave: false,
+            psync: true,
         }
     }
 

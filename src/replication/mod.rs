@@ -89,6 +89,8 @@ pub struct Replication {
     pub has_history: bool,
     /// Monotonic ms since when a master with a backlog has no replica (repl-backlog-ttl).
     pub no_replicas_since_ms: Option<u64>,
+    /// The BGSAVE to disk that replicas in `wait_bgsave` wait for (`repl-diskless-sync no`).
+    pub disk_sync: Option<DiskSync>,
     /// Where each turn's writes are encoded for the stream; kept to reuse its allocation.
     pub scratch: Vec<u8>,
 }
@@ -109,9 +111,20 @@ impl Replication {
             cached: None,
             has_history: false,
             no_replicas_since_ms: None,
+            disk_sync: None,
             scratch: Vec::new(),
         }
     }
+}
+
+/// A BGSAVE to disk made for replicas: the history and offset its snapshot was taken at, so
+/// that a replica arriving while it runs can share it (with a copy of another waiting
+/// replica's buffered stream).
+#[derive(Debug, Clone)]
+pub struct DiskSync {
+    pub pid: u32,
+    pub replid: String,
+    pub offset: u64,
 }
 
 /// A replication ID: 40 random hex characters (`CONFIG_RUN_ID_SIZE`).

@@ -2,6 +2,8 @@
 //! the replica's connection, then the stream buffered since the fork. Diskless, as Redis 7.0's
 //! default `repl-diskless-sync yes`: the RDB goes from the child's pipe to the socket, framed
 //! `$EOF:<mark>` ... `<mark>` for replicas with `capa eof`, else `$<len>` (buffered first).
+//! With `repl-diskless-sync no` a BGSAVE writes the RDB file and every replica waiting for it
+//! gets the file as `$<len>` (`commands::replication` decides, `disk_sync_done` sends).
 
 use std::io;
 use std::sync::Weak;
@@ -28,6 +30,10 @@ pub trait ReplicaForker: Send + 'static {
         client: u64,
         eof_mark: Option<[u8; 40]>,
     ) -> io::Result<u32>;
+
+    /// Sends the RDB file `name` (written by a BGSAVE for replication) to replica `client`
+    /// as `$<len>` and its bytes, then puts it online.
+    fn send_rdb_file(&self, client: u64, name: String) -> io::Result<()>;
 }
 
 /// A server without a driver (unit tests) cannot sync replicas.
@@ -36,6 +42,10 @@ pub struct NoReplicaFork;
 impl ReplicaForker for NoReplicaFork {
     fn replica_sync(&self, _: &[Db], _: &RdbAux, _: SaveOptions, _: u64, _: Option<[u8; 40]>) -> io::Result<u32> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "no fork without a driver"))
+    }
+
+    fn send_rdb_file(&self, _: u64, _: String) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no transfer without a driver"))
     }
 }
 
@@ -72,6 +82,55 @@ impl<E: Env> ReplicaForker for EnvReplicaForker<E> {
             shared.wake_pending(&mut s);
         });
         Ok(pid)
+    }
+
+    fn send_rdb_file(&self, client: u64, name: String) -> io::Result<()> {
+        let (env, shared) = (self.env.clone(), self.shared.clone());
+        self.env.spawn(async move {
+            let ok = send_file(&env, &shared, client, &name).await;
+            let Some(shared) = shared.upgrade() else { return };
+            let mut s = shared.lock();
+            s.set_now(now(env.clock()));
+            if ok {
+                s.replica_online(client, false);
+            } else {
+                s.log(Level::Warning, &format!("SYNC failed. Can't open/stat DB after BGSAVE: {name}"));
+                s.kill_client(client);
+            }
+            shared.wake_pending(&mut s);
+        });
+        Ok(())
+    }
+}
+
+/// Reads the RDB file and sends it as one `$<len>` bulk, paced by the replica's output.
+async fn send_file<E: Env>(env: &E, shared: &Weak<Shared>, client: u64, name: &str) -> bool {
+    let Ok(bytes) = crate::env::read_file(env.disk(), name).await else { return false };
+    let Some(sh) = shared.upgrade() else { return false };
+    if push(&sh, client, format!("${}\r\n", bytes.len()).as_bytes()).is_none() {
+        return false;
+    }
+    for chunk in bytes.chunks(SYNC_OUTPUT_HIGH_WATER / 4) {
+        if !push_paced(env, &sh, client, chunk).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// [`push`], then waits while the replica's output is above the high-water mark.
+async fn push_paced<E: Env>(env: &E, sh: &Shared, client: u64, bytes: &[u8]) -> bool {
+    match push(sh, client, bytes) {
+        None => false,
+        Some(pending) => {
+            if pending > SYNC_OUTPUT_HIGH_WATER {
+                // Let the replica's task drain its output first.
+                while sh.lock().clients.get(&client).is_some_and(|c| c.out.buf.len() > SYNC_OUTPUT_HIGH_WATER / 2) {
+                    env.clock().sleep_ms(1).await;
+                }
+            }
+            true
+        }
     }
 }
 
@@ -122,18 +181,9 @@ async fn send_snapshot<E: Env, C: SnapshotChild>(
             buffered.extend_from_slice(&chunk);
             continue;
         }
-        match push(&sh, client, &chunk) {
-            None => {
-                child.kill();
-                return false;
-            }
-            Some(pending) if pending > SYNC_OUTPUT_HIGH_WATER => {
-                // Let the replica's task drain its output first.
-                while sh.lock().clients.get(&client).is_some_and(|c| c.out.buf.len() > SYNC_OUTPUT_HIGH_WATER / 2) {
-                    env.clock().sleep_ms(1).await;
-                }
-            }
-            Some(_) => {}
+        if !push_paced(env, &sh, client, &chunk).await {
+            child.kill();
+            return false;
         }
     }
     if !child.wait().await.unwrap_or(false) {

@@ -99,6 +99,97 @@ impl Server {
         }
     }
 
+    /// The `+FULLRESYNC` a replica in full sync gets first (none for an old SYNC).
+    pub fn fullresync_line(&self, id: u64, replid: &str, offset: u64) -> Vec<u8> {
+        match self.repl.replicas.get(id) {
+            Some(r) if r.psync => format!("+FULLRESYNC {replid} {offset}\r\n").into_bytes(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Starts a BGSAVE to disk for the replicas waiting for one (`repl-diskless-sync no`);
+    /// returns the `+FULLRESYNC` line each of them gets, whose client the caller writes to.
+    /// On a failed fork they are disconnected (and retry).
+    pub fn start_disk_sync(&mut self) -> Vec<(u64, Vec<u8>)> {
+        let waiting: Vec<u64> = self
+            .repl
+            .replicas
+            .iter()
+            .filter(|r| r.state == SyncState::WaitBgsave && r.waiting_next_bgsave)
+            .map(|r| r.client_id)
+            .collect();
+        if waiting.is_empty() {
+            return Vec::new();
+        }
+        self.log(Level::Notice, "Starting BGSAVE for SYNC with target: disk");
+        let pid = match self.bgsave_start() {
+            Ok(pid) => pid,
+            Err(e) => {
+                self.log(Level::Warning, &format!("BGSAVE for replication failed: {e}"));
+                for id in waiting {
+                    self.repl.replicas.detach(id);
+                    self.kill_client(id);
+                }
+                return Vec::new();
+            }
+        };
+        // The stream after the snapshot starts with a SELECT.
+        self.repl.state.stream_db = None;
+        let (replid, offset) = (self.repl.state.replid.clone(), self.repl.state.master_repl_offset);
+        self.repl.disk_sync = Some(crate::replication::DiskSync { pid, replid: replid.clone(), offset });
+        let mut lines = Vec::new();
+        for id in waiting {
+            if let Some(r) = self.repl.replicas.get_mut(id) {
+                r.waiting_next_bgsave = false;
+            }
+            self.repl.pending.insert(id, Vec::new());
+            lines.push((id, self.fullresync_line(id, &replid, offset)));
+        }
+        lines
+    }
+
+    /// The BGSAVE made for replicas ended (Redis's `updateSlavesWaitingBgsave`): those
+    /// waiting for it get the file, or are disconnected when it failed; those waiting for the
+    /// next one start it.
+    pub fn disk_sync_done(&mut self, ok: bool) {
+        if self.repl.disk_sync.take().is_none() {
+            return;
+        }
+        let attached: Vec<u64> = self
+            .repl
+            .replicas
+            .iter()
+            .filter(|r| r.state == SyncState::WaitBgsave && !r.waiting_next_bgsave)
+            .map(|r| r.client_id)
+            .collect();
+        let file = self.rdb_filename();
+        for id in attached {
+            let sent = ok && self.repl_forker.send_rdb_file(id, file.clone()).is_ok();
+            if sent {
+                if let Some(r) = self.repl.replicas.get_mut(id) {
+                    r.state = SyncState::SendBulk;
+                }
+            } else {
+                self.log(Level::Warning, "SYNC failed. BGSAVE child returned an error");
+                self.kill_client(id);
+            }
+        }
+        self.start_waiting_disk_syncs();
+    }
+
+    /// Replicas waiting for the next BGSAVE get one as soon as no child runs.
+    fn start_waiting_disk_syncs(&mut self) {
+        if self.rdb_child_running() {
+            return;
+        }
+        for (id, line) in self.start_disk_sync() {
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.out.buf.extend_from_slice(&line);
+                self.wakeups.push(id);
+            }
+        }
+    }
+
     /// Creates the backlog when the first replica attaches (Redis's `createReplicationBacklog`
     /// in `syncCommand`); with no replica and no master a new history begins.
     pub fn ensure_backlog(&mut self) {
@@ -192,6 +283,7 @@ impl Server {
             self.kill_client(id);
         }
         self.flush_get_ack();
+        self.start_waiting_disk_syncs();
         self.backlog_ttl_check(now);
     }
 

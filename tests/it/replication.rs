@@ -94,6 +94,31 @@ fn a_redis_replica_syncs_from_a_redsim_master_fully_then_partially() {
     assert!(role.starts_with("master\n"), "{role}");
 }
 
+/// `repl-diskless-sync no`: the full sync goes through a BGSAVE to the RDB file, which two
+/// real Redis replicas load; the stream written during and after the sync follows.
+#[test]
+fn redis_replicas_sync_from_a_redsim_master_through_the_rdb_file() {
+    let master = Server::start_with(
+        Flavor::Redsim,
+        &["--enable-debug-command", "yes", "--save", "", "--repl-diskless-sync", "no"],
+    );
+    load_dataset(master.port, "before");
+    let port = master.port.to_string();
+    let args = ["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &port];
+    let first = Server::start_with(Flavor::Redis, &args);
+    let second = Server::start_with(Flavor::Redis, &args);
+    load_dataset(master.port, "during");
+    wait_until("both syncs", || link_up(first.port) && link_up(second.port));
+    load_dataset(master.port, "after");
+    std::thread::sleep(Duration::from_millis(300));
+    wait_converged(master.port, first.port);
+    wait_converged(master.port, second.port);
+    assert_eq!(field(master.port, "stats", "sync_full"), "2");
+    let log = master.log();
+    assert!(log.contains("Starting BGSAVE for SYNC with target: disk"), "{log}");
+    assert!(!log.contains("target: replicas sockets"), "{log}");
+}
+
 #[test]
 fn a_redsim_replica_syncs_from_a_redis_master_and_refuses_writes() {
     let master = Server::start_with(Flavor::Redis, &["--enable-debug-command", "yes", "--save", ""]);

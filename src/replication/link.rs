@@ -140,11 +140,7 @@ async fn link_once<E: Env>(
             {
                 let mut s = shared.lock();
                 s.log(Level::Notice, &format!("Full resync from master: {replid}:{offset}"));
-                let how = if s.config.get("repl-diskless-load").unwrap_or("disabled") == "disabled" {
-                    "to disk"
-                } else {
-                    "to parser"
-                };
+                let how = if s.full_sync_load_mode() == LoadMode::Disk { "to disk" } else { "to parser" };
                 s.log(Level::Notice, &format!("MASTER <-> REPLICA sync: receiving streamed RDB from master {how}"));
             }
             set_state(shared, generation, LinkState::Sync)?;
@@ -171,13 +167,14 @@ async fn link_once<E: Env>(
                     m.last_io_ms = Some(now_ms);
                 }
             };
-            // repl-diskless-load disabled (the default): the RDB is stored as dbfilename
-            // first, durably, then loaded (Redis keeps the master's snapshot on disk).
-            let (to_disk, target) = {
+            // repl-diskless-load disabled (the default), or on-empty-db with data: the RDB is
+            // stored as dbfilename first, durably, then loaded (Redis keeps the master's
+            // snapshot on disk).
+            let (mode, target) = {
                 let s = shared.lock();
-                (s.config.get("repl-diskless-load").unwrap_or("disabled") == "disabled", s.rdb_filename())
+                (s.full_sync_load_mode(), s.rdb_filename())
             };
-            if to_disk {
+            if mode == LoadMode::Disk {
                 let mut bytes = ReadyBytes { pid: env.process_id(), bytes: Some(std::mem::take(&mut reader.payload)) };
                 let keep = bytes.bytes.clone();
                 let cancel = std::sync::atomic::AtomicBool::new(false);
@@ -192,7 +189,7 @@ async fn link_once<E: Env>(
                 if s.repl.link_generation != generation {
                     return Err(String::new());
                 }
-                s.full_sync_loaded(&reader.payload, replid, offset)?;
+                s.full_sync_loaded(&reader.payload, replid, offset, mode == LoadMode::Swap)?;
             }
             buf = BytesMut::from(&rest[..]);
         }
@@ -323,7 +320,27 @@ pub fn parse_multibulk(buf: &[u8]) -> Result<Option<(Vec<Bytes>, usize)>, String
     Ok(Some((argv, len)))
 }
 
+/// Where a full sync's RDB goes (`repl-diskless-load`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Saved as dbfilename, then loaded.
+    Disk,
+    /// Loaded from the socket's bytes over the flushed dataset.
+    Parser,
+    /// Loaded from the socket's bytes while the old dataset waits aside (swapdb).
+    Swap,
+}
+
 impl Server {
+    /// Redis's `useDisklessLoad`: `on-empty-db` goes diskless only when no key is held.
+    pub fn full_sync_load_mode(&self) -> LoadMode {
+        match self.config.get("repl-diskless-load").unwrap_or("disabled") {
+            "swapdb" => LoadMode::Swap,
+            "on-empty-db" if self.dbs.iter().all(|db| db.is_empty()) => LoadMode::Parser,
+            _ => LoadMode::Disk,
+        }
+    }
+
     /// The link broke or was replaced: forget the master client, keep what PSYNC can offer
     /// next time (Redis's cached master).
     pub fn link_down(&mut self, generation: u64) {
@@ -344,10 +361,20 @@ impl Server {
 
     /// The RDB of a full resync arrived: replace the dataset with it and take the master's
     /// history (Redis's `readSyncBulkPayload` after the transfer).
-    pub fn full_sync_loaded(&mut self, rdb: &[u8], replid: String, offset: u64) -> Result<(), String> {
-        self.log(Level::Notice, "MASTER <-> REPLICA sync: Flushing old data");
-        for db in &mut self.dbs {
-            db.clear();
+    /// `swap`: `repl-diskless-load swapdb`, the old dataset stays aside until the new one
+    /// loaded, and comes back if it fails to.
+    pub fn full_sync_loaded(&mut self, rdb: &[u8], replid: String, offset: u64, swap: bool) -> Result<(), String> {
+        let mut kept = None;
+        if swap {
+            self.log(Level::Notice, "MASTER <-> REPLICA sync: Backing up the current dataset");
+            let seed = crate::env::Rng::next_u64(&mut self.rng);
+            let fresh = (0..self.dbs.len()).map(|i| crate::engine::db::Db::new(i, seed)).collect();
+            kept = Some(std::mem::replace(&mut self.dbs, fresh));
+        } else {
+            self.log(Level::Notice, "MASTER <-> REPLICA sync: Flushing old data");
+            for db in &mut self.dbs {
+                db.clear();
+            }
         }
         self.log(Level::Notice, "MASTER <-> REPLICA sync: Loading DB in memory");
         match self.load_rdb_bytes(rdb) {
@@ -359,8 +386,15 @@ impl Server {
             }
             Err(e) => {
                 self.log(Level::Warning, &format!("Internal error in RDB reading: {e}"));
+                if let Some(old) = kept {
+                    self.dbs = old;
+                    self.log(Level::Notice, "MASTER <-> REPLICA sync: Restoring the backup of the dataset");
+                }
                 return Err("Failed trying to load the MASTER synchronization DB from socket".into());
             }
+        }
+        if kept.is_some() {
+            self.log(Level::Notice, "MASTER <-> REPLICA sync: Discarding the backup of the dataset");
         }
         self.repl.state.replid = replid;
         self.repl.state.master_repl_offset = offset;
@@ -431,7 +465,26 @@ impl Server {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_multibulk;
+    use super::{parse_multibulk, LoadMode};
+    use crate::commands::testing::{run, server};
+
+    #[test]
+    fn diskless_load_modes_pick_the_target_and_swapdb_keeps_the_old_data_on_a_bad_rdb() {
+        let mut srv = server();
+        assert_eq!(srv.full_sync_load_mode(), LoadMode::Disk);
+        run(&mut srv, &["config", "set", "repl-diskless-load", "on-empty-db"]);
+        assert_eq!(srv.full_sync_load_mode(), LoadMode::Parser);
+        run(&mut srv, &["set", "k", "old"]);
+        assert_eq!(srv.full_sync_load_mode(), LoadMode::Disk, "on-empty-db with data goes to disk");
+        run(&mut srv, &["config", "set", "repl-diskless-load", "swapdb"]);
+        assert_eq!(srv.full_sync_load_mode(), LoadMode::Swap);
+        let id = srv.repl.state.replid.clone();
+        assert!(srv.full_sync_loaded(b"REDIS0010garbage", "x".repeat(40), 7, true).is_err());
+        assert_eq!(run(&mut srv, &["get", "k"]), b"$3\r\nold\r\n", "swapdb restores the dataset");
+        assert_eq!(srv.repl.state.replid, id, "a failed load takes no history");
+        assert!(srv.full_sync_loaded(b"REDIS0010garbage", "x".repeat(40), 7, false).is_err());
+        assert_eq!(run(&mut srv, &["get", "k"]), b"$-1\r\n", "without swapdb the flush stays");
+    }
 
     #[test]
     fn multibulk_commands_parse_with_their_exact_length_and_wait_when_incomplete() {

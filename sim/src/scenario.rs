@@ -820,6 +820,7 @@ ops = { get = 1, set = 1 }
             include_str!("../../scenarios/toylog_swarm.toml"),
             include_str!("../../scenarios/repl_partition_short.toml"),
             include_str!("../../scenarios/repl_partition_long.toml"),
+            include_str!("../../scenarios/repl_disk_sync.toml"),
             include_str!("../../scenarios/repl_replica_restart.toml"),
             include_str!("../../scenarios/repl_promote.toml"),
             include_str!("../../scenarios/repl_demote_divergent.toml"),

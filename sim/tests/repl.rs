@@ -8,9 +8,10 @@ use redsim_sim::scenario::Scenario;
 use redsim_sim::toylog::Bug;
 use redsim_sim::world::WorldOptions;
 
-const SCENARIOS: [(&str, &str); 7] = [
+const SCENARIOS: [(&str, &str); 8] = [
     ("repl_partition_short", include_str!("../../scenarios/repl_partition_short.toml")),
     ("repl_partition_long", include_str!("../../scenarios/repl_partition_long.toml")),
+    ("repl_disk_sync", include_str!("../../scenarios/repl_disk_sync.toml")),
     ("repl_replica_restart", include_str!("../../scenarios/repl_replica_restart.toml")),
     ("repl_promote", include_str!("../../scenarios/repl_promote.toml")),
     ("repl_demote_divergent", include_str!("../../scenarios/repl_demote_divergent.toml")),

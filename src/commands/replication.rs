@@ -202,26 +202,15 @@ fn full_sync_to_disk(ctx: &mut Ctx) {
             return;
         }
     }
-    if srv.rdb_child_running() {
-        if let Some(r) = srv.repl.replicas.get_mut(id) {
-            r.waiting_next_bgsave = true;
-        }
-        srv.repl.pending.remove(&id);
-        srv.log(Level::Notice, "Can't attach the replica to the current BGSAVE. Waiting for next BGSAVE for SYNC");
-        return;
-    }
     if let Some(r) = srv.repl.replicas.get_mut(id) {
         r.waiting_next_bgsave = true;
     }
     srv.repl.pending.remove(&id);
-    for (to, line) in srv.start_disk_sync() {
-        if to == id {
-            ctx.client.out.buf.extend_from_slice(&line);
-        } else if let Some(c) = srv.clients.get_mut(&to) {
-            c.out.buf.extend_from_slice(&line);
-            srv.wakeups.push(to);
-        }
+    if srv.rdb_child_running() {
+        srv.log(Level::Notice, "Can't attach the replica to the current BGSAVE. Waiting for next BGSAVE for SYNC");
+        return;
     }
+    srv.start_disk_sync(Some((id, &mut ctx.client.out.buf)));
     if srv.repl.disk_sync.is_none() {
         ctx.client.close_asap = true;
     }

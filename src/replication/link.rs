@@ -137,12 +137,14 @@ async fn link_once<E: Env>(
     };
     match answer {
         Progress::FullResync { replid, offset } => {
-            {
+            let (mode, target) = {
                 let mut s = shared.lock();
                 s.log(Level::Notice, &format!("Full resync from master: {replid}:{offset}"));
-                let how = if s.full_sync_load_mode() == LoadMode::Disk { "to disk" } else { "to parser" };
+                let mode = s.full_sync_load_mode();
+                let how = if mode == LoadMode::Disk { "to disk" } else { "to parser" };
                 s.log(Level::Notice, &format!("MASTER <-> REPLICA sync: receiving streamed RDB from master {how}"));
-            }
+                (mode, s.rdb_filename())
+            };
             set_state(shared, generation, LinkState::Sync)?;
             let mut reader = PayloadReader::default();
             let mut chunk = buf.split().freeze().to_vec();
@@ -170,10 +172,6 @@ async fn link_once<E: Env>(
             // repl-diskless-load disabled (the default), or on-empty-db with data: the RDB is
             // stored as dbfilename first, durably, then loaded (Redis keeps the master's
             // snapshot on disk).
-            let (mode, target) = {
-                let s = shared.lock();
-                (s.full_sync_load_mode(), s.rdb_filename())
-            };
             if mode == LoadMode::Disk {
                 let mut bytes = ReadyBytes { pid: env.process_id(), bytes: Some(std::mem::take(&mut reader.payload)) };
                 let keep = bytes.bytes.clone();

@@ -107,10 +107,11 @@ impl Server {
         }
     }
 
-    /// Starts a BGSAVE to disk for the replicas waiting for one (`repl-diskless-sync no`);
-    /// returns the `+FULLRESYNC` line each of them gets, whose client the caller writes to.
-    /// On a failed fork they are disconnected (and retry).
-    pub fn start_disk_sync(&mut self) -> Vec<(u64, Vec<u8>)> {
+    /// Starts a BGSAVE to disk for the replicas waiting for one (`repl-diskless-sync no`)
+    /// and writes each its `+FULLRESYNC`; `current` is the output of the client whose PSYNC
+    /// is running (out of the client map meanwhile). On a failed fork they are disconnected
+    /// (and retry).
+    pub fn start_disk_sync(&mut self, mut current: Option<(u64, &mut Vec<u8>)>) {
         let waiting: Vec<u64> = self
             .repl
             .replicas
@@ -119,7 +120,7 @@ impl Server {
             .map(|r| r.client_id)
             .collect();
         if waiting.is_empty() {
-            return Vec::new();
+            return;
         }
         self.log(Level::Notice, "Starting BGSAVE for SYNC with target: disk");
         let pid = match self.bgsave_start() {
@@ -130,27 +131,34 @@ impl Server {
                     self.repl.replicas.detach(id);
                     self.kill_client(id);
                 }
-                return Vec::new();
+                return;
             }
         };
         // The stream after the snapshot starts with a SELECT.
         self.repl.state.stream_db = None;
         let (replid, offset) = (self.repl.state.replid.clone(), self.repl.state.master_repl_offset);
         self.repl.disk_sync = Some(crate::replication::DiskSync { pid, replid: replid.clone(), offset });
-        let mut lines = Vec::new();
         for id in waiting {
             if let Some(r) = self.repl.replicas.get_mut(id) {
                 r.waiting_next_bgsave = false;
             }
             self.repl.pending.insert(id, Vec::new());
-            lines.push((id, self.fullresync_line(id, &replid, offset)));
+            let line = self.fullresync_line(id, &replid, offset);
+            match &mut current {
+                Some((cur, out)) if *cur == id => out.extend_from_slice(&line),
+                _ => {
+                    if let Some(c) = self.clients.get_mut(&id) {
+                        c.out.buf.extend_from_slice(&line);
+                        self.wakeups.push(id);
+                    }
+                }
+            }
         }
-        lines
     }
 
-    /// The BGSAVE made for replicas ended (Redis's `updateSlavesWaitingBgsave`): those
-    /// waiting for it get the file, or are disconnected when it failed; those waiting for the
-    /// next one start it.
+    /// The BGSAVE made for replicas ended or was killed (Redis's `updateSlavesWaitingBgsave`):
+    /// those waiting for it get the file, or are disconnected when it failed. Those waiting
+    /// for the next one get it from the cron (never from inside a kill, e.g. FLUSHALL's).
     pub fn disk_sync_done(&mut self, ok: bool) {
         if self.repl.disk_sync.take().is_none() {
             return;
@@ -172,20 +180,6 @@ impl Server {
             } else {
                 self.log(Level::Warning, "SYNC failed. BGSAVE child returned an error");
                 self.kill_client(id);
-            }
-        }
-        self.start_waiting_disk_syncs();
-    }
-
-    /// Replicas waiting for the next BGSAVE get one as soon as no child runs.
-    fn start_waiting_disk_syncs(&mut self) {
-        if self.rdb_child_running() {
-            return;
-        }
-        for (id, line) in self.start_disk_sync() {
-            if let Some(c) = self.clients.get_mut(&id) {
-                c.out.buf.extend_from_slice(&line);
-                self.wakeups.push(id);
             }
         }
     }
@@ -283,7 +277,10 @@ impl Server {
             self.kill_client(id);
         }
         self.flush_get_ack();
-        self.start_waiting_disk_syncs();
+        if !self.rdb_child_running() {
+            // Replicas waiting for the next BGSAVE get one as soon as no child runs.
+            self.start_disk_sync(None);
+        }
         self.backlog_ttl_check(now);
     }
 

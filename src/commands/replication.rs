@@ -19,6 +19,7 @@ pub static COMMANDS: &[(&str, Handler)] = &[
     ("sync", psync),
     ("role", role),
     ("wait", wait),
+    ("failover", failover),
 ];
 
 /// How the log names a client (`catClientInfoString`'s short form Redis uses in these lines).
@@ -81,6 +82,7 @@ fn replconf(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
                 }
                 ctx.srv.repl.replicas.ack(ctx.client.id, offset, now);
                 ctx.srv.serve_wait_clients();
+                ctx.srv.update_failover_status();
             }
         }
         Replconf::GetAck => {
@@ -106,6 +108,19 @@ fn replconf(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 fn psync(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if ctx.client.repl_role == ReplRole::Replica {
         return Ok(());
+    }
+    // `PSYNC replid offset FAILOVER`: our master hands over to us (its FAILOVER command),
+    // provided we follow its history; then the PSYNC goes on as from any replica.
+    if a.len() > 3 && eq_ic(&a[0], "psync") && eq_ic(&a[3], "failover") {
+        if !ctx.srv.is_replica() {
+            return Err(CmdError::Other("ERR PSYNC FAILOVER can't be sent to a master.".into()));
+        }
+        if a[1] != ctx.srv.repl.state.replid.as_bytes() {
+            return Err(CmdError::Other("ERR PSYNC FAILOVER replid must match my replid.".into()));
+        }
+        ctx.srv.become_master();
+        let who = client_desc(ctx);
+        ctx.srv.log(Level::Notice, &format!("MASTER MODE enabled (failover request from '{who}')"));
     }
     if let Some(m) = &ctx.srv.repl.master {
         if m.state != crate::replication::LinkState::Connected {
@@ -307,5 +322,75 @@ fn wait(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let srv = &mut *ctx.srv;
     srv.block_client(ctx.client, &[], deadline, BlockedOp::Wait { offset, numreplicas });
     srv.repl.get_ack_requested = true;
+    Ok(())
+}
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (Redis's `failoverCommand`): checks
+/// and starts a coordinated failover; the rest happens as replicas acknowledge (see
+/// `server::failover`).
+fn failover(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    if a.len() == 2 && eq_ic(&a[1], "abort") {
+        if ctx.srv.repl.failover.is_none() {
+            return Err(CmdError::Other("ERR No failover in progress.".into()));
+        }
+        ctx.srv.abort_failover("Failover manually aborted");
+        ctx.out().ok();
+        return Ok(());
+    }
+    let (mut timeout_ms, mut force, mut target) = (0i64, false, None::<(String, i64)>);
+    let mut j = 1;
+    while j < a.len() {
+        if eq_ic(&a[j], "timeout") && j + 1 < a.len() && timeout_ms == 0 {
+            timeout_ms = int_arg(&a[j + 1])?;
+            if timeout_ms <= 0 {
+                return Err(CmdError::Other("ERR FAILOVER timeout must be greater than 0".into()));
+            }
+            j += 2;
+        } else if eq_ic(&a[j], "to") && j + 2 < a.len() && target.is_none() {
+            let port = int_arg(&a[j + 2])?;
+            target = Some((String::from_utf8_lossy(&a[j + 1]).into_owned(), port));
+            j += 3;
+        } else if eq_ic(&a[j], "force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let srv = &mut *ctx.srv;
+    if srv.repl.failover.is_some() {
+        return Err(CmdError::Other("ERR FAILOVER already in progress.".into()));
+    }
+    if srv.is_replica() {
+        return Err(CmdError::Other("ERR FAILOVER is not valid when server is a replica.".into()));
+    }
+    if srv.repl.replicas.is_empty() {
+        return Err(CmdError::Other("ERR FAILOVER requires connected replicas.".into()));
+    }
+    if force && (timeout_ms == 0 || target.is_none()) {
+        return Err(CmdError::Other(
+            "ERR FAILOVER with force option requires both a timeout and target HOST and IP.".into(),
+        ));
+    }
+    let target = match target {
+        Some((host, port)) => {
+            let replica = srv
+                .repl
+                .replicas
+                .iter()
+                .find(|r| r.ip.eq_ignore_ascii_case(&host) && i64::from(r.listening_port) == port);
+            match replica {
+                None => return Err(CmdError::Other("ERR FAILOVER target HOST and PORT is not a replica.".into())),
+                Some(r) if r.state != SyncState::Online => {
+                    return Err(CmdError::Other("ERR FAILOVER target replica is not online.".into()))
+                }
+                Some(r) => Some((host, r.listening_port)),
+            }
+        }
+        None => None,
+    };
+    srv.start_failover(target, (timeout_ms > 0).then_some(timeout_ms as u64), force);
+    ctx.out().ok();
+    ctx.srv.update_failover_status();
     Ok(())
 }

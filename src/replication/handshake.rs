@@ -16,6 +16,8 @@ pub struct HandshakeConfig {
     /// The replid and offset of the history this node holds (a cached master or an RDB's aux
     /// fields); None asks for a full resync (`PSYNC ? -1`).
     pub psync: Option<(String, u64)>,
+    /// A coordinated failover hands over to this master: the PSYNC says `FAILOVER`.
+    pub failover: bool,
 }
 
 /// The next thing to do after a reply line.
@@ -86,10 +88,20 @@ impl Handshake {
 
     fn psync(&mut self) -> Vec<u8> {
         self.state = State::Psync;
-        match &self.cfg.psync {
-            Some((id, offset)) => cmd(&[b"PSYNC", id.as_bytes(), (offset + 1).to_string().as_bytes()]),
-            None => cmd(&[b"PSYNC", b"?", b"-1"]),
+        let (id, offset) = match &self.cfg.psync {
+            Some((id, offset)) => (id.clone(), (offset + 1).to_string()),
+            None => ("?".to_string(), "-1".to_string()),
+        };
+        if self.cfg.failover {
+            cmd(&[b"PSYNC", id.as_bytes(), offset.as_bytes(), b"FAILOVER"])
+        } else {
+            cmd(&[b"PSYNC", id.as_bytes(), offset.as_bytes()])
         }
+    }
+
+    /// The next line is the master's answer to PSYNC.
+    pub fn awaits_psync_reply(&self) -> bool {
+        self.state == State::Psync
     }
 
     /// Judges one reply line (without CRLF). Err: the handshake failed (the text is logged

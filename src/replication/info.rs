@@ -80,6 +80,8 @@ pub struct InfoView<'a> {
     pub min_replicas_good: Option<usize>,
     pub now_mono_ms: u64,
     pub now_unix_secs: u64,
+    /// `master_failover_state`: no-failover, waiting-for-sync or failover-in-progress.
+    pub failover_state: &'a str,
 }
 
 /// The body of INFO replication.
@@ -136,10 +138,10 @@ pub fn info_replication(v: &InfoView) -> String {
         None => (0, 0, 0),
     };
     o.push_str(&format!(
-        "master_failover_state:no-failover\nmaster_replid:{}\nmaster_replid2:{}\nmaster_repl_offset:{}\n\
+        "master_failover_state:{}\nmaster_replid:{}\nmaster_replid2:{}\nmaster_repl_offset:{}\n\
          second_repl_offset:{}\nrepl_backlog_active:{active}\nrepl_backlog_size:{}\n\
          repl_backlog_first_byte_offset:{first}\nrepl_backlog_histlen:{histlen}\n",
-        s.replid, s.replid2, s.master_repl_offset, s.second_replid_offset, v.backlog_size,
+        v.failover_state, s.replid, s.replid2, s.master_repl_offset, s.second_replid_offset, v.backlog_size,
     ));
     o
 }
@@ -162,6 +164,7 @@ mod tests {
             min_replicas_good: None,
             now_mono_ms: 10_000,
             now_unix_secs: 1_000,
+            failover_state: "no-failover",
         }
     }
 

@@ -114,10 +114,26 @@ async fn link_once<E: Env>(
         if line.is_empty() {
             continue;
         }
-        match hs.on_line(&line)? {
+        let psync_reply = hs.awaits_psync_reply();
+        let progress = hs.on_line(&line);
+        if psync_reply && cfg.failover {
+            match &progress {
+                Ok(Progress::FullResync { .. } | Progress::Continue { .. }) => {}
+                Ok(Progress::Retry(why)) | Err(why) => {
+                    let mut s = shared.lock();
+                    if s.repl.link_generation == generation {
+                        s.log(Level::Warning, why);
+                        s.abort_failover("Failover target rejected psync request");
+                    }
+                    return Err(String::new());
+                }
+                Ok(_) => {}
+            }
+        }
+        match progress? {
             Progress::Wait => {}
             Progress::Send(bytes) => {
-                if bytes.starts_with(b"*3\r\n$5\r\nPSYNC") {
+                if bytes.get(4..11) == Some(b"$5\r\nPSY") {
                     let mut s = shared.lock();
                     match &cfg.psync {
                         Some((id, off)) => s.log(
@@ -135,6 +151,12 @@ async fn link_once<E: Env>(
             p @ (Progress::FullResync { .. } | Progress::Continue { .. }) => break p,
         }
     };
+    if cfg.failover {
+        let mut s = shared.lock();
+        if s.repl.link_generation == generation {
+            s.failover_done();
+        }
+    }
     match answer {
         Progress::FullResync { replid, offset } => {
             let (mode, target) = {
@@ -216,6 +238,7 @@ fn handshake_config(s: &Server) -> HandshakeConfig {
         masteruser: nonempty("masteruser"),
         masterauth: nonempty("masterauth"),
         psync: s.repl.cached.clone(),
+        failover: s.failover_in_progress(),
     }
 }
 

@@ -93,6 +93,8 @@ pub struct Replication {
     pub disk_sync: Option<DiskSync>,
     /// Where each turn's writes are encoded for the stream; kept to reuse its allocation.
     pub scratch: Vec<u8>,
+    /// A coordinated failover this master runs (the FAILOVER command).
+    pub failover: Option<Failover>,
 }
 
 impl Replication {
@@ -113,8 +115,40 @@ impl Replication {
             no_replicas_since_ms: None,
             disk_sync: None,
             scratch: Vec::new(),
+            failover: None,
         }
     }
+}
+
+/// Where a coordinated failover is (Redis's `failover_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailoverState {
+    /// Writes are paused; waiting for the target (or any replica) to acknowledge our offset.
+    WaitForSync,
+    /// This node follows the target and asks it, with `PSYNC replid offset FAILOVER`, to take over.
+    InProgress,
+}
+
+impl FailoverState {
+    /// The value of INFO's `master_failover_state`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailoverState::WaitForSync => "waiting-for-sync",
+            FailoverState::InProgress => "failover-in-progress",
+        }
+    }
+}
+
+/// A FAILOVER [TO host port [FORCE]] [TIMEOUT ms] under way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failover {
+    pub state: FailoverState,
+    /// The replica to hand over to: given with TO, else the first one found in sync.
+    pub target: Option<(String, u16)>,
+    /// Monotonic ms when waiting for the sync ends (TIMEOUT).
+    pub end_mono_ms: Option<u64>,
+    /// FORCE: at the timeout, hand over even to a replica that has not caught up.
+    pub force: bool,
 }
 
 /// A BGSAVE to disk made for replicas: the history and offset its snapshot was taken at, so

@@ -244,6 +244,9 @@ pub struct ClientPause {
     pub kind: Option<PauseKind>,
     pub end_mono_ms: u64,
     pub postponed: BTreeSet<u64>,
+    /// A coordinated failover holds writes back until it ends, whatever CLIENT PAUSE and
+    /// CLIENT UNPAUSE do (Redis's `PAUSE_DURING_FAILOVER` purpose).
+    pub failover: bool,
 }
 
 impl Server {
@@ -267,12 +270,25 @@ impl Server {
         self.wakeups.extend(self.client_pause.postponed.iter().copied());
     }
 
-    /// The pause in effect now; an expired one ends here.
+    /// The failover's write pause starts (`on`) or ends; at its end the waiting clients run
+    /// unless a CLIENT PAUSE still holds them.
+    pub fn pause_for_failover(&mut self, on: bool) {
+        self.client_pause.failover = on;
+        if !on {
+            self.wakeups.extend(self.client_pause.postponed.iter().copied());
+        }
+    }
+
+    /// The pause in effect now; an expired CLIENT PAUSE ends here. The failover's pause
+    /// holds writes at least.
     fn pause_now(&mut self) -> Option<PauseKind> {
         if self.client_pause.kind.is_some() && self.now.mono_ms >= self.client_pause.end_mono_ms {
             self.unpause_clients();
         }
-        self.client_pause.kind
+        match self.client_pause.kind {
+            None if self.client_pause.failover => Some(PauseKind::Write),
+            k => k,
+        }
     }
 
     /// Any pause holds writes back; expiry and eviction then delete nothing, so that a
@@ -297,7 +313,13 @@ impl Server {
             return None;
         }
         let writes = cmd.has(flag::WRITE | flag::MAY_REPLICATE);
-        (kind == PauseKind::All || writes).then_some(self.client_pause.end_mono_ms)
+        let end = match self.client_pause.kind {
+            // The failover's pause has no end of its own: a wakeup ends the wait.
+            _ if self.client_pause.failover && writes => u64::MAX,
+            Some(_) => self.client_pause.end_mono_ms,
+            None => u64::MAX,
+        };
+        (kind == PauseKind::All || writes).then_some(end)
     }
 
     pub fn postpone(&mut self, id: u64) {

@@ -399,6 +399,7 @@ impl Server {
                 .then(|| self.repl.replicas.good_count(self.now.mono_ms, max_lag)),
             now_mono_ms: self.now.mono_ms,
             now_unix_secs: self.now.unix_ms / 1000,
+            failover_state: self.repl.failover.as_ref().map_or("no-failover", |f| f.state.name()),
         };
         o.push_str(&crate::replication::info::info_replication(&view));
     }

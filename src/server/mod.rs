@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod driver;
 pub mod evict;
+pub mod failover;
 pub mod info;
 pub mod latency;
 pub mod log;

@@ -259,7 +259,14 @@ impl Server {
     pub fn replication_cron(&mut self) {
         let now = self.now.mono_ms;
         let period_ms = self.config_u64("repl-ping-replica-period", 10) * 1000;
-        if !self.is_replica() && !self.repl.replicas.is_empty() && now >= self.repl.last_ping_ms + period_ms {
+        // No PING while a failover waits for a replica to reach our offset.
+        self.update_failover_status();
+        let failover = self.repl.failover.is_some();
+        if !self.is_replica()
+            && !failover
+            && !self.repl.replicas.is_empty()
+            && now >= self.repl.last_ping_ms + period_ms
+        {
             self.repl.last_ping_ms = now;
             self.feed_own_command(&[b"PING"]);
         }
@@ -307,6 +314,10 @@ impl Server {
 
     /// Sends the pending GETACK of a WAIT at the end of the turn (Redis does it in beforeSleep).
     pub fn flush_get_ack(&mut self) {
+        // A GETACK moves the offset: none while writes are paused (a failover waits for it).
+        if !self.repl.get_ack_requested || self.writes_paused() {
+            return;
+        }
         if std::mem::take(&mut self.repl.get_ack_requested) && !self.repl.replicas.is_empty() {
             self.feed_own_command(&[b"REPLCONF", b"GETACK", b"*"]);
         }
@@ -319,6 +330,17 @@ impl Server {
     /// REPLICAOF host port: become a replica (or follow another master); the driver starts
     /// the link task for the new generation.
     pub fn become_replica(&mut self, host: String, port: u16) {
+        self.follow_master(host, port);
+        // Its replicas must resync with the new history.
+        let ids: Vec<u64> = self.repl.replicas.iter().map(|r| r.client_id).collect();
+        for id in ids {
+            self.kill_client(id);
+        }
+    }
+
+    /// Follows `host:port`, keeping this node's replicas (a coordinated failover: they go on
+    /// from the same history, chained through us, once the target takes over).
+    pub fn follow_master(&mut self, host: String, port: u16) {
         // Before following a master, this node's own history becomes the "cached master" its
         // PSYNC offers, so a demoted master can continue partially when histories agree
         // (Redis's `replicationCacheMasterUsingMyself`). A replica switching masters caches
@@ -331,11 +353,6 @@ impl Server {
         self.repl.link_generation += 1;
         self.repl.link_start_requested = true;
         self.repl.master_client = None;
-        // Its replicas must resync with the new history.
-        let ids: Vec<u64> = self.repl.replicas.iter().map(|r| r.client_id).collect();
-        for id in ids {
-            self.kill_client(id);
-        }
     }
 
     /// REPLICAOF NO ONE: the history continues under a new ID; replicas of the old master

@@ -226,3 +226,68 @@ fn a_restarted_redsim_replica_resumes_partially_from_its_stored_offset() {
     wait_converged(master.port, replica.port);
     assert_eq!(field(master.port, "stats", "sync_full"), "1", "{}", replica.log());
 }
+
+fn role(port: u16) -> String {
+    field(port, "replication", "role")
+}
+
+fn failover_state(port: u16) -> String {
+    field(port, "replication", "master_failover_state")
+}
+
+/// FAILOVER on a redsim master with a real Redis replica and a redsim one: the master waits
+/// for the Redis replica to catch up, follows it and asks it with `PSYNC ... FAILOVER` to
+/// take over; Redis accepts, the old master continues partially, and the other replica
+/// follows through it (chained). Writes on the new master reach both.
+#[test]
+fn failover_hands_a_redsim_master_over_to_a_redis_replica() {
+    let master = Server::start_with(Flavor::Redsim, &["--enable-debug-command", "yes", "--save", ""]);
+    let mport = master.port.to_string();
+    let target = Server::start_with(
+        Flavor::Redis,
+        &["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &mport],
+    );
+    let other = Server::start_with(
+        Flavor::Redsim,
+        &["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &mport],
+    );
+    load_dataset(master.port, "x");
+    wait_converged(master.port, target.port);
+    wait_converged(master.port, other.port);
+    let tport = target.port.to_string();
+    assert_eq!(cli(master.port, &["failover", "to", "127.0.0.1", &tport, "timeout", "10000"]).trim(), "OK");
+    wait_until("the handover", || role(target.port) == "master" && failover_state(master.port) == "no-failover");
+    assert_eq!(role(master.port), "slave", "{}", master.log());
+    assert_eq!(field(master.port, "replication", "master_port"), tport);
+    assert!(master.log().contains("is synced, failing over."), "{}", master.log());
+    assert!(cli(master.port, &["set", "k", "v"]).contains("READONLY"));
+    load_dataset(target.port, "y");
+    wait_converged(target.port, master.port);
+    wait_converged(target.port, other.port);
+    assert_eq!(field(target.port, "stats", "sync_partial_ok"), "1", "{}", target.log());
+    assert_eq!(field(target.port, "stats", "sync_full"), "0", "{}", target.log());
+    assert_eq!(field(master.port, "stats", "sync_full"), "2", "the replicas' first syncs only");
+}
+
+/// FAILOVER on a real Redis master hands over to a redsim replica: redsim takes the
+/// `PSYNC replid offset FAILOVER` (same replid as the master's), becomes a master and lets
+/// the old master continue partially.
+#[test]
+fn failover_hands_a_redis_master_over_to_a_redsim_replica() {
+    let master = Server::start_with(Flavor::Redis, &["--enable-debug-command", "yes", "--save", ""]);
+    let mport = master.port.to_string();
+    let target = Server::start_with(
+        Flavor::Redsim,
+        &["--enable-debug-command", "yes", "--save", "", "--replicaof", "127.0.0.1", &mport],
+    );
+    load_dataset(master.port, "x");
+    wait_converged(master.port, target.port);
+    assert_eq!(cli(master.port, &["failover"]).trim(), "OK");
+    wait_until("the handover", || role(target.port) == "master" && failover_state(master.port) == "no-failover");
+    assert_eq!(role(master.port), "slave");
+    assert!(target.log().contains("MASTER MODE enabled (failover request from"), "{}", target.log());
+    load_dataset(target.port, "y");
+    wait_converged(target.port, master.port);
+    assert_eq!(field(target.port, "stats", "sync_partial_ok"), "1", "{}", target.log());
+    assert_eq!(field(target.port, "stats", "sync_full"), "0", "{}", target.log());
+}

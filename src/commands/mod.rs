@@ -215,7 +215,12 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// The calling client's reply buffer. The `new` events of keys the command added so far
+    /// go first: Redis publishes them inside `dbAdd`, before the command replies.
     pub fn out(&mut self) -> &mut ReplyBuf {
+        if self.srv.config.hot.notify_keyspace_events & crate::server::notify::class::NEW != 0 {
+            self.srv.notify_new_keys(Some(self.client));
+        }
         &mut self.client.out
     }
 
@@ -322,7 +327,8 @@ impl<'a> Ctx<'a> {
         if class != crate::server::notify::class::KEY_MISS {
             self.srv.touch_watched_key(db, key);
         }
-        if self.srv.config.hot.notify_keyspace_events & class != 0 {
+        let flags = self.srv.config.hot.notify_keyspace_events;
+        if flags & (class | crate::server::notify::class::NEW) != 0 {
             self.srv.notify_keyspace_event(Some(self.client), class, event, key, db);
         }
     }
@@ -530,7 +536,9 @@ pub(crate) fn call(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) {
     ctx.srv.cmd_rewritten = false;
     let start_us = ctx.srv.sys.mono_us();
     ctx.client.tot_cmds += 1;
+    ctx.srv.track_new_keys();
     let result = handler(ctx, argv);
+    ctx.srv.notify_new_keys(Some(ctx.client));
     if let Err(e) = result {
         ctx.srv.cmd_stats[cmd.index].failed_calls += 1;
         ctx.error(&e.text());

@@ -422,15 +422,19 @@ fn sets_of<'d>(db: &'d crate::engine::db::Db, keys: &[Bytes], exists: &[bool]) -
 fn store_result(ctx: &mut Ctx, dst: &[u8], set: Set, event: &str) {
     let db = ctx.client.db;
     let n = set.len();
-    ctx.out().int(n as i64);
     if n > 0 {
+        // The key is set before the reply (a `new` event comes first, as in Redis).
         let obj = new_set_obj(ctx, set);
         ctx.srv.dbs[db].set(dst, obj, false);
+        ctx.out().int(n as i64);
         ctx.dirty(1);
         ctx.notify(class::SET, event, dst);
-    } else if ctx.srv.dbs[db].delete(dst).is_some() {
-        ctx.dirty(1);
-        ctx.notify(class::GENERIC, "del", dst);
+    } else {
+        ctx.out().int(0);
+        if ctx.srv.dbs[db].delete(dst).is_some() {
+            ctx.dirty(1);
+            ctx.notify(class::GENERIC, "del", dst);
+        }
     }
 }
 

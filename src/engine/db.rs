@@ -14,6 +14,9 @@ pub struct Db {
     pub expires_cursor: u64,
     /// Average TTL of keys sampled by the expire cycle (INFO keyspace `avg_ttl`), ms.
     pub avg_ttl_ms: u64,
+    /// Keys added since the server last published their `new` keyspace event (Redis fires
+    /// it in `dbAdd`); None while that event is off, so adding a key costs nothing more.
+    pub added: Option<Vec<Vec<u8>>>,
 }
 
 /// What a lookup found about expiry.
@@ -34,6 +37,7 @@ impl Db {
             expires: Dict::new(seed.rotate_left(17) ^ id as u64),
             expires_cursor: 0,
             avg_ttl_ms: 0,
+            added: None,
         }
     }
 
@@ -78,19 +82,34 @@ impl Db {
     /// Adds or overwrites `key` (Redis's `setKey` without the signal); `keep_ttl` keeps an
     /// existing expiry, otherwise it is removed.
     pub fn set(&mut self, key: &[u8], obj: RObj, keep_ttl: bool) {
-        if self.dict.insert(key, obj).is_some() && !keep_ttl {
-            self.expires.remove(key);
+        if self.dict.insert(key, obj).is_some() {
+            if !keep_ttl {
+                self.expires.remove(key);
+            }
+        } else {
+            self.note_added(key);
         }
     }
 
     /// Adds a key that is known to be absent.
     pub fn add(&mut self, key: &[u8], obj: RObj) {
         self.dict.insert_new(key, obj);
+        self.note_added(key);
     }
 
     /// Adds `key` unless it exists; `false` (and `obj` dropped) when it does.
     pub fn try_add(&mut self, key: &[u8], obj: RObj) -> bool {
-        self.dict.try_insert_new(key, obj).is_ok()
+        let added = self.dict.try_insert_new(key, obj).is_ok();
+        if added {
+            self.note_added(key);
+        }
+        added
+    }
+
+    fn note_added(&mut self, key: &[u8]) {
+        if let Some(a) = &mut self.added {
+            a.push(key.to_vec());
+        }
     }
 
     pub fn delete(&mut self, key: &[u8]) -> Option<RObj> {

@@ -344,7 +344,9 @@ impl Server {
     pub fn load_rdb_bytes_merging(&mut self, bytes: &[u8], merge: bool) -> Result<rdb::Loaded, rdb::RdbError> {
         let seed = crate::env::Rng::next_u64(&mut self.rng);
         let opts = LoadOptions { allow_dup: merge, ..LoadOptions::for_server(self, seed) };
-        let loaded = rdb::load(bytes, &mut self.dbs, &opts)?;
+        let loaded = rdb::load(bytes, &mut self.dbs, &opts);
+        self.forget_added_keys();
+        let loaded = loaded?;
         self.rdb.last_load_keys_loaded = loaded.keys_loaded;
         self.rdb.last_load_keys_expired = loaded.keys_expired;
         Ok(loaded)

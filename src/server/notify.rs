@@ -25,6 +25,57 @@ impl Server {
         key: &[u8],
         db: usize,
     ) {
+        self.notify_new_keys(current.as_deref_mut());
+        self.publish_keyspace_event(current, class, event, key, db);
+    }
+
+    /// The `new` events of keys added since the last call, in the order they were added
+    /// (before the event of the command that added them, as Redis's `dbAdd` fires it first).
+    pub fn notify_new_keys(&mut self, mut current: Option<&mut Client>) {
+        if self.config.hot.notify_keyspace_events & class::NEW == 0 {
+            return;
+        }
+        for db in 0..self.dbs.len() {
+            let keys = match &mut self.dbs[db].added {
+                Some(a) if !a.is_empty() => std::mem::take(a),
+                _ => continue,
+            };
+            for key in &keys {
+                self.publish_keyspace_event(current.as_deref_mut(), class::NEW, "new", key, db);
+            }
+        }
+    }
+
+    /// Keeps the dbs' lists of added keys while the `new` event is enabled, and none while
+    /// it is not (checked before each command: CONFIG SET or a replaced dataset change it).
+    pub fn track_new_keys(&mut self) {
+        let on = self.config.hot.notify_keyspace_events & class::NEW != 0;
+        if on == self.dbs.first().is_some_and(|db| db.added.is_some()) {
+            return;
+        }
+        for db in &mut self.dbs {
+            db.added = on.then(Vec::new);
+        }
+    }
+
+    /// Keys that came from loading a file or a master's RDB are not new (Redis loads them
+    /// with `dbAddRDBLoad`, which notifies nothing).
+    pub fn forget_added_keys(&mut self) {
+        for db in &mut self.dbs {
+            if let Some(a) = &mut db.added {
+                a.clear();
+            }
+        }
+    }
+
+    fn publish_keyspace_event(
+        &mut self,
+        mut current: Option<&mut Client>,
+        class: u32,
+        event: &str,
+        key: &[u8],
+        db: usize,
+    ) {
         let flags = self.config.hot.notify_keyspace_events;
         if flags & class == 0 {
             return;
@@ -103,5 +154,25 @@ mod tests {
         advance(&mut srv, 10);
         run(&mut srv, &["GET", "k"]);
         assert_eq!(received(&mut srv, sub), "*4 $8 pmessage $1 * $22 __keyevent@0__:expired $1 k ");
+    }
+}
+
+#[cfg(test)]
+mod new_event_tests {
+    use crate::commands::testing::{run, server};
+    use bytes::Bytes;
+
+    #[test]
+    fn new_fires_before_the_commands_event_for_added_keys_only() {
+        let mut srv = server();
+        run(&mut srv, &["CONFIG", "SET", "notify-keyspace-events", "En"]);
+        let id = srv.add_client("127.0.0.1:1".into(), "127.0.0.1:6379".into());
+        srv.process(id, vec![Bytes::from_static(b"PSUBSCRIBE"), Bytes::from_static(b"*")]);
+        srv.clients.get_mut(&id).unwrap().out.buf.clear();
+        run(&mut srv, &["SET", "k", "v"]);
+        run(&mut srv, &["SET", "k", "w"]);
+        let got = String::from_utf8_lossy(&std::mem::take(&mut srv.clients.get_mut(&id).unwrap().out.buf))
+            .replace("\r\n", " ");
+        assert_eq!(got, "*4 $8 pmessage $1 * $18 __keyevent@0__:new $1 k ");
     }
 }

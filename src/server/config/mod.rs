@@ -323,7 +323,7 @@ impl Config {
             if !p.iter().any(|c| matches!(c, b'[' | b'*' | b'?')) {
                 let found = std::str::from_utf8(p).ok().and_then(lookup);
                 if let (Some(e), false) = (found, seen(&out, p)) {
-                    out.push((p.to_vec(), self.values[e.def].clone()));
+                    out.push((p.to_vec(), values::shown(e.def(), &self.values[e.def])));
                 }
                 continue;
             }
@@ -332,7 +332,7 @@ impl Config {
                 if e.def().has(HIDDEN) || seen(&out, name) || !crate::util::glob_match(p, name, true) {
                     continue;
                 }
-                out.push((name.to_vec(), self.values[e.def].clone()));
+                out.push((name.to_vec(), values::shown(e.def(), &self.values[e.def])));
             }
         }
         out

@@ -218,7 +218,7 @@ fn parse_special(s: Special, args: &[String], current: &str) -> Result<String, S
         Special::NotifyKeyspaceEvents => {
             let flags = keyspace_events_from_str(&single()?)
                 .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
-            Ok(keyspace_events_to_str(flags))
+            Ok(keyspace_events_stored(flags))
         }
         Special::Bind => parse_bind(args),
         Special::ReplicaOf => parse_replicaof(args),
@@ -395,6 +395,28 @@ pub fn keyspace_events_from_str(s: &str) -> Option<u32> {
         };
         Some(flags | bit)
     })
+}
+
+/// What is stored for `notify-keyspace-events`: the flags as CONFIG GET shows them, plus an
+/// `n` that Redis's string leaves out under `A` (it keeps the flags as an int: `KEAn` shows
+/// as `AKE` and still fires `new`). [`shown`] gives the string CONFIG GET prints.
+pub fn keyspace_events_stored(flags: u32) -> String {
+    let s = keyspace_events_to_str(flags);
+    if flags & notify::ALL == notify::ALL && flags & notify::NEW != 0 {
+        s.replacen('A', "An", 1)
+    } else {
+        s
+    }
+}
+
+/// A stored value as CONFIG GET prints it.
+pub fn shown(d: &Def, stored: &str) -> String {
+    match d.kind {
+        Kind::Special(Special::NotifyKeyspaceEvents) => {
+            keyspace_events_from_str(stored).map_or_else(|| stored.to_string(), keyspace_events_to_str)
+        }
+        _ => stored.to_string(),
+    }
 }
 
 /// `keyspaceEventsFlagsToString`.

@@ -421,7 +421,112 @@ impl Server {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+
     use crate::commands::testing::{run, server};
+    use crate::persistence::rdb::RdbAux;
+    use crate::persistence::snapshot::{BgsaveRequest, Forker};
+    use crate::replication::sync::ReplicaForker;
+    use crate::replication::SyncState;
+    use crate::server::Server;
+
+    /// Snapshot children that always start, numbered from 100.
+    struct CountingFork(Arc<Mutex<u32>>);
+
+    impl Forker for CountingFork {
+        fn bgsave(&self, _: BgsaveRequest<'_>) -> std::io::Result<u32> {
+            let mut n = self.0.lock().unwrap();
+            *n += 1;
+            Ok(99 + *n)
+        }
+    }
+
+    /// Records which replica was sent which RDB file.
+    struct SentFiles(Arc<Mutex<Vec<u64>>>);
+
+    impl ReplicaForker for SentFiles {
+        fn replica_sync(
+            &self,
+            _: &[crate::engine::db::Db],
+            _: &RdbAux,
+            _: crate::persistence::rdb::SaveOptions,
+            _: u64,
+            _: Option<[u8; 40]>,
+        ) -> std::io::Result<u32> {
+            unreachable!("repl-diskless-sync is off")
+        }
+
+        fn send_rdb_file(&self, client: u64, _: String) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(client);
+            Ok(())
+        }
+    }
+
+    fn disk_sync_server() -> (Server, Arc<Mutex<Vec<u64>>>) {
+        let mut srv = server();
+        run(&mut srv, &["CONFIG", "SET", "repl-diskless-sync", "no"]);
+        srv.forker = Box::new(CountingFork(Arc::default()));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        srv.repl_forker = Box::new(SentFiles(sent.clone()));
+        (srv, sent)
+    }
+
+    /// A replica's PSYNC ? -1; returns its id and what it was sent.
+    fn psync(srv: &mut Server) -> (u64, String) {
+        let id = srv.add_client("127.0.0.1:50000".into(), "127.0.0.1:6379".into());
+        srv.process(id, ["PSYNC", "?", "-1"].iter().map(|a| Bytes::from_static(a.as_bytes())).collect());
+        (id, out(srv, id))
+    }
+
+    fn out(srv: &mut Server, id: u64) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut srv.clients.get_mut(&id).unwrap().out.buf)).into_owned()
+    }
+
+    /// A replica arriving while the BGSAVE made for another one runs shares it: the same
+    /// FULLRESYNC offset and a copy of the stream buffered since, and both get the file.
+    #[test]
+    fn a_second_replica_shares_the_running_replication_bgsave() {
+        let (mut srv, sent) = disk_sync_server();
+        let (a, a_out) = psync(&mut srv);
+        assert!(a_out.starts_with("+FULLRESYNC "), "{a_out}");
+        let pid = srv.repl.disk_sync.as_ref().unwrap().pid;
+        run(&mut srv, &["SET", "k", "v"]);
+        let (b, b_out) = psync(&mut srv);
+        assert_eq!(a_out, b_out, "same history and offset");
+        assert_eq!(srv.repl.pending.get(&a), srv.repl.pending.get(&b));
+        assert!(String::from_utf8_lossy(&srv.repl.pending[&b]).contains("SET\r\n$1\r\nk"));
+        assert_eq!(srv.stats.total_forks, 1, "one BGSAVE for both");
+        srv.bgsave_done(pid, Ok(()));
+        assert_eq!(*sent.lock().unwrap(), vec![a, b]);
+        for id in [a, b] {
+            assert_eq!(srv.repl.replicas.get(id).unwrap().state, SyncState::SendBulk);
+        }
+    }
+
+    /// A replica arriving during a user's BGSAVE cannot use it (its stream offset is unknown):
+    /// it waits, without a FULLRESYNC, for the next BGSAVE, which the cron starts once the
+    /// user's ends.
+    #[test]
+    fn a_replica_arriving_during_a_user_bgsave_waits_for_the_next_one() {
+        let (mut srv, sent) = disk_sync_server();
+        assert_eq!(run(&mut srv, &["BGSAVE"]), b"+Background saving started\r\n");
+        let user_pid = srv.rdb.child_pid.unwrap();
+        let (a, a_out) = psync(&mut srv);
+        assert_eq!(a_out, "", "no FULLRESYNC before its BGSAVE starts");
+        assert!(srv.repl.replicas.get(a).unwrap().waiting_next_bgsave);
+        srv.replication_cron();
+        assert!(srv.repl.disk_sync.is_none(), "the user's child still runs");
+        srv.bgsave_done(user_pid, Ok(()));
+        assert!(sent.lock().unwrap().is_empty(), "the user's file is not for the replica");
+        srv.replication_cron();
+        let pid = srv.repl.disk_sync.as_ref().expect("the cron started the replicas' BGSAVE").pid;
+        assert_ne!(pid, user_pid);
+        assert!(out(&mut srv, a).starts_with("+FULLRESYNC "));
+        srv.bgsave_done(pid, Ok(()));
+        assert_eq!(*sent.lock().unwrap(), vec![a]);
+    }
 
     /// A demoted master that continued with a promoted replica (+CONTINUE with a new ID) and is
     /// then told to follow a third node offers the new ID and its current offset, not the

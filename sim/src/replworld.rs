@@ -211,6 +211,58 @@ impl Admin {
         true
     }
 
+    /// The FAILOVER command on the current master: `FAILOVER TO <target> TIMEOUT` and then
+    /// wait for its end (`master_failover_state:no-failover`); the handover happened when
+    /// the target is a master then. The nodes that followed the old master are then told to
+    /// follow the target (the old master already does). Returns whether it took place.
+    pub async fn failover_command(&self, target: u32) -> bool {
+        let old = self.topo.master.load(Ordering::SeqCst);
+        if old == target {
+            self.rec.event(&format!("admin: n{target} is already the master"));
+            return false;
+        }
+        let a = self.addrs[target as usize];
+        let (ip, port, timeout) = (a.ip().to_string(), a.port().to_string(), FAILOVER_CATCHUP.as_millis().to_string());
+        match self.cmd_text(old, &["FAILOVER", "TO", &ip, &port, "TIMEOUT", &timeout]).await {
+            Ok(_) => self.rec.event(&format!("admin: FAILOVER TO n{target} sent to n{old}")),
+            Err(e) => {
+                self.rec.event(&format!("admin: FAILOVER TO n{target} on n{old}: {e}"));
+                return false;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + FAILOVER_CATCHUP + Duration::from_secs(3);
+        loop {
+            let state = self.cmd_text(old, &["INFO", "replication"]).await;
+            if let Ok(info) = &state {
+                if info_field(info, "master_failover_state") == Some("no-failover") {
+                    break;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.rec.event(&format!("admin: FAILOVER TO n{target}: still not over on n{old}; aborting"));
+                let _ = self.cmd_text(old, &["FAILOVER", "ABORT"]).await;
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let role = self.cmd_text(target, &["INFO", "replication"]).await.ok();
+        if role.as_deref().and_then(|i| info_field(i, "role")) != Some("master") {
+            self.rec.event(&format!("admin: FAILOVER TO n{target}: aborted by n{old}"));
+            return false;
+        }
+        self.topo.set_master(target);
+        self.rec.event(&format!("admin: n{target} promoted (FAILOVER command)"));
+        for n in 0..self.addrs.len() as u32 {
+            if n != target && n != old {
+                match self.attach(n).await {
+                    Ok(r) => self.rec.event(&format!("admin: n{n} follows n{target}: {r}")),
+                    Err(e) => self.rec.event(&format!("admin: n{n} follows n{target}: {e}")),
+                }
+            }
+        }
+        true
+    }
+
     async fn probe(&self, node: u32) -> NodeProbe {
         let mut p = NodeProbe { node, ..NodeProbe::default() };
         let info = match self.cmd_text(node, &["INFO", "everything"]).await {

@@ -236,13 +236,16 @@ pub enum FaultKind {
     /// A graceful failover to the node (as Redis's FAILOVER): writes on the master are paused
     /// until the node caught up, then the node is promoted and every other node follows it.
     Failover,
+    /// Redis's FAILOVER command on the master, `TO` the node: the master itself pauses
+    /// writes, waits for the node to catch up and hands over (or aborts at its timeout).
+    FailoverCommand,
     /// A forced promotion (REPLICAOF NO ONE on the node, every other node told to follow it)
     /// without waiting for the old master: its unreplicated writes diverge.
     Promote,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::Partition,
         FaultKind::PartitionIn,
         FaultKind::PartitionOut,
@@ -258,6 +261,7 @@ impl FaultKind {
         FaultKind::DiskSlow,
         FaultKind::ReplLinkCut,
         FaultKind::Failover,
+        FaultKind::FailoverCommand,
         FaultKind::Promote,
     ];
 
@@ -278,6 +282,7 @@ impl FaultKind {
             FaultKind::DiskSlow => "disk_slow",
             FaultKind::ReplLinkCut => "repl_link_cut",
             FaultKind::Failover => "failover",
+            FaultKind::FailoverCommand => "failover_command",
             FaultKind::Promote => "promote",
         }
     }
@@ -296,18 +301,19 @@ impl FaultKind {
                 | FaultKind::DiskSlow
                 | FaultKind::ReplLinkCut
                 | FaultKind::Failover
+                | FaultKind::FailoverCommand
                 | FaultKind::Promote
         )
     }
 
     /// Faults that only make sense with a `[replication]` topology.
     pub fn needs_replication(self) -> bool {
-        matches!(self, FaultKind::ReplLinkCut | FaultKind::Failover | FaultKind::Promote)
+        matches!(self, FaultKind::ReplLinkCut | FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote)
     }
 
     /// Faults that act once and have nothing to undo.
     pub fn is_instant(self) -> bool {
-        matches!(self, FaultKind::ClockJump | FaultKind::Failover | FaultKind::Promote)
+        matches!(self, FaultKind::ClockJump | FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote)
     }
 }
 
@@ -823,6 +829,7 @@ ops = { get = 1, set = 1 }
             include_str!("../../scenarios/repl_disk_sync.toml"),
             include_str!("../../scenarios/repl_replica_restart.toml"),
             include_str!("../../scenarios/repl_promote.toml"),
+            include_str!("../../scenarios/repl_failover_command.toml"),
             include_str!("../../scenarios/repl_demote_divergent.toml"),
             include_str!("../../scenarios/repl_chain.toml"),
             include_str!("../../scenarios/repl_wait_promote.toml"),

@@ -379,7 +379,9 @@ impl World {
         timeline.sort();
         for (at_ms, is_start, i) in timeline {
             self.sleep_until_ms(at_ms).await;
-            if is_start == 1 && matches!(plan.faults[i].kind, FaultKind::Failover | FaultKind::Promote) {
+            if is_start == 1
+                && matches!(plan.faults[i].kind, FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote)
+            {
                 self.promote(&plan.faults[i]).await;
             } else if is_start == 1 {
                 self.start(i, &plan.faults[i]);
@@ -442,7 +444,7 @@ impl World {
             }
             FaultKind::ReplLinkCut => self.cut_repl_link(i, f),
             // Promotions run in `promote`, which awaits the operator.
-            FaultKind::Failover | FaultKind::Promote => false,
+            FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote => false,
         };
         self.applied[i] = applied;
         let what = if applied { "start" } else { "skip (target not up)" };
@@ -483,7 +485,7 @@ impl World {
                 disk.set_faults(DiskFaults { fsync_latency_min_ms: 0, fsync_latency_max_ms: 0, ..disk.faults() });
             }
             FaultKind::ReplLinkCut => self.heal_repl_link(i, node_of(f) as u32),
-            FaultKind::Failover | FaultKind::Promote => {}
+            FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote => {}
         }
         self.event(&format!("end {}", f.describe()));
     }
@@ -636,10 +638,17 @@ impl World {
     async fn promote(&mut self, f: &PlannedFault) {
         let Some((admin, node)) = self.admin.clone() else { return };
         let target = node_of(f) as u32;
-        let graceful = f.kind == FaultKind::Failover;
+        let (graceful, command) = (f.kind != FaultKind::Promote, f.kind == FaultKind::FailoverCommand);
         self.event(&format!("start {}", f.describe()));
         let start_us = self.now_us();
-        let done = on_admin(&self.handle, node, async move { admin.promote(target, graceful).await }).await;
+        let done = on_admin(&self.handle, node, async move {
+            if command {
+                admin.failover_command(target).await
+            } else {
+                admin.promote(target, graceful).await
+            }
+        })
+        .await;
         if done {
             let p = Promotion { start_us, end_us: self.now_us(), node: target, forced: !graceful };
             self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.promotions.push(p);

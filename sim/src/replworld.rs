@@ -196,15 +196,7 @@ impl Admin {
         }
         self.topo.set_master(target);
         self.rec.event(&format!("admin: n{target} promoted ({})", if graceful { "failover" } else { "forced" }));
-        for n in 0..self.addrs.len() as u32 {
-            if n != target {
-                match self.attach(n).await {
-                    Ok(r) => self.rec.event(&format!("admin: n{n} follows n{target}: {r}")),
-                    // A node down now is re-attached when it restarts.
-                    Err(e) => self.rec.event(&format!("admin: n{n} follows n{target}: {e}")),
-                }
-            }
-        }
+        self.follow(target, None).await;
         if graceful {
             let _ = self.cmd_text(old, &["CLIENT", "UNPAUSE"]).await;
         }
@@ -252,15 +244,22 @@ impl Admin {
         }
         self.topo.set_master(target);
         self.rec.event(&format!("admin: n{target} promoted (FAILOVER command)"));
+        self.follow(target, Some(old)).await;
+        true
+    }
+
+    /// Tells every node but the new master `target` (and `skip`, which follows it already)
+    /// to follow it.
+    async fn follow(&self, target: u32, skip: Option<u32>) {
         for n in 0..self.addrs.len() as u32 {
-            if n != target && n != old {
+            if n != target && Some(n) != skip {
                 match self.attach(n).await {
                     Ok(r) => self.rec.event(&format!("admin: n{n} follows n{target}: {r}")),
+                    // A node down now is re-attached when it restarts.
                     Err(e) => self.rec.event(&format!("admin: n{n} follows n{target}: {e}")),
                 }
             }
         }
-        true
     }
 
     async fn probe(&self, node: u32) -> NodeProbe {

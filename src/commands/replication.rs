@@ -373,20 +373,13 @@ fn failover(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         ));
     }
     let target = match target {
-        Some((host, port)) => {
-            let replica = srv
-                .repl
-                .replicas
-                .iter()
-                .find(|r| r.ip.eq_ignore_ascii_case(&host) && i64::from(r.listening_port) == port);
-            match replica {
-                None => return Err(CmdError::Other("ERR FAILOVER target HOST and PORT is not a replica.".into())),
-                Some(r) if r.state != SyncState::Online => {
-                    return Err(CmdError::Other("ERR FAILOVER target replica is not online.".into()))
-                }
-                Some(r) => Some((host, r.listening_port)),
+        Some((host, port)) => match srv.repl.replicas.by_addr(&host, port) {
+            None => return Err(CmdError::Other("ERR FAILOVER target HOST and PORT is not a replica.".into())),
+            Some(r) if r.state != SyncState::Online => {
+                return Err(CmdError::Other("ERR FAILOVER target replica is not online.".into()))
             }
-        }
+            Some(r) => Some((host, r.listening_port)),
+        },
         None => None,
     };
     srv.start_failover(target, (timeout_ms > 0).then_some(timeout_ms as u64), force);

@@ -133,7 +133,7 @@ async fn link_once<E: Env>(
         match progress? {
             Progress::Wait => {}
             Progress::Send(bytes) => {
-                if bytes.get(4..11) == Some(b"$5\r\nPSY") {
+                if hs.awaits_psync_reply() {
                     let mut s = shared.lock();
                     match &cfg.psync {
                         Some((id, off)) => s.log(

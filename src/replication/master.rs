@@ -121,6 +121,11 @@ impl Replicas {
         self.order.iter().filter_map(|id| self.by_client.get(id))
     }
 
+    /// The replica at `host:port` as it announced itself (Redis's `findReplica`).
+    pub fn by_addr(&self, host: &str, port: i64) -> Option<&ReplicaInfo> {
+        self.iter().find(|r| r.ip.eq_ignore_ascii_case(host) && i64::from(r.listening_port) == port)
+    }
+
     /// Records a REPLCONF ACK (offsets only move forward, as Redis).
     pub fn ack(&mut self, client_id: u64, offset: u64, now_ms: u64) {
         if let Some(r) = self.by_client.get_mut(&client_id) {

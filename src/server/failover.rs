@@ -43,13 +43,9 @@ impl Server {
         let offset = self.repl.state.master_repl_offset;
         let synced = |r: &crate::replication::ReplicaInfo| r.state == SyncState::Online && r.ack_offset == offset;
         let found = match &f.target {
-            Some((host, port)) => self
-                .repl
-                .replicas
-                .iter()
-                .find(|r| r.ip.eq_ignore_ascii_case(host) && r.listening_port == *port)
-                .filter(|r| synced(r))
-                .map(|_| (host.clone(), *port)),
+            Some((host, port)) => {
+                self.repl.replicas.by_addr(host, i64::from(*port)).filter(|r| synced(r)).map(|_| (host.clone(), *port))
+            }
             None => self.repl.replicas.iter().find(|r| synced(r)).map(|r| (r.ip.clone(), r.listening_port)),
         };
         if let Some((host, port)) = found {

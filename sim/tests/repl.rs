@@ -8,7 +8,7 @@ use redsim_sim::scenario::Scenario;
 use redsim_sim::toylog::Bug;
 use redsim_sim::world::WorldOptions;
 
-const SCENARIOS: [(&str, &str); 8] = [
+const SCENARIOS: [(&str, &str); 9] = [
     ("repl_partition_short", include_str!("../../scenarios/repl_partition_short.toml")),
     ("repl_partition_long", include_str!("../../scenarios/repl_partition_long.toml")),
     ("repl_disk_sync", include_str!("../../scenarios/repl_disk_sync.toml")),
@@ -17,6 +17,7 @@ const SCENARIOS: [(&str, &str); 8] = [
     ("repl_demote_divergent", include_str!("../../scenarios/repl_demote_divergent.toml")),
     ("repl_chain", include_str!("../../scenarios/repl_chain.toml")),
     ("repl_wait_promote", include_str!("../../scenarios/repl_wait_promote.toml")),
+    ("repl_failover_command", include_str!("../../scenarios/repl_failover_command.toml")),
 ];
 
 /// Seeds per scenario in CI; `cargo simrun-release sweep` runs thousands.

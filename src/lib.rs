@@ -9,6 +9,7 @@ pub mod env;
 pub mod persistence;
 pub mod protocol;
 pub mod replication;
+pub mod sentinel;
 pub mod server;
 pub mod util;
 

@@ -17,7 +17,7 @@ mod real {
     use redsim::server::driver::{run, RunOpts};
     use redsim::server::Config;
 
-    const USAGE: &str = "Usage: redsim server [/path/to/redis.conf] [options] [-]\n       redsim check-rdb <file>\n       redsim --version\n\n\
+    const USAGE: &str = "Usage: redsim server [/path/to/redis.conf] [options] [-]\n       redsim sentinel /path/to/sentinel.conf [options]\n       redsim check-rdb <file>\n       redsim --version\n\n\
 Examples:\n       redsim server (run the server with default config)\n       redsim server /etc/redis/6379.conf\n       \
 redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel verbose\n";
 
@@ -32,6 +32,12 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
                 print!("{USAGE}");
                 0
             }
+            Some("sentinel") => sentinel(&args[0], &args[2..]),
+            _ if args.iter().any(|a| a == "--sentinel") => {
+                let rest: Vec<String> =
+                    args[1..].iter().filter(|a| *a != "server" && *a != "--sentinel").cloned().collect();
+                sentinel(&args[0], &rest)
+            }
             Some("server") => server(&args[0], &args[2..]),
             Some("check-rdb") => check_rdb(&args[2..]),
             Some("check-aof") => check_aof(&args[2..]),
@@ -40,6 +46,64 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
             Some(other) => {
                 eprintln!("unknown command '{other}'\n\n{USAGE}");
                 2
+            }
+        }
+    }
+
+    /// `redsim sentinel <sentinel.conf> [--directive value ...]`, as `redis-sentinel`: the
+    /// config file is required, since the sentinel stores its state (epochs, votes) in it.
+    fn sentinel(exe: &str, args: &[String]) -> i32 {
+        let (file, directives) = match parse_args(args) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("*** FATAL CONFIG FILE ERROR (redsim {}) ***\n{e}", env!("CARGO_PKG_VERSION"));
+                return 1;
+            }
+        };
+        let Some(path) = file else {
+            eprintln!("Sentinel needs config file on disk to save state.  Exiting...");
+            return 1;
+        };
+        let path = match std::path::absolute(&path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("Can't resolve config file path '{path}': {e}");
+                return 1;
+            }
+        };
+        let mut text = match redsim::env::real::read_config_file(&path.to_string_lossy()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("Fatal error, can't open config file '{}': {e}", path.display());
+                return 1;
+            }
+        };
+        for (name, vals) in &directives {
+            text.push_str(&format!("\n{name} {}", vals.join(" ")));
+        }
+        text.push('\n');
+        let dir = path.parent().map(|d| d.to_path_buf()).unwrap_or_else(|| ".".into());
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let logfile = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("logfile "))
+            .last()
+            .map(|l| l.trim().trim_matches('"').to_string())
+            .filter(|l| !l.is_empty())
+            .map(std::path::PathBuf::from);
+        let env = RealEnv::new(&dir, logfile);
+        let opts = redsim::sentinel::driver::SentinelOpts {
+            executable: exe.to_string(),
+            config_name: name,
+            config_path: path.to_string_lossy().into_owned(),
+            bug: None,
+        };
+        let rt = redsim::env::real::runtime(1);
+        match rt.block_on(redsim::sentinel::driver::run(env, &text, opts)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("redsim: {e}");
+                1
             }
         }
     }

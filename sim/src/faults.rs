@@ -42,6 +42,8 @@ use crate::trace::fnv1a64;
 pub enum Machine {
     Node(u32),
     Client(u32),
+    /// A sentinel of a `[sentinel]` group.
+    Sentinel(u32),
 }
 
 impl std::fmt::Display for Machine {
@@ -49,6 +51,7 @@ impl std::fmt::Display for Machine {
         match self {
             Machine::Node(n) => write!(f, "node:{n}"),
             Machine::Client(c) => write!(f, "client:{c}"),
+            Machine::Sentinel(i) => write!(f, "sentinel:{i}"),
         }
     }
 }

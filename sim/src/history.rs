@@ -116,6 +116,20 @@ pub struct History {
     /// What a replication world saw beyond the clients' operations.
     #[serde(default)]
     pub repl: ReplRecord,
+    /// What the sentinels of a sentinel world journaled.
+    #[serde(default)]
+    pub sentinel: SentinelRecord,
+}
+
+/// The sentinels' elections, for the `sentinel_leader` checker. Sentinels are named `s<i>`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SentinelRecord {
+    /// (voter, epoch, candidate), in the order the votes were given.
+    pub votes: Vec<(String, u64, String)>,
+    /// (leader, epoch): elections won.
+    pub elected: Vec<(String, u64)>,
+    /// (leader, epoch, replica address): promotions the leaders started.
+    pub promoting: Vec<(String, u64, String)>,
 }
 
 /// A replication world's record for the replication checkers.

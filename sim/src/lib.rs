@@ -23,6 +23,8 @@ pub mod report;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]
+pub mod sentinelworld;
+#[cfg(madsim)]
 pub mod shrink;
 #[cfg(madsim)]
 pub mod world;

@@ -49,7 +49,7 @@ impl ReplTopology {
         self.upstream.lock().unwrap_or_else(|e| e.into_inner())[n as usize]
     }
 
-    fn set_master(&self, m: u32) {
+    pub fn set_master(&self, m: u32) {
         self.master.store(m, Ordering::SeqCst);
         let mut up = self.upstream.lock().unwrap_or_else(|e| e.into_inner());
         for (n, u) in up.iter_mut().enumerate() {
@@ -88,14 +88,19 @@ pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 impl Admin {
     /// One command on a fresh connection; an error reply is an `Err`.
     pub async fn command(&self, node: u32, args: &[Vec<u8>]) -> Result<Frame, String> {
-        match tokio::time::timeout(ADMIN_TIMEOUT, self.exchange(node, args)).await {
+        self.command_at(self.addrs[node as usize], args).await
+    }
+
+    /// One command to any address (a sentinel) on a fresh connection.
+    pub async fn command_at(&self, addr: SocketAddr, args: &[Vec<u8>]) -> Result<Frame, String> {
+        match tokio::time::timeout(ADMIN_TIMEOUT, self.exchange(addr, args)).await {
             Ok(r) => r,
             Err(_) => Err("timeout".into()),
         }
     }
 
-    async fn exchange(&self, node: u32, args: &[Vec<u8>]) -> Result<Frame, String> {
-        let mut conn = self.net.connect(self.addrs[node as usize]).await.map_err(|e| e.to_string())?;
+    async fn exchange(&self, addr: SocketAddr, args: &[Vec<u8>]) -> Result<Frame, String> {
+        let mut conn = self.net.connect(addr).await.map_err(|e| e.to_string())?;
         let mut req = Vec::new();
         Frame::Array(args.iter().map(|a| Frame::Bulk(a.clone().into())).collect()).encode(&mut req);
         conn.write_all(&req).await.map_err(|e| e.to_string())?;

@@ -43,6 +43,29 @@ pub struct Scenario {
     /// chain); absent: every node stands alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationOpts>,
+    /// A sentinel group (redsim's Sentinel) watching the replication topology's master as
+    /// `mymaster` and failing it over; the operator then only watches, as a client would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelGroup>,
+}
+
+/// The sentinels of a `[sentinel]` section: each its own machine, partitioned with the rest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelGroup {
+    pub count: u32,
+    pub quorum: u32,
+    /// `sentinel down-after-milliseconds`.
+    pub down_after_ms: u64,
+    /// `sentinel failover-timeout`.
+    pub failover_timeout_ms: u64,
+    /// `sentinel parallel-syncs`.
+    #[serde(default = "one")]
+    pub parallel_syncs: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// What a replication scenario sets up and what its checkers expect.
@@ -435,6 +458,8 @@ pub enum CheckerKind {
     /// WAIT-acknowledged appends survive; other lost appends are reported, not failed; at
     /// most one node acknowledges writes at a time unless a forced promotion split them.
     ReplWrites,
+    /// Sentinel elections: at most one leader per epoch, and no sentinel votes twice in one.
+    SentinelLeader,
 }
 
 impl CheckerKind {
@@ -527,6 +552,17 @@ impl Scenario {
                 return err("replication.wait", "needs 0 < replicas < topology.nodes and timeout_ms > 0");
             }
         }
+        if let Some(g) = &self.sentinel {
+            if self.replication.is_none() {
+                return err("sentinel", "needs a [replication] topology to watch");
+            }
+            if !(1..=7).contains(&g.count) || g.quorum == 0 || g.quorum > g.count {
+                return err("sentinel", "needs 1 <= count <= 7 and 1 <= quorum <= count");
+            }
+            if g.down_after_ms == 0 || g.failover_timeout_ms == 0 || g.parallel_syncs == 0 {
+                return err("sentinel", "down_after_ms, failover_timeout_ms and parallel_syncs must be > 0");
+            }
+        }
         self.validate_workload()?;
         self.validate_net()?;
         self.validate_faults()?;
@@ -557,7 +593,10 @@ impl Scenario {
                     | (Service::Redsim, CheckerKind::AofAlways | CheckerKind::AofEverysec | CheckerKind::AofNo)
                     | (
                         Service::Redsim,
-                        CheckerKind::ReplConvergence | CheckerKind::ReplResync | CheckerKind::ReplWrites
+                        CheckerKind::ReplConvergence
+                            | CheckerKind::ReplResync
+                            | CheckerKind::ReplWrites
+                            | CheckerKind::SentinelLeader
                     )
             );
             if !fits {
@@ -565,6 +604,9 @@ impl Scenario {
             }
             if c.needs_replication() && self.replication.is_none() {
                 return err("checkers", format!("{c:?} needs a [replication] section"));
+            }
+            if *c == CheckerKind::SentinelLeader && self.sentinel.is_none() {
+                return err("checkers", "SentinelLeader needs a [sentinel] section");
             }
             if *c == CheckerKind::ReplResync && self.replication.as_ref().is_some_and(|r| r.expect_resync.is_none()) {
                 return err("checkers", "ReplResync needs replication.expect_resync");

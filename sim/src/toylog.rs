@@ -38,6 +38,10 @@ pub enum Bug {
     PsyncStaleReplid,
     /// redsim's replicas expire keys by their own clock.
     ReplicaExpiresKeys,
+    /// redsim's sentinels vote for a second candidate in an epoch they already voted in.
+    SentinelVotesTwice,
+    /// redsim's sentinels promote the replica with the lowest replication offset.
+    FailoverPicksLowestOffset,
 }
 
 impl Bug {
@@ -49,6 +53,8 @@ impl Bug {
             "repl-backlog-off-by-one" => Some(Bug::ReplBacklogOffByOne),
             "psync-stale-replid" => Some(Bug::PsyncStaleReplid),
             "replica-expires-keys" => Some(Bug::ReplicaExpiresKeys),
+            "sentinel-votes-twice" => Some(Bug::SentinelVotesTwice),
+            "failover-picks-lowest-offset" => Some(Bug::FailoverPicksLowestOffset),
             _ => None,
         }
     }
@@ -60,12 +66,15 @@ impl Bug {
             Bug::ReplBacklogOffByOne => "repl-backlog-off-by-one",
             Bug::PsyncStaleReplid => "psync-stale-replid",
             Bug::ReplicaExpiresKeys => "replica-expires-keys",
+            Bug::SentinelVotesTwice => "sentinel-votes-twice",
+            Bug::FailoverPicksLowestOffset => "failover-picks-lowest-offset",
         }
     }
 
     /// The names `--bug` accepts.
     pub const NAMES: &'static str = "skip-fsync, aof-skip-fsync, aof-ignore-fsync-error, repl-backlog-off-by-one, \
-                                     psync-stale-replid, replica-expires-keys";
+                                     psync-stale-replid, replica-expires-keys, sentinel-votes-twice, \
+                                     failover-picks-lowest-offset";
 
     /// The service the bug is planted in.
     pub fn service(self) -> crate::scenario::Service {
@@ -75,7 +84,9 @@ impl Bug {
             | Bug::AofIgnoreFsyncError
             | Bug::ReplBacklogOffByOne
             | Bug::PsyncStaleReplid
-            | Bug::ReplicaExpiresKeys => crate::scenario::Service::Redsim,
+            | Bug::ReplicaExpiresKeys
+            | Bug::SentinelVotesTwice
+            | Bug::FailoverPicksLowestOffset => crate::scenario::Service::Redsim,
         }
     }
 
@@ -83,7 +94,12 @@ impl Bug {
     pub fn aof(self) -> Option<redsim::persistence::aof::PlantedBug> {
         use redsim::persistence::aof::PlantedBug;
         match self {
-            Bug::SkipFsync | Bug::ReplBacklogOffByOne | Bug::PsyncStaleReplid | Bug::ReplicaExpiresKeys => None,
+            Bug::SkipFsync
+            | Bug::ReplBacklogOffByOne
+            | Bug::PsyncStaleReplid
+            | Bug::ReplicaExpiresKeys
+            | Bug::SentinelVotesTwice
+            | Bug::FailoverPicksLowestOffset => None,
             Bug::AofSkipFsync => Some(PlantedBug::SkipFsync),
             Bug::AofIgnoreFsyncError => Some(PlantedBug::IgnoreFsyncError),
         }
@@ -91,6 +107,16 @@ impl Bug {
 }
 
 impl Bug {
+    /// The sentinel bug for redsim sentinels.
+    pub fn sentinel(self) -> Option<redsim::sentinel::PlantedBug> {
+        use redsim::sentinel::PlantedBug;
+        match self {
+            Bug::SentinelVotesTwice => Some(PlantedBug::VotesTwice),
+            Bug::FailoverPicksLowestOffset => Some(PlantedBug::PicksLowestOffset),
+            _ => None,
+        }
+    }
+
     /// The replication bug for redsim nodes.
     pub fn repl(self) -> Option<redsim::replication::PlantedBug> {
         use redsim::replication::PlantedBug;

@@ -138,6 +138,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     };
     #[cfg(madsim)]
     redsim::replication::plant(opts.bug.and_then(Bug::repl));
+    crate::sentinelworld::reset_journal();
     if let Some(r) = &s.replication {
         let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
         h.repl.nodes = s.topology.nodes;
@@ -178,6 +179,25 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         w.admin = Some((admin, node.id()));
     }
     let stop_us = stop_us_of(&s);
+    if let (Some(g), Some((admin, node))) = (&s.sentinel, w.admin.clone()) {
+        for i in 0..g.count {
+            let id = crate::sentinelworld::start_sentinel(
+                &handle,
+                g,
+                seed,
+                i,
+                net_config,
+                rec.trace.clone(),
+                &world_clock,
+                opts.bug,
+            );
+            w.machines.insert(Machine::Sentinel(i), id);
+        }
+        let (count, nodes) = (g.count, s.topology.nodes);
+        handle.get_node(node).expect("the admin machine exists").spawn(crate::sentinelworld::observe(
+            admin, count, nodes, stop_us,
+        ));
+    }
     let mix = cumulative(&plan.mix);
     let mut clients = Vec::new();
     for c in 0..s.workload.clients {
@@ -217,6 +237,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         h.repl.final_master = master;
         h.repl.probes = probes;
     }
+    crate::sentinelworld::take_journal(&mut rec.history.lock().unwrap_or_else(|e| e.into_inner()));
     let end_us = rec.now_us();
     rec.event("world: every client stopped");
     let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
@@ -580,6 +601,10 @@ impl World {
         if let Some((admin, node)) = self.admin.clone() {
             let now = self.now_us();
             self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.restarts.push((n as u32, now));
+            if self.scenario.sentinel.is_some() {
+                // The sentinels reconfigure a returning node (+convert-to-slave).
+                return;
+            }
             self.handle.get_node(node).expect("the admin machine exists").spawn(async move {
                 admin.reattach(n as u32).await;
             });

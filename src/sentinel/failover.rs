@@ -29,6 +29,7 @@ impl Sentinel {
             self.config_dirty = true;
             let (leader, epoch) = (candidate.to_string(), self.current_epoch);
             self.votes.push((master.to_string(), epoch, leader.clone()));
+            super::journal(&self.myid, super::Journal::Vote { epoch, candidate: leader.clone() });
             self.global_event(Level::Warning, "+vote-for-leader", &format!("{leader} {epoch}"));
             if !leader.eq_ignore_ascii_case(&self.myid) {
                 let d = desync(&mut self.rng);
@@ -232,6 +233,7 @@ impl Sentinel {
             }
             return;
         }
+        super::journal(&self.myid, super::Journal::Elected { epoch });
         self.master_event(Level::Warning, "+elected-leader", master, "");
         self.set_failover_state(master, FailoverState::SelectSlave, now);
         self.master_event(Level::Warning, "+failover-state-select-slave", master, "");
@@ -282,6 +284,8 @@ impl Sentinel {
         if !self.send_replicaof(master, &p, None) {
             return;
         }
+        let epoch = self.masters[master].failover_epoch;
+        super::journal(&self.myid, super::Journal::Promoting { epoch, replica: p.clone() });
         self.promoted_event(master, "+failover-state-wait-promotion");
         self.set_failover_state(master, FailoverState::WaitPromotion, now);
     }

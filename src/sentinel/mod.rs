@@ -137,6 +137,34 @@ pub enum PlantedBug {
     PicksLowestOffset,
 }
 
+/// What the simulator's checkers see of every sentinel in a run: the votes it gave and the
+/// elections it won, as `(sentinel id, entry)`. Recorded on the simulator's thread only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Journal {
+    Vote { epoch: u64, candidate: String },
+    Elected { epoch: u64 },
+    /// The leader sent SLAVEOF NO ONE to this replica.
+    Promoting { epoch: u64, replica: Addr },
+}
+
+#[cfg(madsim)]
+thread_local! {
+    static JOURNAL: std::cell::RefCell<Vec<(String, Journal)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn journal(me: &str, entry: Journal) {
+    #[cfg(madsim)]
+    JOURNAL.with(|j| j.borrow_mut().push((me.to_string(), entry)));
+    #[cfg(not(madsim))]
+    let _ = (me, entry);
+}
+
+/// Takes what the sentinels run on this thread journaled (the simulator, after a run).
+#[cfg(madsim)]
+pub fn take_journal() -> Vec<(String, Journal)> {
+    JOURNAL.with(|j| std::mem::take(&mut *j.borrow_mut()))
+}
+
 /// A monitored master with its replicas and the other sentinels watching it.
 #[derive(Debug, Clone)]
 pub struct Master {

@@ -8,6 +8,7 @@ pub mod durability;
 pub mod liveness;
 pub mod register;
 pub mod replication;
+pub mod sentinel;
 
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +93,16 @@ pub fn run(kinds: &[CheckerKind], history: &History, liveness_grace_us: u64) -> 
                     history.repl.promotions.len()
                 ));
                 replication::resync(history)
+            }
+            CheckerKind::SentinelLeader => {
+                let r = &history.sentinel;
+                v.notes.push(format!(
+                    "sentinel_leader: {} votes, {} elections won, {} promotions started",
+                    r.votes.len(),
+                    r.elected.len(),
+                    r.promoting.len()
+                ));
+                sentinel::leaders(history)
             }
             CheckerKind::ReplWrites => {
                 let (f, notes) = replication::writes(history);

@@ -872,6 +872,7 @@ ops = { get = 1, set = 1 }
             include_str!("../../scenarios/repl_replica_restart.toml"),
             include_str!("../../scenarios/repl_promote.toml"),
             include_str!("../../scenarios/repl_failover_command.toml"),
+            include_str!("../../scenarios/sentinel_failover.toml"),
             include_str!("../../scenarios/repl_demote_divergent.toml"),
             include_str!("../../scenarios/repl_chain.toml"),
             include_str!("../../scenarios/repl_wait_promote.toml"),

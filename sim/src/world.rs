@@ -194,9 +194,10 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
             w.machines.insert(Machine::Sentinel(i), id);
         }
         let (count, nodes) = (g.count, s.topology.nodes);
-        handle.get_node(node).expect("the admin machine exists").spawn(crate::sentinelworld::observe(
-            admin, count, nodes, stop_us,
-        ));
+        handle
+            .get_node(node)
+            .expect("the admin machine exists")
+            .spawn(crate::sentinelworld::observe(admin, count, nodes, stop_us));
     }
     let mix = cumulative(&plan.mix);
     let mut clients = Vec::new();

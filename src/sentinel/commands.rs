@@ -63,6 +63,59 @@ fn arity_error(out: &mut ReplyBuf, name: &str) {
     out.error(&format!("ERR wrong number of arguments for '{name}' command"));
 }
 
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// A sentinel has only the `default` user, with `nopass`: any password is right for it.
+fn authenticates(user: &[u8]) -> bool {
+    user == b"default"
+}
+
+/// Redis's `string2ll` (through `getLongLongFromObject`): an optional `-`, digits, no leading
+/// zeros, no `+` or spaces, within i64.
+fn parse_ll(arg: &[u8]) -> Option<i64> {
+    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
+    let canonical = match digits {
+        [b'0'] => arg.len() == 1,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
+/// Redis's `clientSetNameOrReply`: printable ASCII without spaces, or empty to clear it.
+fn set_client_name(c: &mut SClient, name: &[u8]) -> bool {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        c.out.error("ERR Client names cannot contain spaces, newlines or special characters.");
+        return false;
+    }
+    c.name = s(name);
+    true
+}
+
+fn unknown_set_option(option: &[u8]) -> String {
+    format!("ERR Unknown option or number of arguments for SENTINEL SET '{}'", s(option))
+}
+
+/// Looks `argv[1]` up among `table`'s subcommands and checks its arity; the lowercased
+/// name, or None after replying with the error.
+fn subcommand(out: &mut ReplyBuf, argv: &[Bytes], command: &str, table: &[(&str, i32)], help: &str) -> Option<String> {
+    let sub = s(&argv[1]).to_ascii_lowercase();
+    let Some(&(_, arity)) = table.iter().find(|(n, _)| *n == sub) else {
+        let shown = s(&argv[1][..argv[1].len().min(128)]);
+        out.error(&format!("ERR unknown subcommand '{shown}'. Try {help}."));
+        return None;
+    };
+    let n = argv.len() as i32;
+    if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
+        arity_error(out, &format!("{command}|{sub}"));
+        return None;
+    }
+    Some(sub)
+}
+
 /// Arity of each SENTINEL subcommand (from Redis's command JSON: negative means "at least").
 const SUBCOMMANDS: &[(&str, i32)] = &[
     ("ckquorum", 3),
@@ -87,6 +140,10 @@ const SUBCOMMANDS: &[(&str, i32)] = &[
     ("simulate-failure", -3),
     ("slaves", 3),
 ];
+
+/// Redis's `SENTINEL_SCRIPT_MAX_RUNTIME` and `SENTINEL_SCRIPT_RETRY_DELAY`, for SENTINEL DEBUG.
+const SCRIPT_MAX_RUNTIME_MS: u64 = 60_000;
+const SCRIPT_RETRY_DELAY_MS: u64 = 30_000;
 
 const HELP: &[&str] = &[
     "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -140,7 +197,9 @@ const HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// Top-level commands and their arity.
+/// Top-level commands and their arity. QUIT and RESET are not among them: Redis 7.0's
+/// sentinel table lacks both, so they get the unknown-command error (and QUIT keeps the
+/// connection open).
 const COMMANDS: &[(&str, i32)] = &[
     ("ping", -1),
     ("sentinel", -2),
@@ -156,18 +215,18 @@ const COMMANDS: &[(&str, i32)] = &[
     ("auth", -2),
     ("command", -1),
     ("shutdown", -1),
-    ("reset", 1),
 ];
+
+/// The CLIENT subcommands served, and their arity.
+const CLIENT_SUBCOMMANDS: &[(&str, i32)] = &[("getname", 2), ("id", 2), ("info", 2), ("setname", 3)];
+
+/// What a client may run while subscribed in RESP2 (Redis's list, as its error names it).
+const SUBSCRIBED_CONTEXT_COMMANDS: &[&str] = &["ping", "subscribe", "unsubscribe", "psubscribe", "punsubscribe"];
 
 impl Sentinel {
     /// Runs one client command; the reply goes to `c.out`.
     pub fn command(&mut self, c: &mut SClient, argv: &[Bytes], facts: &ServerFacts, now: u64) {
         let name = s(&argv[0]).to_ascii_lowercase();
-        if name == "quit" {
-            c.out.ok();
-            c.close_after_reply = true;
-            return;
-        }
         let Some(&(_, arity)) = COMMANDS.iter().find(|(n, _)| *n == name) else {
             let shown = s(&argv[0][..argv[0].len().min(128)]);
             let mut preview = String::new();
@@ -188,12 +247,22 @@ impl Sentinel {
             arity_error(&mut c.out, &name);
             return;
         }
-        if c.subscriptions() > 0
-            && c.out.resp == 2
-            && !matches!(name.as_str(), "ping" | "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "reset")
-        {
+        // Subcommands are looked up, and their arity checked, before the subscribed context
+        // is: Redis resolves `sentinel|myid` first and names it in that error.
+        let full_name = match name.as_str() {
+            "sentinel" => match subcommand(&mut c.out, argv, "sentinel", SUBCOMMANDS, "SENTINEL HELP") {
+                Some(sub) => format!("sentinel|{sub}"),
+                None => return,
+            },
+            "client" => match subcommand(&mut c.out, argv, "client", CLIENT_SUBCOMMANDS, "CLIENT HELP") {
+                Some(sub) => format!("client|{sub}"),
+                None => return,
+            },
+            _ => name.clone(),
+        };
+        if c.subscriptions() > 0 && c.out.resp == 2 && !SUBSCRIBED_CONTEXT_COMMANDS.contains(&name.as_str()) {
             c.out.error(&format!(
-                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+                "ERR Can't execute '{full_name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             ));
             return;
         }
@@ -266,13 +335,6 @@ impl Sentinel {
                     c.out.int(count as i64);
                 }
             }
-            "reset" => {
-                c.channels.clear();
-                c.patterns.clear();
-                c.name.clear();
-                c.out.resp = 2;
-                c.out.simple("RESET");
-            }
             "client" => self.client_command(c, argv, now),
             "hello" => self.hello(c, argv, facts),
             "auth" => {
@@ -282,8 +344,10 @@ impl Sentinel {
                     c.out.error(
                         "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                     );
+                } else if authenticates(&argv[1]) {
+                    c.out.ok();
                 } else {
-                    c.out.error("WRONGPASS invalid username-password pair or user is disabled.");
+                    c.out.error(WRONGPASS);
                 }
             }
             "command" => c.out.array(0),
@@ -295,35 +359,44 @@ impl Sentinel {
         }
     }
 
+    /// Redis's `helloCommand`: every option is checked before AUTH runs, the name is set after
+    /// it, and the protocol switches last. A sentinel's map has no `role`.
     fn hello(&mut self, c: &mut SClient, argv: &[Bytes], facts: &ServerFacts) {
+        let mut version = None;
         if let Some(v) = argv.get(1) {
-            match s(v).parse::<i64>() {
-                Ok(2) => c.out.resp = 2,
-                Ok(3) => c.out.resp = 3,
-                Ok(_) => {
-                    c.out.error("NOPROTO unsupported protocol version");
-                    return;
-                }
-                Err(_) => {
-                    c.out.error("ERR Protocol version is not an integer or out of range");
-                    return;
-                }
+            match parse_ll(v) {
+                Some(v @ 2..=3) => version = Some(v as u8),
+                Some(_) => return c.out.error("NOPROTO unsupported protocol version"),
+                None => return c.out.error("ERR Protocol version is not an integer or out of range"),
             }
         }
+        let mut user = None;
+        let mut name = None;
         let mut i = 2;
         while i < argv.len() {
-            if eq(&argv[i], "setname") && i + 1 < argv.len() {
-                c.name = s(&argv[i + 1]);
+            let more = argv.len() - 1 - i;
+            if eq(&argv[i], "auth") && more >= 2 {
+                user = Some(&argv[i + 1]);
+                i += 3;
+            } else if eq(&argv[i], "setname") && more >= 1 {
+                name = Some(&argv[i + 1]);
                 i += 2;
-            } else if eq(&argv[i], "auth") && i + 2 < argv.len() {
-                c.out.error("WRONGPASS invalid username-password pair or user is disabled.");
-                return;
             } else {
-                c.out.error(&format!("ERR Syntax error in HELLO option '{}'", s(&argv[i])));
+                return c.out.error(&format!("ERR Syntax error in HELLO option '{}'", s(&argv[i])));
+            }
+        }
+        if user.is_some_and(|u| !authenticates(u)) {
+            return c.out.error(WRONGPASS);
+        }
+        if let Some(n) = name {
+            if !set_client_name(c, n) {
                 return;
             }
         }
-        c.out.map(7);
+        if let Some(v) = version {
+            c.out.resp = v;
+        }
+        c.out.map(6);
         c.out.bulk(b"server");
         c.out.bulk(b"redis");
         c.out.bulk(b"version");
@@ -334,34 +407,29 @@ impl Sentinel {
         c.out.int(c.id as i64);
         c.out.bulk(b"mode");
         c.out.bulk(b"sentinel");
-        c.out.bulk(b"role");
-        c.out.bulk(b"master");
         c.out.bulk(b"modules");
         c.out.array(0);
         let _ = facts;
     }
 
     fn client_command(&mut self, c: &mut SClient, argv: &[Bytes], now: u64) {
+        // `command` checked the subcommand and its arity.
         let sub = s(&argv[1]).to_ascii_lowercase();
-        match (sub.as_str(), argv.len()) {
-            ("setname", 3) => {
-                let name = s(&argv[2]);
-                if name.bytes().any(|b| b <= b' ' || b > b'~') {
-                    c.out.error("ERR Client names cannot contain spaces, newlines or special characters.");
-                } else {
-                    c.name = name;
+        match sub.as_str() {
+            "setname" => {
+                if set_client_name(c, &argv[2]) {
                     c.out.ok();
                 }
             }
-            ("getname", 2) => {
+            "getname" => {
                 if c.name.is_empty() {
                     c.out.null();
                 } else {
                     c.out.bulk(c.name.as_bytes());
                 }
             }
-            ("id", 2) => c.out.int(c.id as i64),
-            ("info", 2) => {
+            "id" => c.out.int(c.id as i64),
+            "info" => {
                 let line = format!(
                     "id={} addr={} laddr={} name={} age={} sub={} psub={} resp={}\n",
                     c.id,
@@ -375,23 +443,13 @@ impl Sentinel {
                 );
                 c.out.verbatim(line.as_bytes());
             }
-            ("setname" | "getname" | "id" | "info", _) => arity_error(&mut c.out, &format!("client|{sub}")),
-            _ => c.out.error(&format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", s(&argv[1]))),
+            _ => unreachable!("listed in CLIENT_SUBCOMMANDS"),
         }
     }
 
     fn sentinel_command(&mut self, c: &mut SClient, argv: &[Bytes], now: u64) {
+        // `command` checked the subcommand and its arity.
         let sub = s(&argv[1]).to_ascii_lowercase();
-        let Some(&(_, arity)) = SUBCOMMANDS.iter().find(|(n, _)| *n == sub) else {
-            let shown = s(&argv[1][..argv[1].len().min(128)]);
-            c.out.error(&format!("ERR unknown subcommand '{shown}'. Try SENTINEL HELP."));
-            return;
-        };
-        let n = argv.len() as i32;
-        if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
-            arity_error(&mut c.out, &format!("sentinel|{sub}"));
-            return;
-        }
         let out = &mut c.out;
         let master_named = |me: &Self, out: &mut ReplyBuf| -> Option<String> {
             let name = s(&argv[2]);
@@ -498,7 +556,9 @@ impl Sentinel {
                 let Some(name) = master_named(self, out) else { return };
                 let m = &self.masters[&name];
                 let voters = m.sentinels.len() + 1;
-                let usable = 1 + m.sentinels.values().filter(|si| !si.s_down && si.link.cmd_connected).count();
+                // Redis's sentinelIsQuorumReachable: every known sentinel not down counts,
+                // connected or not (one just learnt from a hello has no link yet).
+                let usable = 1 + m.sentinels.values().filter(|si| !si.s_down).count();
                 let mut problems = String::new();
                 if usable < m.quorum as usize {
                     problems.push_str(" Not enough available Sentinels to reach the specified quorum for this master");
@@ -515,29 +575,22 @@ impl Sentinel {
                 }
             }
             "monitor" => {
+                // Redis's order: quorum and port parse, quorum range, address, then
+                // createSentinelRedisInstance (port range, then a duplicate name).
                 let name = s(&argv[2]);
                 let ip = s(&argv[3]);
-                let Ok(port) = s(&argv[4]).parse::<i64>() else {
-                    out.error("ERR Invalid port");
-                    return;
-                };
-                let Ok(quorum) = s(&argv[5]).parse::<i64>() else {
-                    out.error("ERR value is not an integer or out of range");
-                    return;
-                };
+                let Some(quorum) = parse_ll(&argv[5]) else { return out.error("ERR Invalid quorum") };
+                let Some(port) = parse_ll(&argv[4]) else { return out.error("ERR Invalid port") };
                 if quorum <= 0 {
-                    out.error("ERR Quorum must be 1 or greater.");
-                    return;
+                    return out.error("ERR Quorum must be 1 or greater.");
                 }
-                if !(1..=65535).contains(&port) {
-                    out.error("ERR Invalid port");
-                    return;
+                // Without resolve-hostnames only an IP address will do (ANET_IP_ONLY).
+                if ip.parse::<std::net::IpAddr>().is_err() && !self.resolve_hostnames {
+                    return out.error("ERR Invalid IP address or hostname specified");
                 }
-                if ip.parse::<std::net::IpAddr>().is_err() && !self.resolve_hostnames && ip != "localhost" {
-                    out.error("ERR Invalid IP address or hostname specified");
-                    return;
-                }
-                match self.monitor(&name, Addr::new(&ip, port as u16), quorum as u32, now) {
+                let Ok(port) = u16::try_from(port) else { return out.error("ERR Invalid port number.") };
+                let quorum = u32::try_from(quorum).unwrap_or(u32::MAX);
+                match self.monitor(&name, Addr::new(&ip, port), quorum, now) {
                     Ok(()) => {
                         self.config_dirty = true;
                         self.master_event(
@@ -595,7 +648,7 @@ impl Sentinel {
                     let params = self.debug_params();
                     out.map(params.len());
                     for (k, v) in params {
-                        out.bulk(k.as_bytes());
+                        out.bulk(k.to_ascii_uppercase().as_bytes());
                         out.bulk(v.to_string().as_bytes());
                     }
                 } else {
@@ -619,7 +672,8 @@ impl Sentinel {
         }
     }
 
-    /// The timing parameters SENTINEL DEBUG shows (fixed at Redis's defaults here).
+    /// The timing parameters SENTINEL DEBUG shows, in Redis's order (fixed at Redis's
+    /// defaults here; redsim runs no scripts, but shows their limits as Redis does).
     fn debug_params(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("info-period", super::INFO_PERIOD),
@@ -627,70 +681,65 @@ impl Sentinel {
             ("ask-period", super::ASK_PERIOD),
             ("publish-period", super::PUBLISH_PERIOD),
             ("default-down-after", super::DEFAULT_DOWN_AFTER),
+            ("default-failover-timeout", super::DEFAULT_FAILOVER_TIMEOUT),
             ("tilt-trigger", super::TILT_TRIGGER),
             ("tilt-period", super::TILT_PERIOD),
             ("slave-reconf-timeout", super::SLAVE_RECONF_TIMEOUT),
             ("min-link-reconnect-period", super::MIN_LINK_RECONNECT_PERIOD),
-            ("default-failover-timeout", super::DEFAULT_FAILOVER_TIMEOUT),
             ("election-timeout", super::ELECTION_TIMEOUT),
+            ("script-max-runtime", SCRIPT_MAX_RUNTIME_MS),
+            ("script-retry-delay", SCRIPT_RETRY_DELAY_MS),
         ]
     }
 
+    /// Redis's `sentinelSetCommand`: option/value pairs applied in order; the first bad one
+    /// ends the command with its error, the ones before it stay applied.
     fn sentinel_set(&mut self, c: &mut SClient, argv: &[Bytes]) {
         let name = s(&argv[2]);
         if !self.masters.contains_key(&name) {
-            c.out.error("ERR No such master with that name");
-            return;
+            return c.out.error("ERR No such master with that name");
         }
-        if argv.len().is_multiple_of(2) {
-            c.out.error(&format!(
-                "ERR Unknown option or number of arguments for SENTINEL SET '{}'",
-                s(&argv[argv.len() - 1])
-            ));
-            return;
-        }
+        let deny_scripts = self.deny_scripts_reconfig;
         let mut changed = false;
-        for pair in argv[3..].chunks(2) {
-            let opt = s(&pair[0]).to_ascii_lowercase();
-            let val = s(&pair[1]);
+        let mut j = 3;
+        let error = loop {
+            let Some(option) = argv.get(j) else { break None };
+            let opt = s(option).to_ascii_lowercase();
+            let Some(value) = argv.get(j + 1) else { break Some(unknown_set_option(option)) };
+            j += 2;
             let m = self.masters.get_mut(&name).expect("checked");
-            let num = val.parse::<i64>().ok();
-            let bad = |c: &mut SClient| {
-                c.out.error(&format!("ERR Invalid argument '{val}' for SENTINEL SET '{}'", s(&pair[0])));
-            };
+            let positive = parse_ll(value).filter(|v| *v > 0);
+            let invalid = || format!("ERR Invalid argument '{}' for SENTINEL SET '{}'", s(value), s(option));
             match opt.as_str() {
-                "down-after-milliseconds" => match num {
-                    Some(v) if v > 0 => m.down_after = v as u64,
-                    _ => return bad(c),
-                },
-                "failover-timeout" => match num {
-                    Some(v) if v > 0 => m.failover_timeout = v as u64,
-                    _ => return bad(c),
-                },
-                "parallel-syncs" => match num {
-                    Some(v) if v > 0 => m.parallel_syncs = v as u32,
-                    _ => return bad(c),
-                },
-                "quorum" => match num {
-                    Some(v) if v > 0 => m.quorum = v as u32,
-                    _ => return bad(c),
-                },
-                "auth-pass" => m.auth_pass = (!val.is_empty()).then_some(val.clone()),
-                "auth-user" => m.auth_user = (!val.is_empty()).then_some(val.clone()),
-                _ => {
-                    c.out.error(&format!(
-                        "ERR Unknown option or number of arguments for SENTINEL SET '{}'",
-                        s(&pair[0])
-                    ));
-                    return;
+                "down-after-milliseconds" | "failover-timeout" | "parallel-syncs" | "quorum" => {
+                    let Some(v) = positive else { break Some(invalid()) };
+                    match opt.as_str() {
+                        "down-after-milliseconds" => m.down_after = v as u64,
+                        "failover-timeout" => m.failover_timeout = v as u64,
+                        "parallel-syncs" => m.parallel_syncs = u32::try_from(v).unwrap_or(u32::MAX),
+                        _ => m.quorum = u32::try_from(v).unwrap_or(u32::MAX),
+                    }
                 }
+                "notification-script" | "client-reconfig-script" if deny_scripts => {
+                    break Some(
+                        "ERR Reconfiguration of scripts path is denied for security reasons. Check the \
+                         deny-scripts-reconfig configuration directive in your Sentinel configuration"
+                            .to_string(),
+                    );
+                }
+                "auth-pass" => m.auth_pass = (!value.is_empty()).then(|| s(value)),
+                "auth-user" => m.auth_user = (!value.is_empty()).then(|| s(value)),
+                _ => break Some(unknown_set_option(option)),
             }
             changed = true;
-        }
+        };
         if changed {
             self.config_dirty = true;
         }
-        c.out.ok();
+        match error {
+            Some(e) => c.out.error(&e),
+            None => c.out.ok(),
+        }
     }
 
     fn sentinel_config(&mut self, c: &mut SClient, argv: &[Bytes]) {
@@ -752,7 +801,7 @@ impl Sentinel {
                     c.out.error(&format!("ERR Invalid value '{v}' to SENTINEL CONFIG SET '{p}'"));
                 }
             }
-            _ => arity_error(&mut c.out, "sentinel|config"),
+            _ => c.out.error("ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported."),
         }
     }
 
@@ -846,7 +895,8 @@ impl Sentinel {
             }
             section("Sentinel", body);
         }
-        c.out.verbatim(text.as_bytes());
+        // A bulk string in RESP3 too: Redis's sentinelInfoCommand uses addReplyBulkSds.
+        c.out.bulk(text.as_bytes());
     }
 }
 

@@ -141,10 +141,18 @@ pub enum PlantedBug {
 /// elections it won, as `(sentinel id, entry)`. Recorded on the simulator's thread only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Journal {
-    Vote { epoch: u64, candidate: String },
-    Elected { epoch: u64 },
+    Vote {
+        epoch: u64,
+        candidate: String,
+    },
+    Elected {
+        epoch: u64,
+    },
     /// The leader sent SLAVEOF NO ONE to this replica.
-    Promoting { epoch: u64, replica: Addr },
+    Promoting {
+        epoch: u64,
+        replica: Addr,
+    },
 }
 
 #[cfg(madsim)]

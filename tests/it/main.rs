@@ -11,6 +11,8 @@
 //! - `resp`: the RESP2/RESP3 reply reader those comparisons rest on.
 //! - `robustness`: junk input never takes the server down.
 //! - `server_cli`: redis.conf, directives, log format, SHUTDOWN.
+//! - `sentinel`: redsim sentinels fail a real Redis master over, a mixed group with real
+//!   `redis-sentinel`s agrees, and SENTINEL replies match `redis-sentinel`'s bytes.
 //! - `snapshot`: SAVE/BGSAVE, restart loads, MISCONF after a failed BGSAVE, save points.
 //! - `support`: server processes on free loopback ports.
 //! - `tools`: redis-cli --pipe and redis-benchmark against redsim.
@@ -28,6 +30,7 @@ mod rdb_interop;
 mod replication;
 mod resp;
 mod robustness;
+mod sentinel;
 mod server_cli;
 mod snapshot;
 mod support;

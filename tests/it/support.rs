@@ -1,5 +1,6 @@
 //! Server processes for the integration tests: a real `redis-server` and redsim, each on
-//! its own loopback port and in its own temporary directory, stopped by PID on drop.
+//! its own loopback port and in its own temporary directory, stopped by PID on drop; and
+//! sentinels (`redis-sentinel` or `redsim sentinel`) the same way.
 //!
 //! Several engineers run tests on one machine at once, so ports come from a band chosen by
 //! this process's id, each port is checked free by binding it first, and a server that
@@ -14,6 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const REDIS_SERVER_BIN: &str = "/usr/bin/redis-server";
+const REDIS_SENTINEL_BIN: &str = "/usr/bin/redis-sentinel";
+const SENTINEL_CONF_NAME: &str = "sentinel.conf";
 /// Below Linux's ephemeral range (32768..), so client sockets never take our ports.
 const PORT_BAND_FIRST: u32 = 10_000;
 const PORT_BAND_LEN: u32 = 100; // ports per test process
@@ -236,6 +239,96 @@ impl Drop for Server {
         if self.own_dir {
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// A running sentinel, real `redis-sentinel` or `redsim sentinel`, with its config file in its
+/// own temporary directory; dropping it kills the process and removes the directory.
+pub struct Sentinel {
+    pub flavor: Flavor,
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Sentinel {
+    /// Starts on a free port, bound to 127.0.0.1; `statements` are the config file's
+    /// `sentinel ...` lines (the port, bind and dir lines come first).
+    pub fn start(flavor: Flavor, statements: &str) -> Sentinel {
+        for _ in 0..START_ATTEMPTS_MAX {
+            let port = free_port();
+            let dir = temp_dir(flavor);
+            let conf = dir.join(SENTINEL_CONF_NAME);
+            let text = format!("port {port}\nbind 127.0.0.1\ndir {}\n{statements}\n", dir.display());
+            fs::write(&conf, text).expect("write sentinel.conf");
+            let log = File::create(dir.join("sentinel.log")).expect("create sentinel log");
+            let mut cmd = match flavor {
+                Flavor::Redis => Command::new(REDIS_SENTINEL_BIN),
+                Flavor::Redsim => {
+                    let mut cmd = Command::new(env!("CARGO_BIN_EXE_redsim"));
+                    cmd.arg("sentinel");
+                    cmd
+                }
+            };
+            let child = cmd
+                .arg(&conf)
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log handle"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("{} sentinel: spawn failed: {e}", flavor.name()));
+            let mut sentinel = Sentinel { flavor, port, child, dir };
+            match sentinel.wait_ready() {
+                Ok(()) => return sentinel,
+                Err(StartError::PortTaken) => continue,
+            }
+        }
+        panic!("{} sentinel: no free port after {START_ATTEMPTS_MAX} attempts", flavor.name());
+    }
+
+    fn wait_ready(&mut self) -> Result<(), StartError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = self.log();
+                if log.contains("Address already in use") {
+                    return Err(StartError::PortTaken);
+                }
+                panic!(
+                    "{} sentinel exited ({status}) before accepting connections; its output:\n{log}",
+                    self.flavor.name()
+                );
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} sentinel did not accept connections within {} s; its output:\n{}",
+                self.flavor.name(),
+                READY_TIMEOUT.as_secs(),
+                self.log()
+            );
+            thread::sleep(READY_POLL_INTERVAL);
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("sentinel.log")).unwrap_or_default()
+    }
+
+    /// The config file as the sentinel last rewrote it.
+    pub fn config(&self) -> String {
+        fs::read_to_string(self.dir.join(SENTINEL_CONF_NAME)).unwrap_or_default()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -24,7 +24,7 @@ use crate::env::{NetConfig, SimEnv, SimEnvParts};
 use crate::faults::rng_for;
 use crate::history::{History, Promotion};
 use crate::replworld::Admin;
-use crate::scenario::{Scenario, SentinelGroup};
+use crate::scenario::SentinelGroup;
 use crate::toylog::Bug;
 use crate::world::{node_ip, SERVER_PORT};
 
@@ -184,9 +184,4 @@ pub fn take_journal(h: &mut History) {
 /// Clears the journal of an earlier run on this thread.
 pub fn reset_journal() {
     let _ = redsim::sentinel::take_journal();
-}
-
-/// The sentinel world's scenario part, if any.
-pub fn group(s: &Scenario) -> Option<&SentinelGroup> {
-    s.sentinel.as_ref()
 }

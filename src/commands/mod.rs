@@ -372,7 +372,7 @@ fn eq_ic(a: &[u8], b: &str) -> bool {
 }
 
 /// `'%.128s'` of each argument after the first, until 128 bytes (Redis's unknown command text).
-fn args_preview(args: &[Bytes]) -> String {
+pub(crate) fn args_preview(args: &[Bytes]) -> String {
     let mut s = String::new();
     for a in args {
         if s.len() >= 128 {

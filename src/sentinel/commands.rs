@@ -229,16 +229,7 @@ impl Sentinel {
         let name = s(&argv[0]).to_ascii_lowercase();
         let Some(&(_, arity)) = COMMANDS.iter().find(|(n, _)| *n == name) else {
             let shown = s(&argv[0][..argv[0].len().min(128)]);
-            let mut preview = String::new();
-            for a in &argv[1..] {
-                if preview.len() >= 128 {
-                    break;
-                }
-                let room = 128 - preview.len();
-                preview.push('\'');
-                preview.push_str(&s(&a[..a.len().min(room)]));
-                preview.push_str("' ");
-            }
+            let preview = crate::commands::args_preview(&argv[1..]);
             c.out.error(&format!("ERR unknown command '{shown}', with args beginning with: {preview}"));
             return;
         };

@@ -703,7 +703,6 @@ impl Sentinel {
         let Some(m) = self.masters.get_mut(mname) else { return };
         let addr = Addr::new(ip, port);
         let known = m.sentinels.get(&addr).is_some_and(|s| s.runid.as_deref() == Some(runid));
-        let mut added = false;
         if !known {
             let same_id: Vec<Addr> =
                 m.sentinels.iter().filter(|(_, s)| s.runid.as_deref() == Some(runid)).map(|(a, _)| a.clone()).collect();
@@ -754,7 +753,6 @@ impl Sentinel {
                 self.event(Level::Notice, "+sentinel", mname, Some((Kind::Sentinel, &addr, Some(runid))), "");
             }
             self.config_dirty = true;
-            added = true;
         }
         if epoch > self.current_epoch {
             self.current_epoch = epoch;
@@ -779,7 +777,6 @@ impl Sentinel {
                 self.reset_and_change_address(mname, Addr::new(mip, mport), now);
             }
         }
-        let _ = added;
         if let Some(s) = self.masters.get_mut(mname).and_then(|m| m.sentinels.get_mut(&addr)) {
             s.last_hello_time = now;
         }

@@ -21,7 +21,8 @@ pub struct Link {
     pub last_pong_time: u64,
     /// Last valid PING reply (PONG, LOADING or MASTERDOWN).
     pub last_avail_time: u64,
-    pub last_reconn_time: u64,
+    /// When the last reconnect went out (None: never, so the first one is not rate-limited).
+    pub last_reconn_time: Option<u64>,
     pub last_pub_time: u64,
 }
 

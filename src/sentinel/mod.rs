@@ -499,10 +499,19 @@ impl Sentinel {
         let l = &mut inst.link;
         let needs_cmd = !l.cmd_connected && !l.cmd_connecting;
         let needs_pc = kind != Kind::Sentinel && !l.pc_connected && !l.pc_connecting;
-        if !(needs_cmd || needs_pc) || now.saturating_sub(l.last_reconn_time) < PING_PERIOD {
+        let recent = l.last_reconn_time.is_some_and(|t| now.saturating_sub(t) < PING_PERIOD);
+        if !(needs_cmd || needs_pc) || recent {
             return;
         }
-        l.last_reconn_time = now;
+        l.last_reconn_time = Some(now);
+        if needs_cmd {
+            // Redis queues a PING with the connect (sentinelReconnectInstance): the wait for
+            // its reply, not the time since the last PONG, is what counts towards SDOWN.
+            l.last_ping_time = now;
+            if l.act_ping_time == 0 {
+                l.act_ping_time = now;
+            }
+        }
         let auth = if kind == Kind::Sentinel { None } else { auth };
         let mut acts = Vec::new();
         if needs_cmd {

@@ -3,7 +3,7 @@
 //! `redis-sentinel`s and one redsim sentinel discover each other and agree on a failover (the
 //! hello and is-master-down-by-addr wire protocols interoperate), whichever side is elected;
 //! and the replies of the client-facing commands match `redis-sentinel`'s byte for byte. Two
-//! ignored tests pin bugs of the state machine against a real sentinel that passes them.
+//! tests hold redsim to timings a real sentinel keeps (no SDOWN at start, none on a killed link).
 //!
 //! Every wait polls against a deadline; a timeout prints what each sentinel last said and the
 //! tail of its log.
@@ -419,10 +419,9 @@ fn redis_sentinels_elect_a_redsim_sentinel_that_fails_the_master_over() {
 
 /// A sentinel started next to a healthy master and its replicas sees them within a moment
 /// and never marks the master down. Real redis-sentinel does (the check runs against it
-/// first, so the test itself is fair); redsim waits a second before its first connect and
-/// marks the master +sdown meanwhile (see the ignore reason).
+/// first, so the test itself is fair). redsim once waited a second before its first connect
+/// and marked the master +sdown meanwhile.
 #[test]
-#[ignore = "bug in src/sentinel/mod.rs: Sentinel::reconnect rate-limits by last_reconn_time = 0 on a monotonic clock that starts at 0, so the first connect waits until 1000 ms, and check_subjectively_down meanwhile counts the time since last_avail_time = 0: +sdown of a healthy master at ~1 s with down-after 1000 (with quorum 1 also +try-failover, burning an epoch)"]
 fn a_sentinel_sees_a_healthy_master_up_from_its_start() {
     const FIRST_INFO_WAIT: Duration = Duration::from_millis(500);
     const WATCH: Duration = Duration::from_millis(2500);
@@ -461,7 +460,6 @@ fn a_sentinel_sees_a_healthy_master_up_from_its_start() {
 /// marked down: the link is simply reopened. The kill is timed for when the last PONG is about
 /// down-after-milliseconds old, where redsim counts the gap since it as down time.
 #[test]
-#[ignore = "bug in src/sentinel/mod.rs: after a link drops, check_subjectively_down counts now - last_avail_time until the new link is up, because reconnect does not start a PING (Redis's sentinelReconnectInstance queues one, setting act_ping_time, before the connect completes): +sdown/-sdown flaps with down-after 1000"]
 fn a_sentinel_does_not_mark_a_master_down_when_its_link_is_killed() {
     const ATTEMPTS: usize = 5;
     const SETTLE: Duration = Duration::from_millis(1500);

@@ -3,6 +3,7 @@
 //! The request path: [`protocol`] (RESP frames) → [`commands`] (the command table) →
 //! [`engine`] (keyspace, types, expiry, memory), driven by [`server`] over an [`env::Env`].
 
+pub mod cluster;
 pub mod commands;
 pub mod engine;
 pub mod env;

@@ -31,6 +31,10 @@ pub struct Client {
     pub reply_off: bool,
     /// CLIENT REPLY SKIP: the next command's reply is dropped.
     pub reply_skip_next: bool,
+    /// ASKING: the next command may touch a slot this node is importing.
+    pub cluster_asking: bool,
+    /// READONLY: reads of the master's slots are served by this replica.
+    pub cluster_readonly: bool,
     /// Waiting for a CLIENT PAUSE to end (CLIENT LIST flag `b`).
     pub postponed: bool,
     /// Blocked on keys (BLPOP...): no reply yet, later requests wait.
@@ -115,6 +119,8 @@ impl Client {
             no_evict: false,
             reply_off: false,
             reply_skip_next: false,
+            cluster_asking: false,
+            cluster_readonly: false,
             postponed: false,
             blocked: false,
             qbuf: 0,

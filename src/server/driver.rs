@@ -38,6 +38,8 @@ pub struct Shared {
     aof: Mutex<Option<Arc<dyn AofDriver>>>,
     /// Set when the process must exit on an unrecoverable error (`srv.aof.fatal`).
     exit: AtomicBool,
+    /// The cluster bus's links and pump (cluster mode only).
+    pub cluster_io: crate::cluster::driver::ClusterIo,
 }
 
 impl Shared {
@@ -180,11 +182,13 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
     let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let mut server = Server::new(config, env.rng(), Box::new(EnvSys(env.clone())), t);
     server.listening_port = addrs.first().map(|a| a.port()).unwrap_or(port);
+    server.init_cluster();
     server.executable = opts.executable;
     server.config_file = opts.config_file;
     let aof = open_aof(&env, &mut server, opts.aof_bug).await?;
     startup('M', Level::Notice, "monotonic clock: POSIX clock_gettime");
-    startup('M', Level::Notice, &format!("Running mode=standalone, port={}.", server.listening_port));
+    let mode = if server.cluster.is_some() { "cluster" } else { "standalone" };
+    startup('M', Level::Notice, &format!("Running mode={mode}, port={}.", server.listening_port));
     startup('M', Level::Warning, "Server initialized");
     server.replicaof_at_startup();
     load_data_from_disk(&env, &mut server).await?;
@@ -197,6 +201,7 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
         disk_busy: AtomicBool::new(false),
         aof: Mutex::new(aof.clone().map(|a| a as Arc<dyn AofDriver>)),
         exit: AtomicBool::new(false),
+        cluster_io: Default::default(),
     });
     shared.lock().forker = Box::new(snapshot::EnvForker { env: env.clone(), shared: Arc::downgrade(&shared) });
     shared.lock().repl_forker =
@@ -208,6 +213,8 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
     for l in listeners {
         env.spawn(accept_loop(env.clone(), shared.clone(), l));
     }
+    let bind_ips: Vec<IpAddr> = addrs.iter().map(|a| a.ip()).collect();
+    crate::cluster::driver::start(&env, &shared, &bind_ips).await?;
     env.spawn(cron_loop(env.clone(), shared.clone()));
     start_replica_link(&env, &shared);
     Ok(Node { shared, addrs })
@@ -270,6 +277,11 @@ async fn run_disk_job<E: Env>(env: &E, shared: &Shared, id: u64, st: &mut ConnSt
     Some(flow)
 }
 
+/// Writes the server's pending log lines (for the cluster's driver).
+pub fn flush_server_logs<E: Env>(env: &E, s: &mut Server) {
+    flush_logs(env, s);
+}
+
 fn flush_logs<E: Env>(env: &E, s: &mut Server) {
     for line in s.log_lines.drain(..) {
         env.log_line(&line);
@@ -288,6 +300,7 @@ async fn cron_loop<E: Env>(env: E, shared: Arc<Shared>) {
         s.cron();
         flush_logs(&env, &mut s);
         wake(&shared, &mut s);
+        crate::cluster::driver::notify_if_pending(&shared, &s);
         drop(s);
         start_replica_link(&env, &shared);
     }
@@ -682,6 +695,7 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
     }
     flush_logs(env, &mut s);
     wake(shared, &mut s);
+    crate::cluster::driver::notify_if_pending(shared, &s);
     (flow, pause)
 }
 

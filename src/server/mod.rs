@@ -4,6 +4,7 @@
 
 pub mod blocking;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod driver;
 pub mod evict;
@@ -170,6 +171,8 @@ pub struct Server {
     pub pubsub: crate::commands::pubsub::PubSub,
     /// The append-only file's state (`aof_buf`, offsets, fsync and error status).
     pub aof: Aof,
+    /// Cluster mode's state (`cluster-enabled yes`).
+    pub cluster: Option<Box<crate::cluster::Cluster>>,
 }
 
 impl Server {
@@ -223,6 +226,7 @@ impl Server {
             watches: Default::default(),
             pubsub: Default::default(),
             aof: Aof::new(config_appendfsync),
+            cluster: None,
         }
     }
 
@@ -265,6 +269,9 @@ impl Server {
         {
             let mut ctx = Ctx { srv: self, client: &mut client };
             crate::commands::process_command(&mut ctx, argv);
+        }
+        if client.multi.is_none() && client.last_cmd != "asking" {
+            client.cluster_asking = false;
         }
         self.wrap_command_ops(first_propagated);
         if client.reply_off || skip_this {
@@ -334,6 +341,7 @@ impl Server {
         self.unblock_timed_out_clients();
         self.snapshot_cron();
         self.replication_cron();
+        self.cluster_cron();
         self.feed_propagated();
         let used = self.sys.used_memory();
         self.stats.peak_memory = self.stats.peak_memory.max(used);

@@ -1,0 +1,219 @@
+//! The server's side of cluster mode: it hands the cluster the facts it reads (ports, offset,
+//! settings), runs its cron every 100 ms and its before-sleep step after every turn, and
+//! carries out what the cluster asks (replicate, promote, pause, drop a lost slot's keys,
+//! deliver a bus PUBLISH). The cluster itself never touches the server.
+
+use bytes::Bytes;
+
+use super::log::Level;
+use super::Server;
+use crate::cluster::{key_hash_slot, Cluster, ClusterConf, Effect};
+
+/// clusterCron's period (Redis runs it every 100 ms of serverCron).
+pub const CLUSTER_CRON_PERIOD_MS: u64 = 100;
+
+impl Server {
+    /// Creates the cluster state when `cluster-enabled yes` (before nodes.conf is read).
+    pub fn init_cluster(&mut self) {
+        if self.config.get("cluster-enabled") != Some("yes") {
+            return;
+        }
+        let now = self.now.unix_ms;
+        self.cluster = Some(Box::new(Cluster::new(&mut self.rng, now)));
+        self.cluster_refresh_facts();
+    }
+
+    /// The bus port: cluster-port, else port + 10000.
+    pub fn cluster_bus_port(&self) -> u16 {
+        match self.config.get("cluster-port").and_then(|p| p.parse::<u16>().ok()) {
+            Some(p) if p != 0 => p,
+            _ => self.listening_port.wrapping_add(10000),
+        }
+    }
+
+    /// What the cluster reads from the server and its config, refreshed before each call.
+    pub fn cluster_refresh_facts(&mut self) {
+        let Some(mut c) = self.cluster.take() else { return };
+        let cfg = |name: &str| self.config.get(name).unwrap_or("").to_string();
+        let num = |name: &str, default: u64| self.config.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+        c.conf = ClusterConf {
+            node_timeout_ms: num("cluster-node-timeout", 15000),
+            require_full_coverage: cfg("cluster-require-full-coverage") != "no",
+            allow_reads_when_down: cfg("cluster-allow-reads-when-down") == "yes",
+            replica_validity_factor: num("cluster-replica-validity-factor", 10),
+            migration_barrier: num("cluster-migration-barrier", 1),
+            allow_replica_migration: cfg("cluster-allow-replica-migration") != "no",
+            replica_no_failover: cfg("cluster-replica-no-failover") == "yes",
+            announce_ip: cfg("cluster-announce-ip"),
+            announce_hostname: cfg("cluster-announce-hostname"),
+            announce_port: num("cluster-announce-port", 0) as u16,
+            announce_bus_port: num("cluster-announce-bus-port", 0) as u16,
+            repl_ping_replica_period_secs: num("repl-ping-replica-period", 10),
+        };
+        let port = if c.conf.announce_port != 0 { c.conf.announce_port } else { self.listening_port };
+        let cport = if c.conf.announce_bus_port != 0 { c.conf.announce_bus_port } else { self.cluster_bus_port() };
+        c.facts.port = port;
+        c.facts.cport = cport;
+        {
+            let me = c.me_mut();
+            me.port = port;
+            me.cport = cport;
+            if !c.conf.announce_ip.is_empty() {
+                let ip = c.conf.announce_ip.clone();
+                c.me_mut().ip = ip;
+            }
+        }
+        c.facts.repl_offset = self.cluster_repl_offset();
+        c.facts.has_master = self.repl.master.is_some();
+        c.facts.master_data_age_ms = match &self.repl.master {
+            Some(m) if m.state == crate::replication::LinkState::Connected => {
+                m.last_io_ms.map(|t| self.now.mono_ms.saturating_sub(t)).unwrap_or(0)
+            }
+            Some(m) => m
+                .down_since_unix_secs
+                .map(|t| (self.now.unix_ms / 1000).saturating_sub(t) * 1000)
+                .unwrap_or(u64::MAX / 4),
+            None => 0,
+        };
+        c.planted_serve_lost_slots = crate::cluster::planted(crate::cluster::PlantedBug::ServesLostSlot);
+        self.cluster = Some(c);
+    }
+
+    /// Redis's `replicationGetSlaveOffset` on a replica, master_repl_offset on a master.
+    pub fn cluster_repl_offset(&self) -> u64 {
+        if self.is_replica() && !self.repl.has_history {
+            0
+        } else {
+            self.repl.state.master_repl_offset
+        }
+    }
+
+    /// clusterCron, at most every 100 ms.
+    pub fn cluster_cron(&mut self) {
+        let Some(last) = self.cluster.as_ref().map(|c| c.last_ping_random_ms) else { return };
+        let now = self.now.unix_ms;
+        if now.saturating_sub(last) < CLUSTER_CRON_PERIOD_MS && last <= now {
+            return;
+        }
+        self.cluster_refresh_facts();
+        let mut c = self.cluster.take().expect("checked");
+        c.last_ping_random_ms = now;
+        c.cron(now, &mut self.rng);
+        self.cluster = Some(c);
+        self.cluster_apply();
+    }
+
+    /// clusterBeforeSleep: failovers and state changes a packet or command asked for.
+    pub fn cluster_before_sleep(&mut self) {
+        if self.cluster.is_none() {
+            return;
+        }
+        self.cluster_refresh_facts();
+        let now = self.now.unix_ms;
+        let mut c = self.cluster.take().expect("checked");
+        c.before_sleep(now, &mut self.rng);
+        self.cluster = Some(c);
+        self.cluster_apply();
+    }
+
+    /// One bus packet from `link` (false: close the link).
+    pub fn cluster_packet(&mut self, link: u64, packet: &[u8]) -> bool {
+        if self.cluster.is_none() {
+            return false;
+        }
+        self.cluster_refresh_facts();
+        let now = self.now.unix_ms;
+        let mut c = self.cluster.take().expect("checked");
+        let keep = c.on_packet(link, packet, now, &mut self.rng);
+        c.before_sleep(now, &mut self.rng);
+        self.cluster = Some(c);
+        self.cluster_apply();
+        keep
+    }
+
+    /// Carries out the cluster's effects and logs its lines.
+    pub fn cluster_apply(&mut self) {
+        let Some(c) = self.cluster.as_mut() else { return };
+        let effects = std::mem::take(&mut c.effects);
+        let log = std::mem::take(&mut c.log);
+        for (level, line) in log {
+            let level = match level {
+                0 => Level::Debug,
+                1 => Level::Verbose,
+                2 => Level::Notice,
+                _ => Level::Warning,
+            };
+            self.log(level, &line);
+        }
+        for e in effects {
+            match e {
+                Effect::ReplicaOf { ip, port } => {
+                    let same = self.repl.master.as_ref().is_some_and(|m| m.host == ip && m.port == port);
+                    if !same && !ip.is_empty() {
+                        self.become_replica(ip, port);
+                    }
+                }
+                Effect::BecomeMaster => self.become_master(),
+                Effect::PauseWrites { .. } => self.pause_for_failover(true),
+                Effect::Unpause => self.pause_for_failover(false),
+                Effect::DeleteKeysInSlot(slot) => self.delete_keys_in_slot(slot),
+                Effect::Publish { shard, channel, message } => {
+                    self.publish_message(None, &channel, &message, shard);
+                }
+                Effect::FlushAll => {
+                    for db in &mut self.dbs {
+                        db.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Redis's `delKeysInSlot`: deletions propagated, as any other.
+    pub fn delete_keys_in_slot(&mut self, slot: u16) {
+        let keys: Vec<Vec<u8>> =
+            self.dbs[0].dict.iter().map(|(k, _)| k).filter(|k| key_hash_slot(k) == slot).map(|k| k.to_vec()).collect();
+        for k in keys {
+            self.dbs[0].delete(&k);
+            self.propagate(0, vec![Bytes::from_static(b"DEL"), Bytes::from(k.clone())]);
+            self.touch_watched_key(0, &k);
+            self.notify_keyspace_event(None, super::notify::class::GENERIC, "del", &k, 0);
+        }
+        self.feed_propagated();
+    }
+
+    /// CLUSTER REPLICATE and SETSLOT's demotion.
+    pub fn cluster_set_master(&mut self, name: &str) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.set_master(name);
+        }
+        self.cluster_apply();
+    }
+
+    /// CLUSTER FAILOVER TAKEOVER.
+    pub fn cluster_failover_replace_master(&mut self) {
+        let now = self.now.unix_ms;
+        if let Some(mut c) = self.cluster.take() {
+            c.failover_replace_master(now, &mut self.rng);
+            self.cluster = Some(c);
+        }
+        self.cluster_apply();
+    }
+
+    pub fn cluster_reset(&mut self, hard: bool) {
+        let now = self.now.unix_ms;
+        if let Some(mut c) = self.cluster.take() {
+            c.reset(hard, &mut self.rng, now);
+            self.cluster = Some(c);
+        }
+        self.cluster_apply();
+    }
+
+    pub fn cluster_broadcast_pong(&mut self, now: u64) {
+        self.cluster_refresh_facts();
+        if let Some(mut c) = self.cluster.take() {
+            c.broadcast_pong(false, now, &mut self.rng);
+            self.cluster = Some(c);
+        }
+    }
+}

@@ -11,6 +11,9 @@ use super::gossip::{NOTICE, WARNING};
 use super::{flag, CantFailover, Cluster, Effect, State, CLUSTER_SLOTS};
 use crate::env::Rng;
 
+/// (epoch, node name) entries: the votes granted, or the promotions made.
+pub type Journal = Vec<(u64, String)>;
+
 /// How often "can't failover" reasons are logged again (Redis's CLUSTER_CANT_FAILOVER_RELOG_PERIOD).
 const CANT_FAILOVER_RELOG_PERIOD_MS: u64 = 10_000;
 
@@ -83,8 +86,8 @@ impl Cluster {
         if data_age > self.conf.node_timeout_ms {
             data_age -= self.conf.node_timeout_ms;
         }
-        let max_age =
-            self.conf.repl_ping_replica_period_secs * 1000 + self.conf.node_timeout_ms * self.conf.replica_validity_factor;
+        let max_age = self.conf.repl_ping_replica_period_secs * 1000
+            + self.conf.node_timeout_ms * self.conf.replica_validity_factor;
         if self.conf.replica_validity_factor != 0 && data_age > max_age && !manual {
             self.log_cant_failover(CantFailover::DataAge, now_ms);
             return;
@@ -153,12 +156,8 @@ impl Cluster {
     /// though ours is up.
     fn request_failover_auth(&mut self) {
         let force = self.mf_end_ms != 0;
-        let links: Vec<u64> = self
-            .nodes
-            .values()
-            .filter(|n| !n.has(flag::MYSELF | flag::HANDSHAKE))
-            .filter_map(|n| n.link)
-            .collect();
+        let links: Vec<u64> =
+            self.nodes.values().filter(|n| !n.has(flag::MYSELF | flag::HANDSHAKE)).filter_map(|n| n.link).collect();
         for link in links {
             let mut header = self.build_header();
             if force {
@@ -356,7 +355,7 @@ impl Cluster {
     }
 
     /// The election journal (votes granted, promotions) for the simulator's checker.
-    pub fn take_journal(&mut self) -> (Vec<(u64, String)>, Vec<(u64, String)>) {
+    pub fn take_journal(&mut self) -> (Journal, Journal) {
         (std::mem::take(&mut self.votes), std::mem::take(&mut self.promotions))
     }
 }

@@ -68,12 +68,8 @@ impl Cluster {
 
     /// Sends `body` to every node we have a link to (Redis's `clusterBroadcastMessage`).
     pub fn broadcast(&mut self, body: Body) {
-        let links: Vec<LinkId> = self
-            .nodes
-            .values()
-            .filter(|n| !n.has(flag::MYSELF | flag::HANDSHAKE))
-            .filter_map(|n| n.link)
-            .collect();
+        let links: Vec<LinkId> =
+            self.nodes.values().filter(|n| !n.has(flag::MYSELF | flag::HANDSHAKE)).filter_map(|n| n.link).collect();
         for l in links {
             self.send(l, body.clone());
         }
@@ -163,7 +159,8 @@ impl Cluster {
     /// Tells `to` the newer configuration of `about` (Redis's `clusterSendUpdate`).
     pub fn send_update(&mut self, to: Option<LinkId>, about: &str) {
         let (Some(link), Some(n)) = (to, self.nodes.get(about)) else { return };
-        let body = Body::Update { config_epoch: n.config_epoch, nodename: wire_name(about), slots: wire_slots(&n.slots) };
+        let body =
+            Body::Update { config_epoch: n.config_epoch, nodename: wire_name(about), slots: wire_slots(&n.slots) };
         self.send(link, body);
     }
 
@@ -231,7 +228,7 @@ impl Cluster {
                 self.out.push(BusAction::Connect { link, ip, cport });
             }
         }
-        if self.cron_iteration % 10 == 0 {
+        if self.cron_iteration.is_multiple_of(10) {
             self.ping_oldest_of_five(&names, rng, now_ms);
         }
         let mut update_state = false;
@@ -297,7 +294,10 @@ impl Cluster {
         if self.me().is_replica() {
             self.handle_manual_failover();
             self.handle_replica_failover(now_ms, rng);
-            if orphaned > 0 && max_replicas >= 2 && my_master_replicas == max_replicas && self.conf.allow_replica_migration
+            if orphaned > 0
+                && max_replicas >= 2
+                && my_master_replicas == max_replicas
+                && self.conf.allow_replica_migration
             {
                 self.handle_replica_migration(max_replicas, now_ms);
             }
@@ -384,7 +384,12 @@ impl Cluster {
         if let Some((peer, _)) = self.link_addrs.get(&link) {
             return peer.clone();
         }
-        self.links.get(&link).and_then(|l| l.node.as_deref()).and_then(|n| self.nodes.get(n)).map(|n| n.ip.clone()).unwrap_or_default()
+        self.links
+            .get(&link)
+            .and_then(|l| l.node.as_deref())
+            .and_then(|n| self.nodes.get(n))
+            .map(|n| n.ip.clone())
+            .unwrap_or_default()
     }
 
     /// Redis's `clusterProcessPacket` for one packet from `link`. Returns false when the link
@@ -463,7 +468,11 @@ impl Cluster {
             }
             Body::Publish { shard, channel, message } => {
                 if sender.is_some() {
-                    self.effects.push(Effect::Publish { shard: *shard, channel: channel.clone(), message: message.clone() });
+                    self.effects.push(Effect::Publish {
+                        shard: *shard,
+                        channel: channel.clone(),
+                        message: message.clone(),
+                    });
                 }
                 true
             }
@@ -490,7 +499,8 @@ impl Cluster {
                 self.reset_manual_failover();
                 self.mf_end_ms = now_ms + super::MF_TIMEOUT_MS;
                 self.mf_replica = Some(s.clone());
-                self.effects.push(Effect::PauseWrites { until_ms: now_ms + super::MF_TIMEOUT_MS * super::MF_PAUSE_MULT });
+                self.effects
+                    .push(Effect::PauseWrites { until_ms: now_ms + super::MF_TIMEOUT_MS * super::MF_PAUSE_MULT });
                 self.logln(WARNING, format!("Manual failover requested by replica {s}."));
                 self.send_ping(link, PingKind::Ping, now_ms, rng);
                 true
@@ -574,7 +584,10 @@ impl Cluster {
             let Some(n) = self.nodes.get(&node) else { return true };
             if n.in_handshake() {
                 if let Some(s) = &sender {
-                    self.logln(VERBOSE, format!("Handshake: we already know node {s}, updating the address if needed."));
+                    self.logln(
+                        VERBOSE,
+                        format!("Handshake: we already know node {s}, updating the address if needed."),
+                    );
                     if self.update_address_if_needed(s, link, h) {
                         self.save_config_soon(false);
                         self.todo_update_state = true;
@@ -751,7 +764,8 @@ impl Cluster {
                     }
                 }
                 let moved = n.ip != g.ip || n.port != g.port || n.cport != g.cport;
-                if n.has(flag::FAIL | flag::PFAIL) && g.flags & (flag::NOADDR | flag::FAIL | flag::PFAIL) == 0 && moved {
+                if n.has(flag::FAIL | flag::PFAIL) && g.flags & (flag::NOADDR | flag::FAIL | flag::PFAIL) == 0 && moved
+                {
                     let old = n.link.take();
                     n.ip = g.ip.clone();
                     n.port = g.port;
@@ -817,7 +831,10 @@ impl Cluster {
             self.save_config_soon(false);
             return;
         }
-        if n.is_master() && n.numslots > 0 && now_ms.saturating_sub(n.fail_time_ms) > timeout * super::FAIL_UNDO_TIME_MULT {
+        if n.is_master()
+            && n.numslots > 0
+            && now_ms.saturating_sub(n.fail_time_ms) > timeout * super::FAIL_UNDO_TIME_MULT
+        {
             n.flags &= !flag::FAIL;
             self.logln(
                 NOTICE,
@@ -857,7 +874,8 @@ impl Cluster {
                 if self.importing_from.contains_key(&slot) {
                     continue;
                 }
-                let older = owner.as_deref().and_then(|o| self.nodes.get(o)).is_some_and(|o| o.config_epoch < sender_epoch);
+                let older =
+                    owner.as_deref().and_then(|o| self.nodes.get(o)).is_some_and(|o| o.config_epoch < sender_epoch);
                 if self.slot_unclaimed(slot) || older {
                     if owner.as_deref() == Some(self.myself.as_str()) {
                         dirty_slots.push(slot);
@@ -878,13 +896,21 @@ impl Cluster {
         }
         let cur_empty = curmaster.as_deref().and_then(|m| self.nodes.get(m)).is_some_and(|m| m.numslots == 0);
         if new_master && cur_empty && (self.conf.allow_replica_migration || sender_slots == migrated_ours) {
-            self.logln(WARNING, format!("Configuration change detected. Reconfiguring myself as a replica of {sender}"));
+            self.logln(
+                WARNING,
+                format!("Configuration change detected. Reconfiguring myself as a replica of {sender}"),
+            );
             self.set_master(sender);
             self.save_config_soon(true);
             self.todo_update_state = true;
-        } else if let Some(grand) = self.me().slaveof.as_deref().and_then(|m| self.nodes.get(m)).and_then(|m| m.slaveof.clone()) {
+        } else if let Some(grand) =
+            self.me().slaveof.as_deref().and_then(|m| self.nodes.get(m)).and_then(|m| m.slaveof.clone())
+        {
             if grand != self.myself {
-                self.logln(WARNING, format!("I'm a sub-replica! Reconfiguring myself as a replica of grandmaster {grand}"));
+                self.logln(
+                    WARNING,
+                    format!("I'm a sub-replica! Reconfiguring myself as a replica of grandmaster {grand}"),
+                );
                 self.set_master(&grand);
                 self.save_config_soon(true);
                 self.todo_update_state = true;

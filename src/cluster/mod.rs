@@ -13,6 +13,8 @@ pub mod failover;
 pub mod gossip;
 pub mod redirect;
 pub mod slots;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -200,16 +202,25 @@ pub enum BusAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Replicate from this address (Redis's `replicationSetMaster`).
-    ReplicaOf { ip: String, port: u16 },
+    ReplicaOf {
+        ip: String,
+        port: u16,
+    },
     /// Stop replicating and take writes (`replicationUnsetMaster`).
     BecomeMaster,
     /// A replica asked for a manual failover: hold writes until then (Unix ms).
-    PauseWrites { until_ms: u64 },
+    PauseWrites {
+        until_ms: u64,
+    },
     Unpause,
     /// A slot was taken away while this node still had keys in it.
     DeleteKeysInSlot(u16),
     /// A PUBLISH from another node, for this node's subscribers.
-    Publish { shard: bool, channel: Vec<u8>, message: Vec<u8> },
+    Publish {
+        shard: bool,
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    },
     /// The node's keys must go (CLUSTER RESET of a replica).
     FlushAll,
 }

@@ -10,7 +10,7 @@ pub const SLOT_BITMAP_LEN: usize = CLUSTER_SLOTS / 8;
 /// Redis's `keyHashSlot`.
 pub fn key_hash_slot(key: &[u8]) -> u16 {
     let hashed = hash_tag(key).unwrap_or(key);
-    (crc16::State::<crc16::XMODEM>::calculate(hashed) & (CLUSTER_SLOTS as u16 - 1)) as u16
+    crc16::State::<crc16::XMODEM>::calculate(hashed) & (CLUSTER_SLOTS as u16 - 1)
 }
 
 /// The key's hash tag, when it has a non-empty one.

@@ -369,17 +369,31 @@ pub enum Body {
         hostname: Option<String>,
     },
     /// The sender marked `nodename` as failed.
-    Fail { nodename: NodeName },
+    Fail {
+        nodename: NodeName,
+    },
     /// PUBLISH (`shard: false`) or SPUBLISH (`shard: true`) propagated across the bus.
-    Publish { shard: bool, channel: Vec<u8>, message: Vec<u8> },
+    Publish {
+        shard: bool,
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    },
     FailoverAuthRequest,
     FailoverAuthAck,
     /// Newer slot configuration of `nodename`, sent to a node that advertised an old one.
-    Update { config_epoch: u64, nodename: NodeName, slots: SlotBitmap },
+    Update {
+        config_epoch: u64,
+        nodename: NodeName,
+        slots: SlotBitmap,
+    },
     /// A replica asks its master to pause clients for a manual failover.
     MfStart,
     /// A module's message (`RM_SendClusterMessage`).
-    Module { module_id: u64, module_type: u8, payload: Vec<u8> },
+    Module {
+        module_id: u64,
+        module_type: u8,
+        payload: Vec<u8>,
+    },
 }
 
 /// Which of the three ping-shaped messages a [`Body::Ping`] is.
@@ -465,7 +479,9 @@ impl fmt::Display for BusError {
             BusError::TotlenTooLarge { totlen, max } => {
                 write!(f, "totlen {totlen} is above the limit {max} (at offset {})", off::TOTLEN)
             }
-            BusError::BadVersion { ver } => write!(f, "protocol version {ver}, not {PROTO_VER} (at offset {})", off::VER),
+            BusError::BadVersion { ver } => {
+                write!(f, "protocol version {ver}, not {PROTO_VER} (at offset {})", off::VER)
+            }
             BusError::UnknownType { msg_type, .. } => {
                 write!(f, "unknown message type {msg_type} (at offset {})", off::TYPE)
             }
@@ -795,11 +811,9 @@ fn decode_body(buf: &[u8], msg_type: MsgType) -> Result<Body, BusError> {
         MsgType::FailoverAuthRequest => Body::FailoverAuthRequest,
         MsgType::FailoverAuthAck => Body::FailoverAuthAck,
         MsgType::MfStart => Body::MfStart,
-        MsgType::Update => Body::Update {
-            config_epoch: be64(buf, d),
-            nodename: name(buf, d + 8),
-            slots: bitmap(buf, d + 8 + NAMELEN),
-        },
+        MsgType::Update => {
+            Body::Update { config_epoch: be64(buf, d), nodename: name(buf, d + 8), slots: bitmap(buf, d + 8 + NAMELEN) }
+        }
         MsgType::Module => {
             Body::Module {
                 module_id: be64(buf, d).swap_bytes(), // host order, see write_body

@@ -395,11 +395,8 @@ fn keyslot(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 fn links(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
-    let rows: Vec<(bool, String, u64)> = c
-        .links
-        .values()
-        .filter_map(|l| l.node.clone().map(|n| (l.inbound, n, l.ctime_ms)))
-        .collect();
+    let rows: Vec<(bool, String, u64)> =
+        c.links.values().filter_map(|l| l.node.clone().map(|n| (l.inbound, n, l.ctime_ms))).collect();
     let out = ctx.out();
     out.array(rows.len());
     for (inbound, node, ctime) in rows {
@@ -426,7 +423,8 @@ fn meet(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("wrong number of arguments for 'cluster|meet' command"));
     }
     let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-    let port = int_arg(&a[3]).map_err(|_| CmdError::err(format!("Invalid TCP base port specified: {}", text(&a[3]))))?;
+    let port =
+        int_arg(&a[3]).map_err(|_| CmdError::err(format!("Invalid TCP base port specified: {}", text(&a[3]))))?;
     let cport = match a.get(4) {
         Some(b) => int_arg(b).map_err(|_| CmdError::err(format!("Invalid TCP bus port specified: {}", text(b))))?,
         None => port + 10000,
@@ -611,10 +609,8 @@ fn setslot_node(ctx: &mut Ctx, slot: u16, n: &str) -> CmdResult {
     c.del_slot(slot);
     c.add_slot(n, slot);
     if mine && n != c.myself && c.me().numslots == 0 && allow_migration {
-        ctx.srv.log(
-            Level::Warning,
-            &format!("Configuration change detected. Reconfiguring myself as a replica of {n}"),
-        );
+        ctx.srv
+            .log(Level::Warning, &format!("Configuration change detected. Reconfiguring myself as a replica of {n}"));
         ctx.srv.cluster_set_master(n);
         cluster(ctx)?.save_config_soon(true);
     }

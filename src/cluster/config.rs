@@ -253,7 +253,9 @@ mod tests {
         c.current_epoch = 5;
         c.last_vote_epoch = 4;
         let text = render(&c);
-        assert!(text.contains(&format!("{me} 127.0.0.1:7000@17000 myself,master - 0 0 3 connected 0-5460 9000 [17->-{other}]")));
+        assert!(text.contains(&format!(
+            "{me} 127.0.0.1:7000@17000 myself,master - 0 0 3 connected 0-5460 9000 [17->-{other}]"
+        )));
         assert!(text.contains(&format!("{other} 127.0.0.1:7001@17001,host-b slave {me} 0 0 3 disconnected")));
         assert!(text.ends_with("vars currentEpoch 5 lastVoteEpoch 4\n"));
         let mut back = Cluster::new(&mut SeededRng::from_seed(1), 2000);

@@ -234,10 +234,7 @@ fn outbound<E: Env>(
             }
         } else {
             let mut s = shared.lock();
-            s.log(
-                crate::server::log::Level::Verbose,
-                &format!("Connection with Node at {ip}:{cport} failed"),
-            );
+            s.log(crate::server::log::Level::Verbose, &format!("Connection with Node at {ip}:{cport} failed"));
         }
         closed(&env, &shared, link).await;
     })

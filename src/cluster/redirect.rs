@@ -20,8 +20,14 @@ pub enum Redirect {
     Down,
     DownReadOnly,
     Unbound,
-    Moved { slot: u16, node: NodeName },
-    Ask { slot: u16, node: NodeName },
+    Moved {
+        slot: u16,
+        node: NodeName,
+    },
+    Ask {
+        slot: u16,
+        node: NodeName,
+    },
 }
 
 /// What a client may bypass.

@@ -475,17 +475,31 @@ fn check_access(ctx: &mut Ctx, cmd: &Command) -> Option<String> {
 fn cluster_redirects(ctx: &mut Ctx, cmd: &Command, argv: &[Bytes]) -> bool {
     let Some(c) = ctx.srv.cluster.as_deref() else { return false };
     let is_exec = cmd.meta.name == "exec";
-    if ctx.srv.is_master_client(ctx.client.id) || !(cmd.has(flag::MOVABLE_KEYS) || !cmd.meta.key_specs.is_empty() || is_exec) {
+    if ctx.srv.is_master_client(ctx.client.id)
+        || !(cmd.has(flag::MOVABLE_KEYS) || !cmd.meta.key_specs.is_empty() || is_exec)
+    {
         return false;
     }
     let flags = cmd.meta.flags | if is_exec { multi::exec_flags(ctx.client) } else { 0 };
     let queries = crate::cluster::redirect::queries_of(ctx.srv.table, cmd, argv, ctx.client.multi.as_ref());
-    let client = crate::cluster::redirect::ClientFlags { asking: ctx.client.cluster_asking, readonly: ctx.client.cluster_readonly };
-    let routed = crate::cluster::redirect::route(c, &ctx.srv.dbs[0], ctx.srv.now.unix_ms, &queries, client, flags & flag::WRITE != 0);
+    let client = crate::cluster::redirect::ClientFlags {
+        asking: ctx.client.cluster_asking,
+        readonly: ctx.client.cluster_readonly,
+    };
+    let routed = crate::cluster::redirect::route(
+        c,
+        &ctx.srv.dbs[0],
+        ctx.srv.now.unix_ms,
+        &queries,
+        client,
+        flags & flag::WRITE != 0,
+    );
     let redirect = match routed {
         Ok(_) => return false,
         // Planted bug (simulator): a moved-away slot this node once owned is still served.
-        Err(crate::cluster::redirect::Redirect::Moved { slot, .. }) if c.planted_serve_lost_slots && c.once_owned.get(slot) => {
+        Err(crate::cluster::redirect::Redirect::Moved { slot, .. })
+            if c.planted_serve_lost_slots && c.once_owned.get(slot) =>
+        {
             return false;
         }
         Err(r) => r,

@@ -187,7 +187,9 @@ impl Server {
                 "commandstats" => self.info_commandstats(&mut body),
                 "errorstats" => self.info_errorstats(&mut body),
                 "latencystats" => self.info_latencystats(&mut body),
-                "cluster" => body.push_str(if self.cluster.is_some() { "cluster_enabled:1\n" } else { "cluster_enabled:0\n" }),
+                "cluster" => {
+                    body.push_str(if self.cluster.is_some() { "cluster_enabled:1\n" } else { "cluster_enabled:0\n" })
+                }
                 "keyspace" => self.info_keyspace(&mut body),
                 _ => {}
             }

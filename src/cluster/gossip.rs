@@ -152,6 +152,27 @@ impl Cluster {
         }
     }
 
+    /// A PUBLISH reaches every node's subscribers over the bus (Redis's
+    /// `clusterPropagatePublish`); an SPUBLISH only the nodes of this node's shard.
+    pub fn propagate_publish(&mut self, shard: bool, channel: &[u8], message: &[u8]) {
+        let body = Body::Publish { shard, channel: channel.to_vec(), message: message.to_vec() };
+        if !shard {
+            self.broadcast(body);
+            return;
+        }
+        let Some(master) = self.master_of(self.me()).map(|m| m.name.clone()) else { return };
+        let links: Vec<LinkId> = self
+            .nodes
+            .values()
+            .filter(|n| !n.has(flag::MYSELF | flag::HANDSHAKE))
+            .filter(|n| n.name == master || n.slaveof.as_deref() == Some(master.as_str()))
+            .filter_map(|n| n.link)
+            .collect();
+        for l in links {
+            self.send(l, body.clone());
+        }
+    }
+
     pub fn send_fail(&mut self, name: &str) {
         self.broadcast(Body::Fail { nodename: wire_name(name) });
     }

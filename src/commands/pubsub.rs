@@ -350,12 +350,18 @@ fn sunsubscribe(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 fn publish_cmd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let n = ctx.srv.publish_message(Some(ctx.client), &a[1], &a[2], false);
+    if let Some(c) = ctx.srv.cluster.as_deref_mut() {
+        c.propagate_publish(false, &a[1], &a[2]);
+    }
     ctx.out().int(n as i64);
     Ok(())
 }
 
 fn spublish_cmd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let n = ctx.srv.publish_message(Some(ctx.client), &a[1], &a[2], true);
+    if let Some(c) = ctx.srv.cluster.as_deref_mut() {
+        c.propagate_publish(true, &a[1], &a[2]);
+    }
     ctx.out().int(n as i64);
     Ok(())
 }

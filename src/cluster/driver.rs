@@ -79,6 +79,11 @@ pub async fn start<E: Env>(env: &E, shared: &Arc<Shared>, bind_ips: &[IpAddr]) -
             }
         }
         s.cluster_refresh_facts();
+        if let Err(msg) = s.cluster_verify_data() {
+            s.log(crate::server::log::Level::Warning, &msg);
+            crate::server::driver::flush_server_logs(env, &mut s);
+            return Err(io::Error::other(msg));
+        }
         let c = s.cluster.as_mut().expect("checked");
         c.save_config_soon(true);
         // A replica (from nodes.conf) replicates its master from the start.

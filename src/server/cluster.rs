@@ -101,6 +101,51 @@ impl Server {
         c.cron(now, &mut self.rng);
         self.cluster = Some(c);
         self.cluster_apply();
+        self.cluster_redirect_blocked_clients();
+    }
+
+    /// Redis's `clusterRedirectBlockedClientIfNeeded`, from clientsCron: a client blocked on
+    /// keys of a slot this node no longer serves (or while the cluster is down) gets the
+    /// redirect it would get now, instead of waiting for a push that cannot come here.
+    pub fn cluster_redirect_blocked_clients(&mut self) {
+        let Some(c) = self.cluster.as_deref() else { return };
+        let preferred = crate::cluster::redirect::preferred_endpoint(&self.config);
+        let mut redirects: Vec<(u64, String)> = Vec::new();
+        for (&id, st) in &self.blocking.clients {
+            if matches!(st.op, super::blocking::BlockedOp::Wait { .. }) {
+                continue;
+            }
+            use crate::cluster::redirect::{error_text, Redirect};
+            if c.state == crate::cluster::State::Fail {
+                redirects.push((id, error_text(c, &Redirect::Down, preferred)));
+                continue;
+            }
+            let Some(key) = st.keys.first() else { continue };
+            let slot = key_hash_slot(key);
+            let mut owner = c.slots[slot as usize].clone();
+            let readonly = self.clients.get(&id).is_some_and(|cl| cl.cluster_readonly);
+            if readonly && c.me().is_replica() && c.me().slaveof == owner {
+                owner = Some(c.myself.clone());
+            }
+            if owner.as_deref() != Some(c.myself.as_str()) && !c.importing_from.contains_key(&slot) {
+                let r = match owner {
+                    None => Redirect::Unbound,
+                    Some(node) => Redirect::Moved { slot, node },
+                };
+                redirects.push((id, error_text(c, &r, preferred)));
+            }
+        }
+        for (id, text) in redirects {
+            self.blocking.unblock(id);
+            self.count_error(&text);
+            if let Some(cl) = self.clients.get_mut(&id) {
+                cl.blocked = false;
+                if !cl.reply_off {
+                    cl.out.error(&text);
+                }
+            }
+            self.wakeups.push(id);
+        }
     }
 
     /// clusterBeforeSleep: failovers and state changes a packet or command asked for.
@@ -167,6 +212,48 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Redis's `verifyClusterConfigWithData` after the dataset loaded: keys only in db 0;
+    /// keys of an unassigned slot make the slot ours, keys of another node's slot put it in
+    /// importing state. Err: the server must not start.
+    pub fn cluster_verify_data(&mut self) -> Result<(), String> {
+        let Some(c) = self.cluster.as_deref() else { return Ok(()) };
+        if c.me().is_replica() {
+            return Ok(());
+        }
+        if self.dbs.iter().skip(1).any(|db| !db.is_empty()) {
+            return Err("You can't have keys in a DB different than DB 0 when in Cluster mode. Exiting.".into());
+        }
+        let mut populated = std::collections::BTreeSet::new();
+        for (k, _) in self.dbs[0].dict.iter() {
+            populated.insert(key_hash_slot(k));
+        }
+        let mut lines = Vec::new();
+        let c = self.cluster.as_deref_mut().expect("checked");
+        let me = c.myself.clone();
+        for slot in populated {
+            if c.i_own(slot) || c.importing_from.contains_key(&slot) {
+                continue;
+            }
+            match c.slots[slot as usize].clone() {
+                None => {
+                    lines.push(format!("I have keys for unassigned slot {slot}. Taking responsibility for it."));
+                    c.add_slot(&me, slot);
+                }
+                Some(owner) => {
+                    lines.push(format!(
+                        "I have keys for slot {slot}, but the slot is assigned to another node. Setting it to importing state."
+                    ));
+                    c.importing_from.insert(slot, owner);
+                }
+            }
+            c.save_config_soon(true);
+        }
+        for l in lines {
+            self.log(Level::Warning, &l);
+        }
+        Ok(())
     }
 
     /// Redis's `delKeysInSlot`: deletions propagated, as any other.

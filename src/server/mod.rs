@@ -11,6 +11,7 @@ pub mod failover;
 pub mod info;
 pub mod latency;
 pub mod log;
+pub mod migrate_io;
 pub mod notify;
 pub mod replication;
 
@@ -170,6 +171,11 @@ pub struct Server {
     pub pubsub: crate::commands::pubsub::PubSub,
     /// The append-only file's state (`aof_buf`, offsets, fsync and error status).
     pub aof: Aof,
+    /// A MIGRATE waiting for the driver's exchange with its target; everyone else waits too.
+    pub migrate_job: Option<crate::commands::migrate::MigrateJob>,
+    /// Connections MIGRATE keeps to targets (INFO `migrate_cached_sockets`), as the driver's
+    /// cache last counted them.
+    pub migrate_cached_sockets: usize,
 }
 
 impl Server {
@@ -223,6 +229,8 @@ impl Server {
             watches: Default::default(),
             pubsub: Default::default(),
             aof: Aof::new(config_appendfsync),
+            migrate_job: None,
+            migrate_cached_sockets: 0,
         }
     }
 

@@ -173,7 +173,9 @@ pub struct MigrateJob {
 /// How an exchange with the target stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoFailure {
-    /// Connecting failed or timed out: Redis replies at once, without a retry.
+    /// The host did not resolve, or connecting timed out: Redis replies at once, without a
+    /// retry. (A refused connection is not noticed until the write fails: Redis 7.0's
+    /// blocking connect only waits for the socket to become writable.)
     Connect,
     Write {
         timed_out: bool,
@@ -230,16 +232,16 @@ impl MigrateJob {
         name
     }
 
-    /// Where to connect: an IP literal or `localhost`, and the port as C's `atoi` reads it.
-    /// None when it cannot be connected to at all (the env has no name resolution).
+    /// Where to connect: an IP literal or `localhost`, and the port as C's `atoi` reads it,
+    /// cut to 16 bits as the resolver does (`notaport` is port 0, which refuses). None when
+    /// the host does not resolve (the env has no name resolution beyond `localhost`).
     pub fn target(&self) -> Option<SocketAddr> {
         let host = std::str::from_utf8(&self.host).ok()?;
         let ip: IpAddr = match host {
             "localhost" => IpAddr::from([127, 0, 0, 1]),
             h => h.parse().ok()?,
         };
-        let port = u16::try_from(atoi(&self.port)).ok().filter(|&p| p != 0)?;
-        Some(SocketAddr::new(ip, port))
+        Some(SocketAddr::new(ip, atoi(&self.port) as u16))
     }
 
     /// The pipelined request: AUTH when a password was given, SELECT when `select`, then one
@@ -525,8 +527,8 @@ mod tests {
             ("localhost", "6379", Some("127.0.0.1:6379")),
             ("::1", "12x", Some("[::1]:12")),
             ("127.0.0.1", " +7", Some("127.0.0.1:7")),
-            ("127.0.0.1", "abc", None),
-            ("127.0.0.1", "70000", None),
+            ("127.0.0.1", "abc", Some("127.0.0.1:0")),
+            ("127.0.0.1", "70000", Some("127.0.0.1:4464")),
             ("example.invalid", "6379", None),
         ] {
             job.host = Bytes::copy_from_slice(host.as_bytes());

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io::ErrorKind;
 use std::sync::Mutex;
 
 use bytes::BytesMut;
@@ -97,8 +98,11 @@ async fn attempt_once<E: Env>(
     let mut sock = match cached {
         Some(s) => s,
         None => match connect(env, job).await {
-            Some(conn) => CachedSocket { conn, buf: BytesMut::new(), last_dbid: -1, last_use_unix_secs: 0 },
-            None => return (Attempt { select: false, lines: Vec::new(), failure: Some(IoFailure::Connect) }, None),
+            Ok(conn) => CachedSocket { conn, buf: BytesMut::new(), last_dbid: -1, last_use_unix_secs: 0 },
+            Err(failure) => {
+                // The request would have been built for a new connection: with a SELECT.
+                return (Attempt { select: true, lines: Vec::new(), failure: Some(failure) }, None);
+            }
         },
     };
     sock.last_use_unix_secs = now_unix_secs;
@@ -142,11 +146,19 @@ async fn attempt_once<E: Env>(
     (attempt, Some(sock))
 }
 
-async fn connect<E: Env>(env: &E, job: &MigrateJob) -> Option<Box<dyn Conn>> {
-    let addr = job.target()?;
+/// A new connection to the target. Redis 7.0's blocking connect only waits for the socket to
+/// become writable, so a refused connection shows up as the write failing (and is retried);
+/// only a name that does not resolve or a connect that times out is a connect error.
+async fn connect<E: Env>(env: &E, job: &MigrateJob) -> Result<Box<dyn Conn>, IoFailure> {
+    let addr = job.target().ok_or(IoFailure::Connect)?;
     match within(env.clock(), job.timeout_ms, env.net().connect(addr)).await {
-        Some(Ok(conn)) => Some(Box::new(conn)),
-        _ => None,
+        Some(Ok(conn)) => Ok(Box::new(conn)),
+        // These come back from connect() itself, which Redis reports as a connect error.
+        Some(Err(e)) if matches!(e.kind(), ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable) => {
+            Err(IoFailure::Connect)
+        }
+        Some(Err(_)) => Err(IoFailure::Write { timed_out: false }),
+        None => Err(IoFailure::Connect),
     }
 }
 

@@ -321,3 +321,22 @@ fn wait_for(sf: Flavor, what: &str, mut ok: impl FnMut() -> bool) {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn requests_pipelined_behind_migrate_run_after_it_in_order() {
+    let mut runs = Vec::new();
+    for (sf, tf) in pairs() {
+        let (source, target) = (Server::start(sf), Server::start(tf));
+        let mut src = connect(&source);
+        call(&mut src, &["SET", "k", "v"]);
+        let port = target.port.to_string();
+        let mut batch = Vec::new();
+        for argv in [vec!["MIGRATE", "127.0.0.1", &port, "k", "0", "1000"], vec!["EXISTS", "k"], vec!["PING"]] {
+            batch.extend(encode_command(&argv.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>()));
+        }
+        src.send(&batch);
+        let replies: Vec<String> = (0..3).map(|_| src.read_reply().describe()).collect();
+        runs.push(((sf, tf), replies));
+    }
+    assert_all_equal(&runs);
+}

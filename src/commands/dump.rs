@@ -8,7 +8,9 @@ use super::{eq_ic, int_arg, CmdError, CmdResult, Ctx, Handler};
 use crate::engine::object::{RObj, Value};
 use crate::persistence::rdb::{self, LoadOptions, RestoreError};
 
-pub static COMMANDS: &[(&str, Handler)] = &[("dump", dump), ("restore", restore)];
+/// RESTORE-ASKING is RESTORE (what MIGRATE sends in cluster mode); ASKING only matters to
+/// cluster redirections.
+pub static COMMANDS: &[(&str, Handler)] = &[("dump", dump), ("restore", restore), ("restore-asking", restore)];
 
 fn dump(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let compression = ctx.srv.config.get("rdbcompression") != Some("no");

@@ -12,6 +12,7 @@ pub mod keyspace;
 pub mod latency;
 pub mod list;
 pub mod meta;
+pub mod migrate;
 pub mod multi;
 pub mod persistence;
 pub mod pubsub;
@@ -162,6 +163,7 @@ fn handlers() -> impl Iterator<Item = &'static (&'static str, Handler)> {
         list::COMMANDS,
         sort::COMMANDS,
         dump::COMMANDS,
+        migrate::COMMANDS,
         persistence::COMMANDS,
         multi::COMMANDS,
         pubsub::COMMANDS,

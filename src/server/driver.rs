@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Bytes, BytesMut};
 
 use super::log::Level;
+use super::migrate_io::{self, MigrateSockets};
 use super::{Config, Flow, Now, Server, SysInfo};
 use crate::env::rt::{AsyncReadExt, AsyncWriteExt, IpAddr, Notify, SocketAddr};
 use crate::env::{Clock, Env, Listener, Net};
@@ -32,8 +33,10 @@ pub struct Shared {
     shutdown: Notify,
     /// The server's `paused_until_mono_ms`, readable without the lock.
     paused_until_mono_ms: AtomicU64,
-    /// A blocking disk job (SAVE, DEBUG RELOAD, SHUTDOWN's save) runs: everyone else waits.
-    disk_busy: AtomicBool,
+    /// A blocking job (SAVE, DEBUG RELOAD, SHUTDOWN's save, MIGRATE) runs: everyone else waits.
+    busy: AtomicBool,
+    /// MIGRATE's cached connections to its targets.
+    migrate_sockets: Mutex<MigrateSockets>,
     /// The AOF's I/O side when `appendonly yes`.
     aof: Mutex<Option<Arc<dyn AofDriver>>>,
     /// Set when the process must exit on an unrecoverable error (`srv.aof.fatal`).
@@ -198,7 +201,8 @@ pub async fn start<E: Env>(env: E, config: Config, opts: RunOpts) -> io::Result<
         wakers: Mutex::new(BTreeMap::new()),
         shutdown: Notify::new(),
         paused_until_mono_ms: AtomicU64::new(0),
-        disk_busy: AtomicBool::new(false),
+        busy: AtomicBool::new(false),
+        migrate_sockets: Mutex::new(MigrateSockets::default()),
         aof: Mutex::new(aof.clone().map(|a| a as Arc<dyn AofDriver>)),
         exit: AtomicBool::new(false),
         cluster_io: Default::default(),
@@ -250,7 +254,7 @@ async fn load_data_from_disk<E: Env>(env: &E, server: &mut Server) -> io::Result
 /// with every other client and cron held back, and appends its reply to `st.out`. The flow
 /// after it, when there was one.
 async fn run_disk_job<E: Env>(env: &E, shared: &Shared, id: u64, st: &mut ConnState) -> Option<Flow> {
-    if !shared.disk_busy.load(Ordering::SeqCst) {
+    if !shared.busy.load(Ordering::SeqCst) {
         return None;
     }
     let (job, target) = {
@@ -260,11 +264,35 @@ async fn run_disk_job<E: Env>(env: &E, shared: &Shared, id: u64, st: &mut ConnSt
     };
     let result = snapshot::run_disk_job(env, &job, &target).await;
     let mut s = shared.lock();
-    shared.disk_busy.store(false, Ordering::SeqCst);
+    shared.busy.store(false, Ordering::SeqCst);
     s.set_now(now(env.clock()));
     s.finish_disk_job(job, result);
+    Some(take_job_reply(env, shared, &mut s, id, st))
+}
+
+/// Runs the MIGRATE the last request left: Redis's MIGRATE talks to its target synchronously,
+/// so every other client and cron are held back until it is over or timed out. Appends its
+/// reply to `st.out`; the flow after it, when there was one.
+async fn run_migrate_job<E: Env>(env: &E, shared: &Shared, id: u64, st: &mut ConnState) -> Option<Flow> {
+    if !shared.busy.load(Ordering::SeqCst) {
+        return None;
+    }
+    let job = shared.lock().migrate_job.take()?;
+    let outcome = migrate_io::exchange(env, &shared.migrate_sockets, &job).await;
+    let mut s = shared.lock();
+    shared.busy.store(false, Ordering::SeqCst);
+    s.set_now(now(env.clock()));
+    s.finish_migrate(job, outcome);
+    s.migrate_cached_sockets = shared.migrate_sockets.lock().unwrap_or_else(|e| e.into_inner()).len();
+    Some(take_job_reply(env, shared, &mut s, id, st))
+}
+
+/// After a blocking job: moves its reply into `st.out` and wakes whoever it concerned.
+fn take_job_reply<E: Env>(env: &E, shared: &Shared, s: &mut Server, id: u64, st: &mut ConnState) -> Flow {
     let mut flow = Flow::Continue;
     if let Some(c) = s.clients.get_mut(&id) {
+        c.tot_net_out += c.out.buf.len() as u64;
+        s.stats.net_output_bytes += c.out.buf.len() as u64;
         st.out.append(&mut c.out.buf);
         if c.close_after_reply {
             flow = Flow::CloseAfterReply;
@@ -273,8 +301,9 @@ async fn run_disk_job<E: Env>(env: &E, shared: &Shared, id: u64, st: &mut ConnSt
     if s.shutdown.is_some() {
         shared.shutdown.notify_one();
     }
-    flush_logs(env, &mut s);
-    Some(flow)
+    flush_logs(env, s);
+    wake(shared, s);
+    flow
 }
 
 /// Writes the server's pending log lines (for the cluster's driver).
@@ -292,12 +321,16 @@ async fn cron_loop<E: Env>(env: E, shared: Arc<Shared>) {
     loop {
         let hz = shared.lock().config.hot.hz.max(1);
         env.clock().sleep_ms(1000 / hz).await;
-        if shared.disk_busy.load(Ordering::SeqCst) {
+        if shared.busy.load(Ordering::SeqCst) {
             continue;
         }
         let mut s = shared.lock();
         s.set_now(now(env.clock()));
         s.cron();
+        let mut sockets = shared.migrate_sockets.lock().unwrap_or_else(|e| e.into_inner());
+        sockets.close_idle(s.now.unix_ms / 1000);
+        s.migrate_cached_sockets = sockets.len();
+        drop(sockets);
         flush_logs(&env, &mut s);
         wake(&shared, &mut s);
         crate::cluster::driver::notify_if_pending(&shared, &s);
@@ -428,9 +461,13 @@ async fn client_loop<E: Env>(
     id: u64,
     st: &mut ConnState,
 ) -> io::Result<()> {
+    // Requests pipelined behind a blocking job wait in the query buffer: they run before
+    // anything more is read.
+    let mut after_job = false;
     loop {
         let mut n = 0;
-        if st.blocked {
+        if std::mem::take(&mut after_job) {
+        } else if st.blocked {
             if !wait_blocked(env, shared, conn, notify, id, st).await {
                 return Ok(());
             }
@@ -457,7 +494,12 @@ async fn client_loop<E: Env>(
             wait_while_paused(env, shared).await;
         }
         let (flow, pause_until) = process_input(env, shared, id, n, st);
-        let flow = run_disk_job(env, shared, id, st).await.unwrap_or(flow);
+        let job_flow = match run_disk_job(env, shared, id, st).await {
+            Some(f) => Some(f),
+            None => run_migrate_job(env, shared, id, st).await,
+        };
+        after_job = job_flow.is_some() && !st.qbuf.is_empty();
+        let flow = job_flow.unwrap_or(flow);
         if pause_until > env.clock().now_ms() {
             // DEBUG SLEEP: the reply is sent when the pause ends.
             env.clock().sleep_ms(pause_until - env.clock().now_ms()).await;
@@ -587,7 +629,7 @@ async fn wait_blocked<E: Env>(
 
 async fn wait_while_paused<E: Env>(env: &E, shared: &Shared) {
     loop {
-        if shared.disk_busy.load(Ordering::SeqCst) {
+        if shared.busy.load(Ordering::SeqCst) {
             env.clock().sleep_ms(1).await;
             continue;
         }
@@ -655,6 +697,7 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
                     || s.paused_until_mono_ms > s.now.mono_ms
                     || s.is_blocked(id)
                     || s.rdb.job.is_some()
+                    || s.migrate_job.is_some()
                 {
                     break;
                 }
@@ -690,8 +733,8 @@ fn process_input<E: Env>(env: &E, shared: &Shared, id: u64, nread: usize, st: &m
     }
     let pause = s.paused_until_mono_ms;
     shared.paused_until_mono_ms.store(pause, Ordering::Relaxed);
-    if s.rdb.job.is_some() {
-        shared.disk_busy.store(true, Ordering::SeqCst);
+    if s.rdb.job.is_some() || s.migrate_job.is_some() {
+        shared.busy.store(true, Ordering::SeqCst);
     }
     flush_logs(env, &mut s);
     wake(shared, &mut s);

@@ -350,7 +350,7 @@ impl Server {
              expired_time_cap_reached_count:{}\nexpire_cycle_cpu_milliseconds:0\nevicted_keys:{}\n\
              evicted_clients:{}\ntotal_eviction_exceeded_time:0\ncurrent_eviction_exceeded_time:0\n\
              keyspace_hits:{}\nkeyspace_misses:{}\npubsub_channels:{}\npubsub_patterns:{}\npubsubshard_channels:{}\n\
-             latest_fork_usec:{}\ntotal_forks:{}\nmigrate_cached_sockets:0\nslave_expires_tracked_keys:0\n\
+             latest_fork_usec:{}\ntotal_forks:{}\nmigrate_cached_sockets:{}\nslave_expires_tracked_keys:0\n\
              active_defrag_hits:0\nactive_defrag_misses:0\nactive_defrag_key_hits:0\nactive_defrag_key_misses:0\n\
              total_active_defrag_time:0\ncurrent_active_defrag_time:0\ntracking_total_keys:0\n\
              tracking_total_items:0\ntracking_total_prefixes:0\nunexpected_error_replies:{}\n\
@@ -380,6 +380,7 @@ impl Server {
             self.pubsub.shard_channels.len(),
             s.latest_fork_usec,
             s.total_forks,
+            self.migrate_cached_sockets,
             s.unexpected_error_replies,
             s.total_error_replies,
             s.numcommands,

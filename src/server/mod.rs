@@ -12,6 +12,7 @@ pub mod failover;
 pub mod info;
 pub mod latency;
 pub mod log;
+pub mod migrate_io;
 pub mod notify;
 pub mod replication;
 
@@ -173,6 +174,11 @@ pub struct Server {
     pub aof: Aof,
     /// Cluster mode's state (`cluster-enabled yes`).
     pub cluster: Option<Box<crate::cluster::Cluster>>,
+    /// A MIGRATE waiting for the driver's exchange with its target; everyone else waits too.
+    pub migrate_job: Option<crate::commands::migrate::MigrateJob>,
+    /// Connections MIGRATE keeps to targets (INFO `migrate_cached_sockets`), as the driver's
+    /// cache last counted them.
+    pub migrate_cached_sockets: usize,
 }
 
 impl Server {
@@ -227,6 +233,8 @@ impl Server {
             pubsub: Default::default(),
             aof: Aof::new(config_appendfsync),
             cluster: None,
+            migrate_job: None,
+            migrate_cached_sockets: 0,
         }
     }
 

@@ -5,6 +5,7 @@
 //! - `diff`: case files under `tests/cases/`, replayed against real redis and redsim,
 //!   reply bytes compared (see the format at the top of `diff.rs`).
 //! - `memory`: maxmemory and the eviction policies.
+//! - `migrate`: MIGRATE in all four directions between redis and redsim, transcripts compared.
 //! - `rdb_interop`: RDB files and DUMP payloads exchanged with real Redis, both ways.
 //! - `pubsub`: pub/sub, keyspace events and WATCH over several connections, redis vs redsim.
 //! - `random_diff`: seeded random command streams, replies compared with real Redis.
@@ -24,6 +25,7 @@ mod aof;
 mod blocking;
 mod diff;
 mod memory;
+mod migrate;
 mod pubsub;
 mod random_diff;
 mod rdb_interop;

@@ -314,8 +314,8 @@ pub struct Header {
     pub flags: u16,
     /// [`cluster_state`] as the sender sees it.
     pub state: u8,
-    /// Message flags; `mflags[0]` holds the [`mflags0`] bits. [`encode`] sets `EXT_DATA` when a
-    /// PING carries extensions, and otherwise writes these as given.
+    /// Message flags; `mflags[0]` holds the [`mflags0`] bits, as on the wire. [`encode`] sets
+    /// `EXT_DATA` when a PING carries extensions, and otherwise writes these as given.
     pub mflags: [u8; 3],
 }
 
@@ -763,7 +763,7 @@ fn ext_len(buf: &[u8], pos: usize) -> Result<usize, BusError> {
         return Err(bad("extension header runs past the packet"));
     }
     let len = be32(buf, pos) as usize;
-    if len % 8 != 0 {
+    if !len.is_multiple_of(8) {
         return Err(bad("length is not a multiple of 8"));
     }
     if len < PING_EXT_HEADER_LEN {
@@ -963,5 +963,468 @@ impl Framer {
 impl Default for Framer {
     fn default() -> Self {
         Framer::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    /// The fake node of `scripts/capture-cluster-bus`: the name, ports and hostname it announces.
+    const FAKE_NAME: &str = "fa4e000000000000000000000000000000000001";
+    const FAKE_PORT: u16 = 17007;
+
+    /// The PONG the capture script's fake node answers every MEET and PING with
+    /// (`testdata/fake_node_pong.bin`); redis-server 7.0.15 completed its handshake on it.
+    fn fake_node_pong() -> Message {
+        let mut header = Header::new(NodeName::new(FAKE_NAME).expect("40 bytes"));
+        header.port = FAKE_PORT;
+        header.cport = FAKE_PORT + 10000;
+        header.flags = node_flags::MASTER | node_flags::MYSELF;
+        header.mflags[0] = mflags0::EXT_DATA; // encode would set it anyway; decode reports it
+        Message {
+            header,
+            body: Body::Ping { kind: PingKind::Pong, gossip: vec![], hostname: Some("fake-node".into()) },
+        }
+    }
+
+    const REDIS_A: &str = "6afb73058be5ca024fb72b03b021ffc3555be433";
+    const REDIS_B: &str = "54049f79492af737192a2639cc3e31fb6f6b3243";
+    const MEET_FROM_A: &[u8] = include_bytes!("testdata/meet_from_redis_a.bin");
+    const PING_FROM_B: &[u8] = include_bytes!("testdata/ping_from_redis_b.bin");
+    const PUBLISH_FROM_A: &[u8] = include_bytes!("testdata/publish_from_redis_a.bin");
+    const FAKE_NODE_PONG: &[u8] = include_bytes!("testdata/fake_node_pong.bin");
+    const FIXTURES: [&[u8]; 4] = [MEET_FROM_A, PING_FROM_B, PUBLISH_FROM_A, FAKE_NODE_PONG];
+
+    fn nn(s: &str) -> NodeName {
+        NodeName::new(s).expect("40 bytes")
+    }
+
+    fn slots(range: std::ops::RangeInclusive<usize>) -> SlotBitmap {
+        let mut b = SlotBitmap::new();
+        range.for_each(|s| b.set(s));
+        b
+    }
+
+    // --- packets captured from redis-server 7.0.15 by scripts/capture-cluster-bus ---
+
+    #[test]
+    fn meet_from_redis_decodes_with_its_hostname_extension() {
+        let m = decode(MEET_FROM_A).expect("real MEET decodes");
+        let mut header = Header::new(nn(REDIS_A));
+        header.port = 46943;
+        header.cport = 56943;
+        header.myslots = slots(0..=5460);
+        header.flags = node_flags::MASTER | node_flags::MYSELF;
+        header.state = cluster_state::FAIL;
+        header.mflags = [mflags0::EXT_DATA, 0, 0];
+        let body = Body::Ping { kind: PingKind::Meet, gossip: vec![], hostname: Some("redis-a".into()) };
+        assert_eq!(m, Message { header, body });
+        assert_eq!(encode(&m), MEET_FROM_A);
+    }
+
+    #[test]
+    fn ping_from_redis_decodes_with_its_gossip_entry() {
+        let m = decode(PING_FROM_B).expect("real PING decodes");
+        let mut header = Header::new(nn(REDIS_B));
+        header.port = 53725;
+        header.cport = 63725;
+        header.current_epoch = 1;
+        header.config_epoch = 1;
+        header.myslots = slots(5461..=16383);
+        header.flags = node_flags::MASTER | node_flags::MYSELF;
+        header.state = cluster_state::FAIL;
+        let gossip = vec![Gossip {
+            nodename: nn(REDIS_A),
+            ping_sent_secs: 0,
+            pong_received_secs: 1796660339,
+            ip: "127.0.0.1".into(),
+            port: 46943,
+            cport: 56943,
+            flags: node_flags::MASTER,
+            pport: 0,
+        }];
+        assert_eq!(m, Message { header, body: Body::Ping { kind: PingKind::Ping, gossip, hostname: None } });
+        assert_eq!(encode(&m), PING_FROM_B);
+    }
+
+    #[test]
+    fn publish_from_redis_decodes_to_channel_and_message() {
+        let m = decode(PUBLISH_FROM_A).expect("real PUBLISH decodes");
+        assert_eq!(m.header.sender, nn(REDIS_A));
+        assert_eq!(m.header.mflags, [0; 3], "no EXT_DATA outside ping-shaped messages");
+        assert_eq!(
+            m.body,
+            Body::Publish { shard: false, channel: b"news".to_vec(), message: b"hello from redis-a".to_vec() }
+        );
+        assert_eq!(encode(&m), PUBLISH_FROM_A);
+    }
+
+    /// The capture script sends this file; Redis listed the fake node as `master`, out of
+    /// handshake, with hostname `fake-node`.
+    #[test]
+    fn fake_node_pong_fixture_is_what_the_codec_encodes() {
+        assert_eq!(encode(&fake_node_pong()), FAKE_NODE_PONG);
+        assert_eq!(decode(FAKE_NODE_PONG), Ok(fake_node_pong()));
+    }
+
+    // --- layout ---
+
+    #[test]
+    fn slot_bitmap_uses_redis_bit_order() {
+        let mut b = SlotBitmap::new();
+        for slot in [0, 7, 8, 16383] {
+            b.set(slot);
+        }
+        assert_eq!((b.0[0], b.0[1], b.0[2047]), (0x81, 0x01, 0x80));
+        assert!(b.get(7) && !b.get(6));
+        b.clear(7);
+        assert_eq!((b.0[0], b.count()), (0x01, 3));
+        assert_eq!(b.ranges(), vec![(0, 0), (8, 8), (16383, 16383)]);
+        assert_eq!(slots(10..=20).ranges(), vec![(10, 20)]);
+    }
+
+    #[test]
+    fn each_type_has_the_length_redis_expects() {
+        let h = Header::new(nn(FAKE_NAME));
+        let len = |body: Body| encode(&Message { header: h.clone(), body }).len();
+        let name = nn(REDIS_A);
+        assert_eq!(len(Body::Fail { nodename: name }), 2296);
+        assert_eq!(len(Body::Update { config_epoch: 1, nodename: name, slots: SlotBitmap::new() }), 4352);
+        assert_eq!(len(Body::FailoverAuthRequest), HEADER_LEN);
+        assert_eq!(len(Body::MfStart), HEADER_LEN);
+        assert_eq!(len(Body::Publish { shard: true, channel: b"ab".to_vec(), message: b"c".to_vec() }), 2267);
+        assert_eq!(len(Body::Module { module_id: 1, module_type: 2, payload: b"xyz".to_vec() }), 2272);
+        // hostname + NUL rounded up to 8: 7+1 → 8, 8+1 → 16.
+        let ping =
+            |hostname: &str| Body::Ping { kind: PingKind::Ping, gossip: vec![], hostname: Some(hostname.into()) };
+        assert_eq!(len(ping("1234567")), HEADER_LEN + 16);
+        assert_eq!(len(ping("12345678")), HEADER_LEN + 24);
+    }
+
+    #[test]
+    fn module_id_is_in_host_order_and_the_rest_big_endian() {
+        let body = Body::Module { module_id: 0x0102030405060708, module_type: 9, payload: vec![] };
+        let bytes = encode(&Message { header: Header::new(nn(FAKE_NAME)), body });
+        assert_eq!(&bytes[HEADER_LEN..], &[8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 9]);
+    }
+
+    // --- round trips ---
+
+    fn text(rng: &mut ChaCha8Rng, max_len: usize) -> String {
+        const CHARS: [&str; 8] = ["a", "Z", "0", ".", ":", "-", "é", "✓"];
+        let mut s = String::new();
+        for _ in 0..rng.next_u32() as usize % (max_len + 1) {
+            let c = CHARS[rng.next_u32() as usize % CHARS.len()];
+            if s.len() + c.len() <= max_len {
+                s.push_str(c);
+            }
+        }
+        s
+    }
+
+    fn bytes(rng: &mut ChaCha8Rng, max_len: usize) -> Vec<u8> {
+        let mut v = vec![0; rng.next_u32() as usize % (max_len + 1)];
+        rng.fill_bytes(&mut v);
+        v
+    }
+
+    fn name_from(rng: &mut ChaCha8Rng) -> NodeName {
+        let mut n = [0; NAMELEN];
+        rng.fill_bytes(&mut n);
+        NodeName(n)
+    }
+
+    fn bitmap_from(rng: &mut ChaCha8Rng) -> SlotBitmap {
+        let mut b = SlotBitmap::new();
+        match rng.next_u32() % 3 {
+            0 => {}
+            1 => rng.fill_bytes(&mut b.0[..]),
+            _ => (0..SLOTS / 3).for_each(|s| b.set(s)),
+        }
+        b
+    }
+
+    fn u16_from(rng: &mut ChaCha8Rng) -> u16 {
+        rng.next_u32() as u16
+    }
+
+    fn random_message(rng: &mut ChaCha8Rng) -> Message {
+        let header = Header {
+            port: u16_from(rng),
+            current_epoch: rng.next_u64(),
+            config_epoch: rng.next_u64(),
+            offset: rng.next_u64(),
+            sender: name_from(rng),
+            myslots: bitmap_from(rng),
+            slaveof: (rng.next_u32() % 2 == 0).then(|| name_from(rng)),
+            myip: text(rng, NET_IP_STR_LEN),
+            pport: u16_from(rng),
+            cport: u16_from(rng),
+            flags: u16_from(rng),
+            state: rng.next_u32() as u8,
+            // EXT_DATA is what encode says it is for a ping with a hostname, and free otherwise.
+            mflags: [rng.next_u32() as u8 | mflags0::EXT_DATA, rng.next_u32() as u8, rng.next_u32() as u8],
+        };
+        let body = match rng.next_u32() % 11 {
+            k @ 0..=2 => Body::Ping {
+                kind: [PingKind::Ping, PingKind::Pong, PingKind::Meet][k as usize],
+                gossip: (0..rng.next_u32() % 5)
+                    .map(|_| Gossip {
+                        nodename: name_from(rng),
+                        ping_sent_secs: rng.next_u32(),
+                        pong_received_secs: rng.next_u32(),
+                        ip: text(rng, NET_IP_STR_LEN),
+                        port: u16_from(rng),
+                        cport: u16_from(rng),
+                        flags: u16_from(rng),
+                        pport: u16_from(rng),
+                    })
+                    .collect(),
+                hostname: (rng.next_u32() % 2 == 0).then(|| text(rng, 40)),
+            },
+            3 => Body::Fail { nodename: name_from(rng) },
+            k @ 4..=5 => Body::Publish { shard: k == 5, channel: bytes(rng, 20), message: bytes(rng, 300) },
+            6 => Body::FailoverAuthRequest,
+            7 => Body::FailoverAuthAck,
+            8 => Body::Update { config_epoch: rng.next_u64(), nodename: name_from(rng), slots: bitmap_from(rng) },
+            9 => Body::MfStart,
+            _ => {
+                Body::Module { module_id: rng.next_u64(), module_type: rng.next_u32() as u8, payload: bytes(rng, 100) }
+            }
+        };
+        Message { header, body }
+    }
+
+    /// Many seeds of random messages; a failure prints its seed.
+    fn for_random_messages(seeds: u64, mut check: impl FnMut(u64, &Message, &[u8])) {
+        for seed in 0..seeds {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let m = random_message(&mut rng);
+            let bytes = encode(&m);
+            check(seed, &m, &bytes);
+        }
+    }
+
+    #[test]
+    fn every_type_round_trips_over_random_messages() {
+        let mut seen = std::collections::BTreeSet::new();
+        for_random_messages(2000, |seed, m, bytes| {
+            seen.insert(m.body.msg_type());
+            assert_eq!(be32(bytes, off::TOTLEN) as usize, bytes.len(), "seed {seed}");
+            assert_eq!(decode(bytes).as_ref(), Ok(m), "seed {seed}");
+        });
+        assert_eq!(seen.len(), 11, "every message type generated");
+    }
+
+    #[test]
+    fn text_too_long_for_its_field_is_cut_at_a_character_boundary() {
+        let mut h = Header::new(nn(FAKE_NAME));
+        h.myip = "✓".repeat(16); // 48 bytes: 15 characters fit
+        let m = decode(&encode(&Message { header: h, body: Body::MfStart })).expect("decodes");
+        assert_eq!(m.header.myip, "✓".repeat(15));
+    }
+
+    // --- malformed input ---
+
+    fn set_totlen(bytes: &mut [u8]) {
+        let len = bytes.len() as u32;
+        bytes[off::TOTLEN..off::TOTLEN + 4].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// Every cut of a valid packet is an error, whether `totlen` still says the full length or
+    /// was rewritten to the cut length; and a framer fed the cut yields nothing.
+    fn assert_every_truncation_fails(packet: &[u8], what: &str) {
+        for cut in 0..packet.len() {
+            let mut short = packet[..cut].to_vec();
+            assert!(decode(&short).is_err(), "{what}: cut at {cut} decoded");
+            if cut >= PREFIX_LEN {
+                set_totlen(&mut short);
+                assert!(decode(&short).is_err(), "{what}: cut at {cut} with totlen {cut} decoded");
+            }
+            let mut framer = Framer::new();
+            framer.feed(&packet[..cut]);
+            assert_eq!(framer.next(), Ok(None), "{what}: framer gave a packet from {cut} bytes");
+        }
+    }
+
+    #[test]
+    fn truncations_of_real_packets_are_errors() {
+        for (i, packet) in FIXTURES.iter().enumerate() {
+            assert_every_truncation_fails(packet, &format!("fixture {i}"));
+        }
+    }
+
+    #[test]
+    fn truncations_of_random_packets_are_errors() {
+        for_random_messages(40, |seed, _, bytes| assert_every_truncation_fails(bytes, &format!("seed {seed}")));
+    }
+
+    #[test]
+    fn truncation_names_the_field_and_offset() {
+        let mut cut = MEET_FROM_A[..100].to_vec();
+        set_totlen(&mut cut);
+        assert_eq!(decode(&cut), Err(BusError::Truncated { field: "myslots", offset: 80, len: 100 }));
+        assert_eq!(
+            decode(&cut).map_err(|e| e.to_string()),
+            Err("packet of 100 bytes does not hold field myslots (at offset 80)".into())
+        );
+    }
+
+    fn patched(packet: &[u8], at: usize, with: &[u8]) -> Vec<u8> {
+        let mut p = packet.to_vec();
+        p[at..at + with.len()].copy_from_slice(with);
+        p
+    }
+
+    #[test]
+    fn bad_signature_version_and_totlen_are_errors() {
+        assert_eq!(decode(&patched(MEET_FROM_A, 0, b"RCmB")), Err(BusError::BadSignature { found: *b"RCmB" }));
+        assert_eq!(decode(&patched(MEET_FROM_A, off::VER, &[0, 2])), Err(BusError::BadVersion { ver: 2 }));
+        let mut long = MEET_FROM_A.to_vec();
+        long.push(0);
+        assert_eq!(decode(&long), Err(BusError::TotlenMismatch { totlen: 2272, len: 2273 }));
+        set_totlen(&mut long);
+        assert_eq!(
+            decode(&long),
+            Err(BusError::LengthMismatch { msg_type: MsgType::Meet, totlen: 2273, expected: 2272 })
+        );
+    }
+
+    #[test]
+    fn unknown_type_is_an_error_carrying_the_header() {
+        let p = patched(PING_FROM_B, off::TYPE, &[0, 11]);
+        match decode(&p) {
+            Err(BusError::UnknownType { msg_type: 11, header }) => assert_eq!(header.current_epoch, 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn gossip_count_beyond_the_packet_is_a_length_mismatch() {
+        let p = patched(PING_FROM_B, off::COUNT, &[0, 2]);
+        assert_eq!(decode(&p), Err(BusError::LengthMismatch { msg_type: MsgType::Ping, totlen: 2360, expected: 2464 }));
+    }
+
+    #[test]
+    fn publish_lengths_that_overflow_u32_are_a_length_mismatch() {
+        // channel_len + message_len wraps to the real total in 32 bits; in 64 it does not.
+        let p = patched(PUBLISH_FROM_A, off::DATA, &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0x17]);
+        assert!(matches!(decode(&p), Err(BusError::LengthMismatch { .. })), "{:?}", decode(&p));
+    }
+
+    /// A MEET whose hostname extension (at 2256, 16 bytes) is patched.
+    fn meet_ext(len: u32, ext_type: u16, payload: &[u8; 8]) -> Vec<u8> {
+        let mut p = patched(MEET_FROM_A, HEADER_LEN, &len.to_be_bytes());
+        p[HEADER_LEN + 4..HEADER_LEN + 6].copy_from_slice(&ext_type.to_be_bytes());
+        p[HEADER_LEN + 8..].copy_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn malformed_extensions_are_errors() {
+        let bad = |p: Vec<u8>| match decode(&p) {
+            Err(BusError::BadExtension { offset, reason }) => (offset, reason),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(bad(meet_ext(12, 0, b"redis-a\0")), (2256, "length is not a multiple of 8"));
+        assert_eq!(bad(meet_ext(24, 0, b"redis-a\0")), (2256, "extension runs past the packet"));
+        assert_eq!(bad(meet_ext(0, 0, b"redis-a\0")), (2256, "length is shorter than the extension header"));
+        assert_eq!(bad(meet_ext(16, 0, b"redis-ab")), (2256, "hostname is not NUL-terminated"));
+        let two = patched(MEET_FROM_A, off::EXTENSIONS, &[0, 2]);
+        assert_eq!(bad(two), (2272, "extension header runs past the packet"));
+        let unflagged = patched(MEET_FROM_A, off::MFLAGS, &[0]);
+        assert_eq!(bad(unflagged), (off::EXTENSIONS, "extensions without the EXT_DATA flag"));
+    }
+
+    #[test]
+    fn unknown_extension_types_are_skipped_by_length() {
+        let m = decode(&meet_ext(16, 1, b"shard-id")).expect("a 7.2 extension type is skipped");
+        assert!(matches!(m.body, Body::Ping { hostname: None, .. }));
+        // EXT_DATA with zero extensions is valid (Redis loops zero times).
+        let m = decode(&patched(PING_FROM_B, off::MFLAGS, &[mflags0::EXT_DATA])).expect("decodes");
+        assert_eq!(encode(&m), patched(PING_FROM_B, off::MFLAGS, &[mflags0::EXT_DATA]));
+    }
+
+    #[test]
+    fn non_utf8_text_is_an_error() {
+        let p = patched(PING_FROM_B, off::MYIP, &[0xff]);
+        assert_eq!(decode(&p), Err(BusError::BadText { field: "myip", offset: off::MYIP }));
+        let gossip_ip = off::DATA + 48;
+        let p = patched(PING_FROM_B, gossip_ip, &[0xc3]);
+        assert_eq!(decode(&p), Err(BusError::BadText { field: "gossip ip", offset: gossip_ip }));
+    }
+
+    #[test]
+    fn random_corruption_never_panics_and_what_decodes_round_trips() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0xb05);
+        let mut decoded = 0;
+        for round in 0..3000 {
+            let mut p = match round % 3 {
+                0 => FIXTURES[rng.next_u32() as usize % FIXTURES.len()].to_vec(),
+                _ => encode(&random_message(&mut rng)),
+            };
+            for _ in 0..1 + rng.next_u32() % 4 {
+                let at = rng.next_u32() as usize % p.len();
+                p[at] = rng.next_u32() as u8;
+            }
+            if rng.next_u32() % 2 == 0 {
+                set_totlen(&mut p);
+            }
+            if let Ok(m) = decode(&p) {
+                decoded += 1;
+                assert_eq!(decode(&encode(&m)), Ok(m), "round {round}");
+            }
+        }
+        assert!(decoded > 100, "only {decoded} corrupted packets decoded: the test checks little");
+    }
+
+    // --- framing ---
+
+    #[test]
+    fn framer_yields_packets_however_the_bytes_arrive() {
+        let stream: Vec<u8> = FIXTURES.concat();
+        for chunk in [1, 7, 8, 9, 1000, stream.len()] {
+            let mut framer = Framer::new();
+            let mut got = Vec::new();
+            for piece in stream.chunks(chunk) {
+                framer.feed(piece);
+                while let Some(p) = framer.next().expect("valid stream") {
+                    got.push(p);
+                }
+            }
+            assert_eq!(got, FIXTURES.map(<[u8]>::to_vec), "chunks of {chunk}");
+            assert_eq!(framer.buffered_len(), 0);
+        }
+    }
+
+    #[test]
+    fn framer_rejects_a_bad_prefix_after_eight_bytes_for_good() {
+        let mut framer = Framer::new();
+        framer.feed(b"RCmc\0\0\x08");
+        assert_eq!(framer.next(), Ok(None));
+        framer.feed(b"\xe0");
+        assert_eq!(framer.next(), Err(BusError::BadSignature { found: *b"RCmc" }));
+        framer.feed(MEET_FROM_A);
+        assert_eq!(framer.next(), Err(BusError::BadSignature { found: *b"RCmc" }), "errors are final");
+
+        let mut framer = Framer::new();
+        framer.feed(b"RCmb\0\0\x08\xcf"); // 2255
+        assert_eq!(framer.next(), Err(BusError::TotlenTooSmall { totlen: 2255 }));
+
+        let mut framer = Framer::with_max_packet_len(4096);
+        framer.feed(b"RCmb\0\0\x10\x01");
+        assert_eq!(framer.next(), Err(BusError::TotlenTooLarge { totlen: 4097, max: 4096 }));
+    }
+
+    /// Prints the fake node's PONG as hex, to regenerate its fixture:
+    /// `cargo test --lib cluster::bus::tests::print_fake_node_pong -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn print_fake_node_pong() {
+        let hex: String = encode(&fake_node_pong()).iter().map(|b| format!("{b:02x}")).collect();
+        println!("FAKE_NODE_PONG {hex}");
     }
 }

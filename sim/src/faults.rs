@@ -264,7 +264,7 @@ fn swarm_fault(s: &Scenario, kind: FaultKind, at_ms: u64, rng: &mut SeededRng) -
     let sw = s.faults.swarm.as_ref().expect("swarm faults come from a swarm");
     let any = if kind.needs_node() || rng.below(2) == 0 { Target::AnyNode } else { Target::AnyClient };
     let target = match kind {
-        FaultKind::Split | FaultKind::Latency => Target::None,
+        FaultKind::Split | FaultKind::Latency | FaultKind::Reshard => Target::None,
         // Replication faults act on a replica: node 0 starts as the master.
         k if k.needs_replication() => Target::Node(1 + rng.below(u64::from(s.topology.nodes - 1)) as u32),
         _ => pick_target(s, any, rng),

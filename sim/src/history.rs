@@ -119,6 +119,69 @@ pub struct History {
     /// What the sentinels of a sentinel world journaled.
     #[serde(default)]
     pub sentinel: SentinelRecord,
+    /// What a cluster world's nodes journaled and its operator saw.
+    #[serde(default)]
+    pub cluster: ClusterRecord,
+}
+
+/// A cluster world's record for the cluster checkers. Nodes are numbered as in the world.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    /// Node number → cluster node ID, as CLUSTER MYID told the operator at creation.
+    pub ids: Vec<String>,
+    /// When every node reported cluster_state:ok after the creation (clients start then).
+    pub ready_us: u64,
+    /// Every change of a node's own slots, in time order, from the nodes' journal.
+    pub owns: Vec<Ownership>,
+    /// (µs, voter, epoch, candidate ID): votes the masters granted.
+    pub votes: Vec<(u64, u32, u64, String)>,
+    /// (µs, node, config epoch): replicas that promoted themselves.
+    pub promotions: Vec<(u64, u32, u64)>,
+    /// Operations served after an ASK redirect (sent with ASKING), by op id.
+    pub asked: Vec<usize>,
+    /// The operator's slot moves.
+    pub reshards: Vec<Reshard>,
+    /// Every node's view probed after the settle phase.
+    pub probes: Vec<ClusterProbe>,
+}
+
+/// From this moment on, `node` owns `owned` and imports `importing`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    pub at_us: u64,
+    pub node: u32,
+    pub owned: Vec<(u16, u16)>,
+    pub importing: Vec<u16>,
+}
+
+/// One slot moved by the operator (or tried).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reshard {
+    pub start_us: u64,
+    pub end_us: u64,
+    pub slot: u16,
+    pub from: u32,
+    pub to: u32,
+    pub keys_moved: u64,
+    /// `done`, or why it stopped (finished later by the operator's fix after the heal).
+    pub outcome: String,
+}
+
+/// One node's cluster view after the settle phase.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterProbe {
+    pub node: u32,
+    pub id: String,
+    /// `cluster_state` of CLUSTER INFO.
+    pub state: String,
+    /// The master this node replicates (its ID), None for a master.
+    pub master: Option<String>,
+    /// (first, last, owner ID) for every slot range, as this node's CLUSTER NODES says.
+    pub slots: Vec<(u16, u16, String)>,
+    /// Its keys (db 0).
+    pub keys: Vec<String>,
+    pub digest: String,
+    pub error: Option<String>,
 }
 
 /// The sentinels' elections, for the `sentinel_leader` checker. Sentinels are named `s<i>`.
@@ -206,6 +269,19 @@ impl History {
 
     /// How many times `node` was killed before `t_us`: the incarnation serving a request
     /// sent then.
+    /// The history as if one node had served every operation (node 0, with node 0's clock and
+    /// no kills): how the register and counter checkers see a cluster, whose keys move.
+    pub fn as_one_keyspace(&self) -> History {
+        let mut h = self.clone();
+        for op in &mut h.ops {
+            op.node = 0;
+        }
+        h.kills_us = vec![Vec::new()];
+        h.power_fails_us = vec![Vec::new()];
+        h.clocks.truncate(1);
+        h
+    }
+
     pub fn epoch(&self, node: u32, t_us: u64) -> usize {
         self.kills_us[node as usize].iter().filter(|&&k| k < t_us).count()
     }

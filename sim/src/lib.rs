@@ -17,6 +17,8 @@ pub mod trace;
 pub mod workload;
 
 #[cfg(madsim)]
+pub mod clusterworld;
+#[cfg(madsim)]
 pub mod replworld;
 #[cfg(madsim)]
 pub mod report;

@@ -71,7 +71,8 @@ fn b(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
 
-fn text(f: &Frame) -> String {
+/// A reply as text: the string of a simple, error or bulk reply, the number of an integer.
+pub fn text(f: &Frame) -> String {
     match f {
         Frame::Simple(s) | Frame::Error(s) => s.clone(),
         Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),

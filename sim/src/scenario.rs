@@ -47,6 +47,47 @@ pub struct Scenario {
     /// `mymaster` and failing it over; the operator then only watches, as a client would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<SentinelGroup>,
+    /// A Redis Cluster: `masters` nodes share the 16384 slots, each with `replicas` replicas;
+    /// the operator creates it as `redis-cli --cluster create` does, and the clients route by
+    /// slot, following MOVED and ASK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterOpts>,
+}
+
+/// The `[cluster]` section. Nodes `0..masters` start as masters, each owning an equal share of
+/// the slots in order; node `masters + i` replicates master `i % masters`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterOpts {
+    pub masters: u32,
+    /// Replicas per master.
+    #[serde(default)]
+    pub replicas: u32,
+    /// `cluster-node-timeout`.
+    pub node_timeout_ms: u64,
+    /// Percent of operations a client first sends to a random node instead of the slot's
+    /// owner in its map, as a client with a stale map would (they are redirected).
+    #[serde(default)]
+    pub misroute_pct: u32,
+}
+
+impl ClusterOpts {
+    pub fn nodes(&self) -> u32 {
+        self.masters * (1 + self.replicas)
+    }
+
+    /// The master node `n` starts under, or None if it starts as a master.
+    pub fn initial_master_of(&self, n: u32) -> Option<u32> {
+        (n >= self.masters).then(|| n % self.masters)
+    }
+
+    /// The slots master `m` starts with, as redis-cli splits them: inclusive bounds.
+    pub fn initial_slots(&self, m: u32) -> (u16, u16) {
+        let per = 16384.0 / f64::from(self.masters);
+        let lo = (f64::from(m) * per).round() as u16;
+        let hi = if m + 1 == self.masters { 16383 } else { ((f64::from(m + 1) * per).round() as u16) - 1 };
+        (lo, hi)
+    }
 }
 
 /// The sentinels of a `[sentinel]` section: each its own machine, partitioned with the rest.
@@ -265,10 +306,14 @@ pub enum FaultKind {
     /// A forced promotion (REPLICAOF NO ONE on the node, every other node told to follow it)
     /// without waiting for the old master: its unreplicated writes diverge.
     Promote,
+    /// Cluster: the operator moves a few slots (chosen by the seed among those holding the
+    /// workload's keys) from their master to another, as `redis-cli --cluster reshard` does:
+    /// SETSLOT IMPORTING / MIGRATING, MIGRATE of every key, SETSLOT NODE on both and the rest.
+    Reshard,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 17] = [
+    pub const ALL: [FaultKind; 18] = [
         FaultKind::Partition,
         FaultKind::PartitionIn,
         FaultKind::PartitionOut,
@@ -286,6 +331,7 @@ impl FaultKind {
         FaultKind::Failover,
         FaultKind::FailoverCommand,
         FaultKind::Promote,
+        FaultKind::Reshard,
     ];
 
     pub fn name(self) -> &'static str {
@@ -307,6 +353,7 @@ impl FaultKind {
             FaultKind::Failover => "failover",
             FaultKind::FailoverCommand => "failover_command",
             FaultKind::Promote => "promote",
+            FaultKind::Reshard => "reshard",
         }
     }
 
@@ -334,9 +381,21 @@ impl FaultKind {
         matches!(self, FaultKind::ReplLinkCut | FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote)
     }
 
+    /// Faults that only make sense in a `[cluster]`.
+    pub fn needs_cluster(self) -> bool {
+        matches!(self, FaultKind::Reshard)
+    }
+
     /// Faults that act once and have nothing to undo.
     pub fn is_instant(self) -> bool {
-        matches!(self, FaultKind::ClockJump | FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote)
+        matches!(
+            self,
+            FaultKind::ClockJump
+                | FaultKind::Failover
+                | FaultKind::FailoverCommand
+                | FaultKind::Promote
+                | FaultKind::Reshard
+        )
     }
 }
 
@@ -460,11 +519,23 @@ pub enum CheckerKind {
     ReplWrites,
     /// Sentinel elections: at most one leader per epoch, and no sentinel votes twice in one.
     SentinelLeader,
+    /// Cluster: every operation a node served was for a slot it owned at that moment (or was
+    /// importing, asked with ASKING); no master votes twice in an epoch, at most one replica
+    /// is promoted per epoch.
+    SlotOwnership,
+    /// Cluster, after the settle phase: every node reports the same owner for every slot,
+    /// all slots are served and the state is ok, each master holds keys only of its own
+    /// slots, and each replica has its master's data.
+    ClusterConvergence,
 }
 
 impl CheckerKind {
     pub fn needs_replication(self) -> bool {
         matches!(self, CheckerKind::ReplConvergence | CheckerKind::ReplResync | CheckerKind::ReplWrites)
+    }
+
+    pub fn needs_cluster(self) -> bool {
+        matches!(self, CheckerKind::SlotOwnership | CheckerKind::ClusterConvergence)
     }
 }
 
@@ -563,6 +634,44 @@ impl Scenario {
                 return err("sentinel", "down_after_ms, failover_timeout_ms and parallel_syncs must be > 0");
             }
         }
+        if let Some(c) = &self.cluster {
+            if self.replication.is_some() || self.sentinel.is_some() || self.topology.service != Service::Redsim {
+                return err("cluster", "does not combine with [replication] or [sentinel], and needs service redsim");
+            }
+            if c.masters < 3 {
+                return err("cluster.masters", "must be at least 3 (a failover needs a majority of masters)");
+            }
+            if c.nodes() != n {
+                return err(
+                    "cluster",
+                    format!("masters × (1 + replicas) = {} must equal topology.nodes ({n})", c.nodes()),
+                );
+            }
+            if c.node_timeout_ms < 100 || c.misroute_pct > 100 {
+                return err("cluster", "needs node_timeout_ms >= 100 and misroute_pct <= 100");
+            }
+            // The register and counter checkers see the cluster as one keyspace: nothing may
+            // reset a key (a kill, a failover to a replica that missed writes) or expire it by
+            // one node's clock rather than another's.
+            let keyspace_checked =
+                self.checkers.iter().any(|k| matches!(k, CheckerKind::Register | CheckerKind::Counter));
+            let resets_or_skews = self.fault_kinds().into_iter().find(|k| {
+                matches!(
+                    k,
+                    FaultKind::Kill
+                        | FaultKind::PowerFail
+                        | FaultKind::ClockJump
+                        | FaultKind::ClockOffset
+                        | FaultKind::ClockDrift
+                )
+            });
+            if keyspace_checked && c.replicas > 0 {
+                return err("checkers", "register and counter need cluster.replicas = 0 (a failover loses writes)");
+            }
+            if let (true, Some(k)) = (keyspace_checked, resets_or_skews) {
+                return err("checkers", format!("register and counter in a cluster rule out {} faults", k.name()));
+            }
+        }
         self.validate_workload()?;
         self.validate_net()?;
         self.validate_faults()?;
@@ -597,6 +706,8 @@ impl Scenario {
                             | CheckerKind::ReplResync
                             | CheckerKind::ReplWrites
                             | CheckerKind::SentinelLeader
+                            | CheckerKind::SlotOwnership
+                            | CheckerKind::ClusterConvergence
                     )
             );
             if !fits {
@@ -604,6 +715,9 @@ impl Scenario {
             }
             if c.needs_replication() && self.replication.is_none() {
                 return err("checkers", format!("{c:?} needs a [replication] section"));
+            }
+            if c.needs_cluster() && self.cluster.is_none() {
+                return err("checkers", format!("{c:?} needs a [cluster] section"));
             }
             if *c == CheckerKind::SentinelLeader && self.sentinel.is_none() {
                 return err("checkers", "SentinelLeader needs a [sentinel] section");
@@ -639,7 +753,9 @@ impl Scenario {
         for (section, directives) in sections {
             let mut config = redsim::server::Config::default();
             for (name, value) in directives {
-                if matches!(name.as_str(), "bind" | "port" | "replicaof" | "slaveof") {
+                let cluster_chosen = self.cluster.is_some()
+                    && matches!(name.as_str(), "cluster-enabled" | "cluster-node-timeout" | "cluster-config-file");
+                if cluster_chosen || matches!(name.as_str(), "bind" | "port" | "replicaof" | "slaveof") {
                     return err(&format!("{section}.{name}"), "is chosen by the simulator");
                 }
                 if let Err(e) = config.set_startup(name, value) {
@@ -647,7 +763,7 @@ impl Scenario {
                 }
             }
         }
-        if self.replication.is_none() && !self.role_config.replica.is_empty() {
+        if self.replication.is_none() && self.cluster.is_none() && !self.role_config.replica.is_empty() {
             return err("role_config.replica", "needs a [replication] topology (every node stands alone)");
         }
         Ok(())
@@ -656,9 +772,16 @@ impl Scenario {
     /// The directives node `n` starts with: `config`, then its role's overrides.
     pub fn node_config(&self, n: u32) -> BTreeMap<String, String> {
         let mut directives = self.config.clone();
-        let replica = self.replication.is_some() && n > 0;
+        let replica = match &self.cluster {
+            Some(c) => c.initial_master_of(n).is_some(),
+            None => self.replication.is_some() && n > 0,
+        };
         let role = if replica { &self.role_config.replica } else { &self.role_config.master };
         directives.extend(role.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(c) = &self.cluster {
+            directives.insert("cluster-enabled".into(), "yes".into());
+            directives.insert("cluster-node-timeout".into(), c.node_timeout_ms.to_string());
+        }
         directives
     }
 
@@ -712,6 +835,15 @@ impl Scenario {
         Ok(())
     }
 
+    /// Every fault kind the schedule names or the swarm may draw.
+    fn fault_kinds(&self) -> Vec<FaultKind> {
+        let mut kinds: Vec<FaultKind> = self.faults.schedule.iter().map(|f| f.fault).collect();
+        if let Some(s) = &self.faults.swarm {
+            kinds.extend(s.kinds.iter().copied());
+        }
+        kinds
+    }
+
     fn validate_faults(&self) -> Result<(), ScenarioError> {
         for (i, f) in self.faults.schedule.iter().enumerate() {
             let field = |name: &str| format!("faults.schedule[{i}].{name}");
@@ -751,6 +883,9 @@ impl Scenario {
             if f.fault.needs_replication() && self.replication.is_none() {
                 return err(&field("fault"), format!("{} needs a [replication] section", f.fault.name()));
             }
+            if f.fault.needs_cluster() && self.cluster.is_none() {
+                return err(&field("fault"), format!("{} needs a [cluster] section", f.fault.name()));
+            }
             if f.at_ms >= self.duration_ms {
                 return err(&field("at_ms"), format!("must be before duration_ms ({})", self.duration_ms));
             }
@@ -784,6 +919,9 @@ impl Scenario {
             }
             if let Some(k) = s.kinds.iter().find(|k| k.needs_replication() && self.replication.is_none()) {
                 return err("faults.swarm.kinds", format!("{} needs a [replication] section", k.name()));
+            }
+            if let Some(k) = s.kinds.iter().find(|k| k.needs_cluster() && self.cluster.is_none()) {
+                return err("faults.swarm.kinds", format!("{} needs a [cluster] section", k.name()));
             }
             if s.max_per_min == 0 {
                 return err("faults.swarm.max_per_min", "must be > 0");

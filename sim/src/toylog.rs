@@ -42,6 +42,8 @@ pub enum Bug {
     SentinelVotesTwice,
     /// redsim's sentinels promote the replica with the lowest replication offset.
     FailoverPicksLowestOffset,
+    /// redsim's cluster nodes go on serving a slot they owned once, after it moved away.
+    ClusterServesLostSlot,
 }
 
 impl Bug {
@@ -55,6 +57,7 @@ impl Bug {
             "replica-expires-keys" => Some(Bug::ReplicaExpiresKeys),
             "sentinel-votes-twice" => Some(Bug::SentinelVotesTwice),
             "failover-picks-lowest-offset" => Some(Bug::FailoverPicksLowestOffset),
+            "cluster-serves-lost-slot" => Some(Bug::ClusterServesLostSlot),
             _ => None,
         }
     }
@@ -68,13 +71,14 @@ impl Bug {
             Bug::ReplicaExpiresKeys => "replica-expires-keys",
             Bug::SentinelVotesTwice => "sentinel-votes-twice",
             Bug::FailoverPicksLowestOffset => "failover-picks-lowest-offset",
+            Bug::ClusterServesLostSlot => "cluster-serves-lost-slot",
         }
     }
 
     /// The names `--bug` accepts.
     pub const NAMES: &'static str = "skip-fsync, aof-skip-fsync, aof-ignore-fsync-error, repl-backlog-off-by-one, \
                                      psync-stale-replid, replica-expires-keys, sentinel-votes-twice, \
-                                     failover-picks-lowest-offset";
+                                     failover-picks-lowest-offset, cluster-serves-lost-slot";
 
     /// The service the bug is planted in.
     pub fn service(self) -> crate::scenario::Service {
@@ -86,7 +90,8 @@ impl Bug {
             | Bug::PsyncStaleReplid
             | Bug::ReplicaExpiresKeys
             | Bug::SentinelVotesTwice
-            | Bug::FailoverPicksLowestOffset => crate::scenario::Service::Redsim,
+            | Bug::FailoverPicksLowestOffset
+            | Bug::ClusterServesLostSlot => crate::scenario::Service::Redsim,
         }
     }
 
@@ -99,7 +104,8 @@ impl Bug {
             | Bug::PsyncStaleReplid
             | Bug::ReplicaExpiresKeys
             | Bug::SentinelVotesTwice
-            | Bug::FailoverPicksLowestOffset => None,
+            | Bug::FailoverPicksLowestOffset
+            | Bug::ClusterServesLostSlot => None,
             Bug::AofSkipFsync => Some(PlantedBug::SkipFsync),
             Bug::AofIgnoreFsyncError => Some(PlantedBug::IgnoreFsyncError),
         }
@@ -124,6 +130,14 @@ impl Bug {
             Bug::ReplBacklogOffByOne => Some(PlantedBug::BacklogOffByOne),
             Bug::PsyncStaleReplid => Some(PlantedBug::PsyncStaleReplid),
             Bug::ReplicaExpiresKeys => Some(PlantedBug::ReplicaExpiresKeys),
+            _ => None,
+        }
+    }
+
+    /// The cluster bug for redsim nodes.
+    pub fn cluster(self) -> Option<redsim::cluster::PlantedBug> {
+        match self {
+            Bug::ClusterServesLostSlot => Some(redsim::cluster::PlantedBug::ServesLostSlot),
             _ => None,
         }
     }

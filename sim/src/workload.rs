@@ -7,6 +7,7 @@
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,163 @@ pub struct ClientPlan {
     pub follow: Option<(Arc<AtomicU32>, Vec<SocketAddr>)>,
     /// Replication worlds: `WAIT replicas timeout_ms` after each acknowledged write.
     pub wait: Option<WaitOpts>,
+    /// Cluster worlds: the client routes each key to its slot's master.
+    pub cluster: Option<ClusterRoute>,
+}
+
+/// How a cluster client finds nodes: every node's address (node `n` at `addrs[n]`), the
+/// operator's "cluster created" flag it waits for, and how often it misroutes on purpose.
+#[derive(Clone, Debug)]
+pub struct ClusterRoute {
+    pub addrs: Vec<SocketAddr>,
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+    pub misroute_pct: u32,
+}
+
+/// Redirections one operation may follow before it gives up (redis-cli follows 16, Jedis 5).
+const MAX_REDIRECTS: usize = 5;
+
+/// A cluster client's state, as a smart client keeps it: the slot map it learned (CLUSTER
+/// SLOTS, then every MOVED) and one connection per node.
+struct ClusterClient {
+    client: u32,
+    route: ClusterRoute,
+    /// Slot → node number; None: unknown, ask any node.
+    slots: Vec<Option<u32>>,
+    /// Refresh the map (CLUSTER SLOTS from a random node) before the next operation: set at
+    /// start and after a connection error or CLUSTERDOWN, as clients do.
+    stale: bool,
+    sessions: BTreeMap<u32, Session>,
+    net: SimNet,
+    op_timeout: Duration,
+}
+
+/// What a cluster error reply asks the client to do.
+enum Redirect {
+    Moved(u16, u32),
+    Ask(u32),
+    TryAgain,
+}
+
+fn node_of_addr(addrs: &[SocketAddr], text: &str) -> Option<u32> {
+    let addr: SocketAddr = text.parse().ok()?;
+    addrs.iter().position(|a| *a == addr).map(|n| n as u32)
+}
+
+fn redirect_of(addrs: &[SocketAddr], e: &str) -> Option<Redirect> {
+    let mut words = e.split(' ');
+    match words.next()? {
+        "MOVED" => {
+            let slot = words.next()?.parse().ok()?;
+            Some(Redirect::Moved(slot, node_of_addr(addrs, words.next()?)?))
+        }
+        "ASK" => {
+            let _slot = words.next()?;
+            Some(Redirect::Ask(node_of_addr(addrs, words.next()?)?))
+        }
+        "TRYAGAIN" => Some(Redirect::TryAgain),
+        _ => None,
+    }
+}
+
+impl ClusterClient {
+    fn session(&mut self, node: u32) -> &mut Session {
+        let (net, addr, op_timeout) = (self.net.clone(), self.route.addrs[node as usize], self.op_timeout);
+        self.sessions.entry(node).or_insert_with(|| Session { net, addr, conn: None, buf: BytesMut::new(), op_timeout })
+    }
+
+    /// CLUSTER SLOTS from a random node into the map; the map stays as it was if that fails.
+    async fn refresh(&mut self, rec: &Recorder, rng: &mut SeededRng) {
+        let node = rng.below(self.route.addrs.len() as u64) as u32;
+        let args = [b"CLUSTER".to_vec(), b"SLOTS".to_vec()];
+        let session = self.session(node);
+        let reply = session.request(&args).await;
+        let Ok(Frame::Array(ranges)) = reply else { return };
+        let mut slots = vec![None; redsim::cluster::CLUSTER_SLOTS];
+        for r in &ranges {
+            let Frame::Array(items) = r else { continue };
+            let num = |i: usize| match items.get(i) {
+                Some(Frame::Integer(n)) => Some(*n),
+                _ => None,
+            };
+            let (Some(lo), Some(hi)) = (num(0), num(1)) else { continue };
+            let Some(Frame::Array(master)) = items.get(2) else { continue };
+            let ip = match master.first() {
+                Some(Frame::Bulk(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => continue,
+            };
+            let port = match master.get(1) {
+                Some(Frame::Integer(p)) => *p,
+                _ => continue,
+            };
+            let Some(n) = node_of_addr(&self.route.addrs, &format!("{ip}:{port}")) else { continue };
+            for s in lo.max(0)..=hi.min(16383) {
+                slots[s as usize] = Some(n);
+            }
+        }
+        self.slots = slots;
+        self.stale = false;
+        rec.event(&format!("c{} slot map refreshed from n{node}", self.client));
+    }
+
+    /// One operation, following MOVED and ASK: the exchange that ended it, the node that
+    /// gave the answer, and whether it was asked with ASKING.
+    async fn exchange(
+        &mut self,
+        rec: &Recorder,
+        rng: &mut SeededRng,
+        key: &[u8],
+        args: &[Vec<u8>],
+    ) -> (Exchange, u32, bool) {
+        if self.stale {
+            self.refresh(rec, rng).await;
+        }
+        let slot = redsim::cluster::key_hash_slot(key);
+        let n = self.route.addrs.len() as u64;
+        let mut node = match self.slots[slot as usize] {
+            Some(owner) if rng.below(100) >= u64::from(self.route.misroute_pct) => owner,
+            _ => rng.below(n) as u32,
+        };
+        let mut asking = false;
+        let mut redirects = 0;
+        loop {
+            let session = self.session(node);
+            if asking {
+                let ask = session.exchange(rec, &[b"ASKING".to_vec()]).await;
+                if !matches!(ask.outcome, Outcome::Ok(_)) {
+                    // Nothing of the operation itself was sent.
+                    self.stale = true;
+                    let outcome = Outcome::Fail(format!("ASKING: {}", outcome_text(&ask.outcome)));
+                    return (Exchange { sent_us: None, outcome }, node, true);
+                }
+            }
+            let ex = self.session(node).exchange(rec, args).await;
+            let redirect = match &ex.outcome {
+                Outcome::Fail(e) => redirect_of(&self.route.addrs, e),
+                _ => None,
+            };
+            match &ex.outcome {
+                Outcome::Fail(e) if e.starts_with("CLUSTERDOWN") || e.starts_with("connect") => self.stale = true,
+                Outcome::Fail(e) if e.starts_with("connection reset") => self.stale = true,
+                Outcome::Unknown(_) => self.stale = true,
+                _ => {}
+            }
+            let Some(r) = redirect.filter(|_| redirects < MAX_REDIRECTS) else { return (ex, node, asking) };
+            redirects += 1;
+            match r {
+                Redirect::Moved(s, to) => {
+                    self.slots[s as usize] = Some(to);
+                    node = to;
+                    asking = false;
+                }
+                Redirect::Ask(to) => {
+                    node = to;
+                    asking = true;
+                }
+                Redirect::TryAgain => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
 }
 
 /// The list redsim's log operations push to and read.
@@ -191,6 +349,30 @@ impl Session {
         Exchange { sent_us, outcome }
     }
 
+    /// A request whose reply is only read, not recorded (the cluster map): any error is `Err`.
+    async fn request(&mut self, args: &[Vec<u8>]) -> Result<Frame, String> {
+        let deadline = tokio::time::Instant::now() + self.op_timeout;
+        if self.conn.is_none() {
+            self.conn = Some(self.net.connect(self.addr).await.map_err(|e| e.to_string())?);
+        }
+        let mut req = Vec::new();
+        Frame::Array(args.iter().map(|a| Frame::Bulk(a.clone().into())).collect()).encode(&mut req);
+        let conn = self.conn.as_mut().expect("connected above");
+        if conn.write_all(&req).await.is_err() {
+            self.drop_conn();
+            return Err("connection reset".into());
+        }
+        let _ = conn.flush().await;
+        match self.read_reply(deadline).await {
+            Ok(Frame::Error(e)) => Err(e),
+            Ok(f) => Ok(f),
+            Err(e) => {
+                self.drop_conn();
+                Err(e)
+            }
+        }
+    }
+
     async fn read_reply(&mut self, deadline: tokio::time::Instant) -> Result<Frame, String> {
         let conn = self.conn.as_mut().expect("connected");
         loop {
@@ -303,6 +485,21 @@ pub async fn run_client(plan: ClientPlan, net: SimNet, mut rng: SeededRng, rec: 
     };
     let mut seq = 0u64;
     let mut node = plan.node;
+    let mut cluster = plan.cluster.clone().map(|route| ClusterClient {
+        client: plan.client,
+        slots: vec![None; redsim::cluster::CLUSTER_SLOTS],
+        stale: true,
+        sessions: BTreeMap::new(),
+        net: session.net.clone(),
+        op_timeout: session.op_timeout,
+        route,
+    });
+    if let Some(ready) = cluster.as_ref().map(|c| c.route.ready.clone()) {
+        // The operator creates the cluster first.
+        while !ready.load(Ordering::SeqCst) && rec.now_us() < plan.stop_us {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     loop {
         let think = plan.think_ms[0] + rng.below(plan.think_ms[1] - plan.think_ms[0] + 1);
         tokio::time::sleep(Duration::from_millis(think)).await;
@@ -322,7 +519,17 @@ pub async fn run_client(plan: ClientPlan, net: SimNet, mut rng: SeededRng, rec: 
         }
         let is_write = !matches!(kind, OpKind::Get | OpKind::GetCounter | OpKind::Read);
         let invoke_us = rec.now_us();
-        let ex = session.exchange(&rec, &args).await;
+        let mut asked = false;
+        let ex = match &mut cluster {
+            Some(c) => {
+                let key = call.key().unwrap_or(LOG_KEY).as_bytes().to_vec();
+                let (ex, served_by, asking) = c.exchange(&rec, &mut rng, &key, &args).await;
+                node = served_by;
+                asked = asking;
+                ex
+            }
+            None => session.exchange(&rec, &args).await,
+        };
         let acked = is_write && matches!(ex.outcome, Outcome::Ok(_));
         let id = rec.record(Op {
             id: 0,
@@ -335,6 +542,9 @@ pub async fn run_client(plan: ClientPlan, net: SimNet, mut rng: SeededRng, rec: 
             complete_us: rec.now_us(),
             outcome: ex.outcome,
         });
+        if asked {
+            rec.history.lock().unwrap_or_else(|e| e.into_inner()).cluster.asked.push(id);
+        }
         if let (Some(w), true) = (plan.wait, acked) {
             let args = [b"WAIT".to_vec(), w.replicas.to_string().into_bytes(), w.timeout_ms.to_string().into_bytes()];
             // The WAIT may outlast the op timeout by its own timeout.

@@ -22,6 +22,7 @@ use redsim::env::skew::SkewedClock;
 use redsim::server::driver::{self, RunOpts};
 use redsim::server::Config;
 
+use crate::clusterworld::ClusterAdmin;
 use crate::env::{NetConfig, SimEnv, SimEnvParts, SimNet};
 use crate::faults::{rng_for, Machine, Plan, PlannedFault};
 use crate::history::{ClockChange, History, Promotion};
@@ -29,7 +30,7 @@ use crate::replworld::{on_admin, Admin, ReplTopology};
 use crate::scenario::{FaultKind, OpKind, PowerMode, Scenario, Service, Target};
 use crate::toylog::{self, Bug};
 use crate::trace::Trace;
-use crate::workload::{run_client, ClientPlan, Recorder};
+use crate::workload::{run_client, ClientPlan, ClusterRoute, Recorder};
 
 pub const SERVER_PORT: u16 = 6379;
 
@@ -110,6 +111,9 @@ struct World {
     admin: Option<(Admin, NodeId)>,
     /// Replication link cuts in effect, by plan index: the links cut and when.
     cuts: BTreeMap<usize, (Vec<(Machine, Machine)>, u64)>,
+    /// Cluster worlds: the operator and its machine, and the RNG of its reshard choices.
+    cluster: Option<(ClusterAdmin, NodeId)>,
+    reshard_rng: redsim::env::SeededRng,
 }
 
 /// Runs the whole world; returns when the liveness phase is over and every client stopped.
@@ -135,9 +139,13 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         applied: vec![false; plan.faults.len()],
         admin: None,
         cuts: BTreeMap::new(),
+        cluster: None,
+        reshard_rng: crate::clusterworld::reshard_rng(seed),
     };
     #[cfg(madsim)]
     redsim::replication::plant(opts.bug.and_then(Bug::repl));
+    #[cfg(madsim)]
+    redsim::cluster::plant(opts.bug.and_then(Bug::cluster));
     crate::sentinelworld::reset_journal();
     if let Some(r) = &s.replication {
         let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
@@ -177,6 +185,22 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         let net = SimNet::new(net_config, redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)));
         let admin = Admin { net, addrs: addrs.clone(), topo: topo.clone(), rec: rec.clone() };
         w.admin = Some((admin, node.id()));
+    }
+    if let Some(opts) = &s.cluster {
+        let node = handle.create_node().name("admin").ip(admin_ip()).build();
+        let mut rng = rng_for(seed, "admin");
+        let net = SimNet::new(net_config, redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)));
+        let topo = ReplTopology::new(s.topology.nodes, false);
+        let admin = Admin { net, addrs: addrs.clone(), topo, rec: rec.clone() };
+        let ca = ClusterAdmin {
+            admin,
+            opts: opts.clone(),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            open: Arc::new(Mutex::new(Vec::new())),
+        };
+        let creator = ca.clone();
+        node.spawn(async move { creator.create().await });
+        w.cluster = Some((ca, node.id()));
     }
     let stop_us = stop_us_of(&s);
     if let (Some(g), Some((admin, node))) = (&s.sentinel, w.admin.clone()) {
@@ -219,6 +243,11 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
             service: s.topology.service,
             follow: topo.as_ref().map(|t| (t.master.clone(), addrs.clone())),
             wait: s.replication.as_ref().and_then(|r| r.wait),
+            cluster: w.cluster.as_ref().map(|(ca, _)| ClusterRoute {
+                addrs: addrs.clone(),
+                ready: ca.ready.clone(),
+                misroute_pct: ca.opts.misroute_pct,
+            }),
         };
         let mut rng = rng_for(seed, &format!("client/{c}"));
         let net = SimNet::new(net_config, redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)));
@@ -228,8 +257,18 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     w.heal_all();
     let healed_us = rec.now_us();
     rec.history.lock().unwrap_or_else(|e| e.into_inner()).healed_us = healed_us;
+    if let Some((ca, node)) = w.cluster.clone() {
+        on_admin(&handle, node, async move { ca.fix_open_slots().await }).await;
+    }
     for c in clients {
         let _ = c.await;
+    }
+    if let Some((ca, node)) = w.cluster.clone() {
+        let probes = on_admin(&handle, node, async move { ca.probe_all().await }).await;
+        let lines = rec.trace.lines();
+        let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
+        h.cluster.probes = probes;
+        crate::clusterworld::take_journal(&lines, &mut h);
     }
     if let Some((admin, node)) = w.admin.clone() {
         let master = admin.topo.master.load(Ordering::SeqCst);
@@ -401,7 +440,9 @@ impl World {
         timeline.sort();
         for (at_ms, is_start, i) in timeline {
             self.sleep_until_ms(at_ms).await;
-            if is_start == 1
+            if is_start == 1 && plan.faults[i].kind == FaultKind::Reshard {
+                self.reshard(&plan.faults[i]).await;
+            } else if is_start == 1
                 && matches!(plan.faults[i].kind, FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote)
             {
                 self.promote(&plan.faults[i]).await;
@@ -465,8 +506,8 @@ impl World {
                 true
             }
             FaultKind::ReplLinkCut => self.cut_repl_link(i, f),
-            // Promotions run in `promote`, which awaits the operator.
-            FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote => false,
+            // Promotions run in `promote` and reshards in `reshard`, which await the operator.
+            FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote | FaultKind::Reshard => false,
         };
         self.applied[i] = applied;
         let what = if applied { "start" } else { "skip (target not up)" };
@@ -507,7 +548,7 @@ impl World {
                 disk.set_faults(DiskFaults { fsync_latency_min_ms: 0, fsync_latency_max_ms: 0, ..disk.faults() });
             }
             FaultKind::ReplLinkCut => self.heal_repl_link(i, node_of(f) as u32),
-            FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote => {}
+            FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote | FaultKind::Reshard => {}
         }
         self.event(&format!("end {}", f.describe()));
     }
@@ -679,6 +720,20 @@ impl World {
             let p = Promotion { start_us, end_us: self.now_us(), node: target, forced: !graceful };
             self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).repl.promotions.push(p);
         }
+    }
+
+    /// A reshard by the cluster's operator; the nemesis waits for it (one move at a time).
+    async fn reshard(&mut self, f: &PlannedFault) {
+        let Some((ca, node)) = self.cluster.clone() else { return };
+        self.event(&format!("start {}", f.describe()));
+        let mut rng = self.reshard_rng.clone();
+        let keys = self.scenario.workload.keys;
+        let rng = on_admin(&self.handle, node, async move {
+            ca.reshard(&mut rng, keys).await;
+            rng
+        })
+        .await;
+        self.reshard_rng = rng;
     }
 
     /// The start of the liveness phase: every link open, every node up and running, every

@@ -364,6 +364,8 @@ pub struct Cluster {
     /// Votes this node granted and promotions it made, as (epoch, node), for the simulator.
     pub votes: Vec<(u64, NodeName)>,
     pub promotions: Vec<(u64, NodeName)>,
+    /// The simulator's journal: this node's ownership as last written to it.
+    pub journaled: String,
 }
 
 impl Cluster {
@@ -423,6 +425,7 @@ impl Cluster {
             once_owned: SlotBitmap::default(),
             votes: Vec::new(),
             promotions: Vec::new(),
+            journaled: String::new(),
         }
     }
 

@@ -27,6 +27,33 @@ pub const MIGRATE_REPLY_LINE_MAX: usize = 1023;
 /// A timeout argument of 0 or less means this, in ms.
 const MIGRATE_DEFAULT_TIMEOUT_MS: u64 = 1000;
 
+/// Redis's `migrateGetKeys` (MIGRATE's KEYS spec is incomplete): argument 3, or with the
+/// KEYS option (found after skipping AUTH's and AUTH2's arguments) every argument after it,
+/// and none when KEYS comes with a key name.
+pub fn get_keys(argv: &[Bytes]) -> Vec<(usize, u64)> {
+    use super::meta::key_flag;
+    let flags = key_flag::RW | key_flag::ACCESS | key_flag::DELETE;
+    let (mut first, mut num) = (3, 1);
+    let mut i = 6;
+    while i < argv.len() {
+        if eq_ic(&argv[i], "keys") {
+            if !argv[3].is_empty() {
+                return Vec::new();
+            }
+            first = i + 1;
+            num = argv.len() - first;
+            break;
+        }
+        if eq_ic(&argv[i], "auth") {
+            i += 1;
+        } else if eq_ic(&argv[i], "auth2") {
+            i += 2;
+        }
+        i += 1;
+    }
+    (first..first + num).filter(|&p| p < argv.len()).map(|p| (p, flags)).collect()
+}
+
 const KEYS_NEEDS_EMPTY_KEY: &str = "When using MIGRATE KEYS option, the key argument must be set to the empty string";
 const IOERR_CONNECTING: &str = "IOERR error or timeout connecting to the client";
 const IOERR_WRITING: &str = "IOERR error or timeout writing to target instance";

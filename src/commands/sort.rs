@@ -23,11 +23,13 @@ fn sort_ro(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     sort_generic(ctx, a, true)
 }
 
-/// Redis's `sortGetKeys` and `sortROGetKeys`, used because SORT's key specs are incomplete.
+/// The native key extractors used where key specs fall short: `sortGetKeys`, `sortROGetKeys`
+/// and `migrateGetKeys`.
 pub fn native_get_keys(name: &str, argv: &[Bytes]) -> Option<Vec<(usize, u64)>> {
     use super::meta::key_flag;
     match name {
         "sortGetKeys" => Some(sort_get_keys(argv)),
+        "migrateGetKeys" => Some(super::migrate::get_keys(argv)),
         "sortROGetKeys" => Some(vec![(1, key_flag::RO | key_flag::ACCESS)]),
         _ => None,
     }

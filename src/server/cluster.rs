@@ -212,6 +212,36 @@ impl Server {
                 }
             }
         }
+        self.cluster_journal();
+    }
+
+    /// The simulator's journal of this node's cluster state, for its checkers: which slots it
+    /// owns and imports whenever that changes, every vote it grants and every promotion it
+    /// makes. Written as log lines `cluster-journal <myid> ...` at the moment of the change
+    /// (before any later command is served). Outside the simulator the votes and promotions are
+    /// only dropped, so that they do not pile up.
+    fn cluster_journal(&mut self) {
+        let Some(c) = self.cluster.as_mut() else { return };
+        let (votes, promotions) = c.take_journal();
+        #[cfg(madsim)]
+        {
+            let owned = crate::cluster::slots::format_ranges(&c.me().slots.ranges(), ",");
+            let importing: Vec<String> = c.importing_from.keys().map(u16::to_string).collect();
+            let state = format!("owns [{owned}] importing [{}]", importing.join(","));
+            let me = c.myself.clone();
+            if state != c.journaled {
+                c.journaled = state.clone();
+                self.log_lines.push(format!("cluster-journal {me} {state}"));
+            }
+            for (epoch, candidate) in votes {
+                self.log_lines.push(format!("cluster-journal {me} vote {epoch} {candidate}"));
+            }
+            for (epoch, _) in promotions {
+                self.log_lines.push(format!("cluster-journal {me} promoted {epoch}"));
+            }
+        }
+        #[cfg(not(madsim))]
+        let _ = (votes, promotions);
     }
 
     /// Redis's `verifyClusterConfigWithData` after the dataset loaded: keys only in db 0;

@@ -3,6 +3,7 @@
 
 pub mod aof;
 pub mod clock;
+pub mod cluster;
 pub mod counter;
 pub mod durability;
 pub mod liveness;
@@ -41,16 +42,38 @@ impl Verdict {
     }
 }
 
+/// In a cluster the per-key checkers name "the cluster", not the node 0 they were shown.
+fn name_keyspace(findings: &mut [Finding], history: &History) {
+    if !history.cluster.ids.is_empty() {
+        for f in findings {
+            if let Some(rest) = f.message.strip_prefix("node 0") {
+                f.message = format!("cluster{rest}");
+            }
+        }
+    }
+}
+
 /// Runs the scenario's checkers over the history.
 pub fn run(kinds: &[CheckerKind], history: &History, liveness_grace_us: u64) -> Verdict {
     let mut v = Verdict::default();
     let mut kinds = kinds.to_vec();
     kinds.sort();
     kinds.dedup();
+    // A cluster is one keyspace spread over its masters: the register and counter models
+    // follow each key wherever it moves (the scenario rules out what would reset a key or
+    // expire it by a different clock).
+    let one_keyspace;
+    let keyspace = if history.cluster.ids.is_empty() {
+        history
+    } else {
+        one_keyspace = history.as_one_keyspace();
+        &one_keyspace
+    };
     for kind in kinds {
         let mut found = match kind {
             CheckerKind::Register => {
-                let (f, stats) = register::check(history, register::DEFAULT_STEP_BUDGET);
+                let (mut f, stats) = register::check(keyspace, register::DEFAULT_STEP_BUDGET);
+                name_keyspace(&mut f, history);
                 v.notes.push(format!("register: {} keys, {} ops searched", stats.keys, stats.ops));
                 v.inconclusive.extend(
                     stats.inconclusive_keys.into_iter().map(|k| format!("register: {k}: search budget exhausted")),
@@ -59,7 +82,9 @@ pub fn run(kinds: &[CheckerKind], history: &History, liveness_grace_us: u64) -> 
             }
             CheckerKind::Counter => {
                 v.notes.push(format!("counter: {} ops", history.ops.iter().filter(|o| o.kind.is_counter()).count()));
-                counter::check(history)
+                let mut f = counter::check(keyspace);
+                name_keyspace(&mut f, history);
+                f
             }
             CheckerKind::Liveness => liveness::check(history, liveness_grace_us),
             CheckerKind::Durability => {
@@ -103,6 +128,23 @@ pub fn run(kinds: &[CheckerKind], history: &History, liveness_grace_us: u64) -> 
                     r.promoting.len()
                 ));
                 sentinel::leaders(history)
+            }
+            CheckerKind::SlotOwnership => {
+                let c = &history.cluster;
+                v.notes.push(format!(
+                    "slot_ownership: {} served operations ({} after ASK), {} ownership changes, {} votes, {} promotions, {} reshards",
+                    history.ops.iter().filter(|o| o.is_ok()).count(),
+                    c.asked.len(),
+                    c.owns.len(),
+                    c.votes.len(),
+                    c.promotions.len(),
+                    c.reshards.len()
+                ));
+                cluster::slot_ownership(history)
+            }
+            CheckerKind::ClusterConvergence => {
+                v.notes.push(format!("cluster_convergence: {} nodes probed", history.cluster.probes.len()));
+                cluster::convergence(history)
             }
             CheckerKind::ReplWrites => {
                 let (f, notes) = replication::writes(history);

@@ -445,7 +445,7 @@ fn fault_lanes(f: &FaultSpan) -> (Vec<String>, &'static str) {
         FaultKind::PowerFail | FaultKind::FsyncEio | FaultKind::DiskSlow => (node_row("disk"), "disk"),
         FaultKind::Kill | FaultKind::Pause => (Vec::new(), ""),
         FaultKind::ReplLinkCut => (machine_lane(&f.target).into_iter().collect(), "net"),
-        FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote => (Vec::new(), ""),
+        FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote | FaultKind::Reshard => (Vec::new(), ""),
     }
 }
 

@@ -242,6 +242,10 @@ fn keys_from_specs(m: &CommandMeta, argv: &[Bytes]) -> Option<Vec<(usize, u64)>>
     let argc = argv.len() as i32;
     let mut keys = Vec::new();
     for spec in m.key_specs.iter().filter(|s| s.flags & key_flag::NOT_KEY == 0) {
+        // An incomplete spec may miss keys: Redis falls back to the command's own extractor.
+        if spec.flags & key_flag::INCOMPLETE != 0 {
+            return None;
+        }
         let Some(first) = begin_search(spec, argv)? else {
             continue;
         };

@@ -28,6 +28,8 @@ const ZOOMS: [u32; 6] = [1, 2, 4, 8, 16, 64];
 const MIN_OP_PX: f64 = 1.5;
 
 const ROW_STATE_PX: f64 = 18.0;
+/// A role's stripe this wide at least gets its name written on the band.
+const ROLE_LABEL_MIN_PX: f64 = 40.0;
 const ROW_FAULT_PX: f64 = 12.0;
 const ROW_CLIENT_PX: f64 = 20.0;
 const GAP_PX: f64 = 6.0;
@@ -51,6 +53,8 @@ svg .latency { fill: #9e9e9e; } svg .lasting { fill-opacity: 0.5; } svg .skipped
 svg .liveness { fill: #9cc3ee; fill-opacity: 0.3; }
 svg .bad { stroke: #000; stroke-width: 1.5; }
 svg .marker { fill: #c62828; }
+svg .role-master { fill: #1b5e20; } svg .role-replica { fill: #81c784; }
+svg text.role { font-size: 9px; fill: #1b3d1f; pointer-events: none; }
 svg .grid { stroke: #ddd; stroke-width: 1; }
 svg rect:hover { stroke: #000; stroke-width: 1; }
 :target { outline: 2px solid #c62828; }
@@ -232,6 +236,8 @@ fn legend(page: &mut String) {
         ("#cfe8d6", "node up"),
         ("#c62828", "node down"),
         ("#f0b429", "node paused"),
+        ("#1b5e20", "master"),
+        ("#81c784", "replica"),
         ("#7b5ea7", "partition / split"),
         ("#1f77b4", "clock fault"),
         ("#8c564b", "disk (power loss)"),
@@ -302,14 +308,23 @@ fn svg(r: &ReportJson, history: &History) -> String {
         y += h + gap;
     };
     push("network".into(), "network".into(), ROW_FAULT_PX, GAP_PX);
+    let node_roles: Vec<Vec<(u64, String)>> = (0..nodes).map(|n| roles(r, history, n)).collect();
     for n in 0..nodes {
-        push(format!("n{n}"), format!("n{n} ({role})"), ROW_STATE_PX, 1.0);
+        let first = node_roles[n as usize].first().map_or(role, |(_, r)| r.split(' ').next().unwrap_or(role));
+        push(format!("n{n}"), format!("n{n} ({first})"), ROW_STATE_PX, 1.0);
         push(format!("n{n}-net"), format!("n{n} net"), ROW_FAULT_PX, 1.0);
         push(format!("n{n}-clock"), format!("n{n} clock"), ROW_FAULT_PX, 1.0);
         push(format!("n{n}-disk"), format!("n{n} disk"), ROW_FAULT_PX, GAP_PX);
     }
     for c in 0..clients {
-        push(format!("c{c}"), format!("c{c} → n{}", c % nodes.max(1)), ROW_CLIENT_PX, 1.0);
+        let to = if r.scenario.cluster.is_some() {
+            "by slot".to_string()
+        } else if r.scenario.replication.is_some() {
+            "master".to_string()
+        } else {
+            format!("n{}", c % nodes.max(1))
+        };
+        push(format!("c{c}"), format!("c{c} → {to}"), ROW_CLIENT_PX, 1.0);
     }
     let height = y + 4.0;
     let width = LABEL_PX + plot_px + RIGHT_PX;
@@ -339,6 +354,7 @@ fn svg(r: &ReportJson, history: &History) -> String {
     for n in 0..nodes {
         if let Some((ly, lh)) = lane_y(&format!("n{n}")) {
             node_states(&mut s, &sc, r, n, ly, lh, end_us);
+            role_stripes(&mut s, &sc, n, &node_roles[n as usize], ly, lh, end_us);
         }
     }
     let safety_end_us = r.scenario.duration_ms * 1000;
@@ -389,6 +405,66 @@ fn axis(s: &mut String, sc: &Scale, height: f64) {
         i += 1;
     }
     let _ = writeln!(s, "</g>");
+}
+
+/// A node's roles over the run, as (from µs, role) with each entry a change: a replication or
+/// sentinel world's node 0 starts as the master and every promotion makes its node the master
+/// and the others replicas; a cluster node is a master while its journal says it owns slots.
+/// Empty for standalone nodes.
+fn roles(r: &ReportJson, history: &History, n: u32) -> Vec<(u64, String)> {
+    let mut out: Vec<(u64, String)> = Vec::new();
+    let change = |out: &mut Vec<(u64, String)>, at: u64, role: String| {
+        if out.last().is_none_or(|(_, last)| *last != role) {
+            out.push((at, role));
+        }
+    };
+    if let Some(c) = &r.scenario.cluster {
+        let first = if c.initial_master_of(n).is_some() { "replica" } else { "master" };
+        change(&mut out, 0, first.to_string());
+        let mut had_slots = false;
+        for o in history.cluster.owns.iter().filter(|o| o.node == n) {
+            let slots: u32 = o.owned.iter().map(|&(a, b)| u32::from(b - a) + 1).sum();
+            let role = if slots > 0 { format!("master {slots} slots") } else { "replica".to_string() };
+            // Before the operator assigned slots, a future master owns none yet.
+            if slots > 0 || first == "replica" || had_slots {
+                change(&mut out, o.at_us, role);
+            }
+            had_slots |= slots > 0;
+        }
+    } else if r.scenario.replication.is_some() {
+        change(&mut out, 0, if n == 0 { "master" } else { "replica" }.to_string());
+        for p in &history.repl.promotions {
+            change(&mut out, p.end_us, if p.node == n { "master" } else { "replica" }.to_string());
+        }
+    }
+    out
+}
+
+/// A thin stripe along the top of the node's band per role, with its name where it changes.
+fn role_stripes(s: &mut String, sc: &Scale, n: u32, roles: &[(u64, String)], ly: f64, lh: f64, end_us: u64) {
+    for (i, (from, role)) in roles.iter().enumerate() {
+        let to = roles.get(i + 1).map_or(end_us, |(t, _)| *t).min(end_us);
+        let class = if role.starts_with("master") { "role-master" } else { "role-replica" };
+        let _ = writeln!(
+            s,
+            "<rect class=\"{class}\" x=\"{:.1}\" y=\"{ly:.1}\" width=\"{:.1}\" height=\"4\"><title>n{n} {} {} → {}</title></rect>",
+            sc.x(*from),
+            sc.width(*from, to),
+            escape(role),
+            secs(*from),
+            secs(to),
+        );
+        // Named where there is room for the name.
+        if sc.width(*from, to) >= ROLE_LABEL_MIN_PX {
+            let _ = writeln!(
+                s,
+                "<text class=\"role\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                sc.x(*from) + 2.0,
+                ly + lh - 4.0,
+                escape(role)
+            );
+        }
+    }
 }
 
 /// A node's up/down/paused band from its kill, power-fail and pause faults.

@@ -48,8 +48,10 @@ enum Cmd {
         scenario: PathBuf,
         #[arg(long, value_parser = parse_seed)]
         seed: u64,
-        /// Plant a known bug (simulator only): skip-fsync, aof-skip-fsync, aof-ignore-fsync-error,
-        /// repl-backlog-off-by-one, psync-stale-replid, replica-expires-keys.
+        /// Plant a known bug (simulator only; `redsim-sim bugs` lists them): skip-fsync,
+        /// aof-skip-fsync, aof-ignore-fsync-error, repl-backlog-off-by-one, psync-stale-replid,
+        /// replica-expires-keys, sentinel-votes-twice, failover-picks-lowest-offset,
+        /// cluster-serves-lost-slot.
         #[arg(long)]
         bug: Option<String>,
         #[arg(long, default_value = "reports")]
@@ -84,6 +86,23 @@ enum Cmd {
         /// Simulated runs the search may spend.
         #[arg(long, default_value_t = shrink::DEFAULT_MAX_RUNS)]
         max_runs: usize,
+    },
+    /// The planted-bug table: for each bug of the catalogue and each scenario written to catch
+    /// it, the first seed (from 1) on which the scenario fails with the bug planted. Exit 1 if
+    /// some bug survives the budget.
+    Bugs {
+        /// Where the catalogue's scenarios are.
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+        /// Seeds tried per (bug, scenario) before giving up.
+        #[arg(long, default_value_t = 1000)]
+        budget: u64,
+        /// Seeds run at once, each on its own thread.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Only the bugs whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// List the scenarios of a directory with their descriptions.
     List {
@@ -126,6 +145,7 @@ pub fn main() -> i32 {
     };
     let result = match cli.cmd {
         Cmd::Run { scenario, seed, bug, reports_dir } => cmd_run(&scenario, seed, bug.as_deref(), &reports_dir),
+        Cmd::Bugs { dir, budget, jobs, only } => cmd_bugs(&dir, budget, jobs, only.as_deref()),
         Cmd::Sweep { scenario, seeds, jobs, bug, reports_dir } => {
             cmd_sweep(&scenario, &seeds, jobs, bug.as_deref(), &reports_dir)
         }
@@ -193,6 +213,58 @@ fn cmd_run(path: &Path, seed: u64, bug: Option<&str>, reports_dir: &Path) -> Res
     println!("report: {}", json.display());
     println!("replay: {}", report::replay_command(&json));
     Ok(if out.passed() { EXIT_PASS } else { EXIT_FAIL })
+}
+
+/// A row of the planted-bug table.
+struct BugRow {
+    bug: Bug,
+    scenario: &'static str,
+    /// The first failing seed and its first finding, or None if every seed passed.
+    caught: Option<(u64, String)>,
+    tried: u64,
+    wall_secs: f64,
+}
+
+fn cmd_bugs(dir: &Path, budget: u64, jobs: usize, only: Option<&str>) -> Result<i32, String> {
+    let jobs = jobs.max(1) as u64;
+    let mut rows = Vec::new();
+    println!("{:<30} {:<22} {:>6}  first finding", "bug", "scenario", "seeds");
+    for (bug, name) in Bug::CATALOGUE.into_iter().filter(|(b, _)| only.is_none_or(|o| b.name().contains(o))) {
+        let path = dir.join(format!("{name}.toml"));
+        let (s, opts) = load(&path, Some(bug.name()))?;
+        let started = Instant::now();
+        let (mut next, mut caught) = (1u64, None);
+        // Chunks of `jobs` seeds at a time: the first failing seed of the first chunk that
+        // has one is the first failing seed overall.
+        while caught.is_none() && next <= budget {
+            let end = (next + jobs).min(budget + 1);
+            let results = sweep(&s, next..end, jobs as usize, &opts, &|_, _| {});
+            caught =
+                results.values().find(|r| !r.passed).map(|r| (r.seed, r.first_finding.clone().unwrap_or_default()));
+            next = end;
+        }
+        let row = BugRow {
+            bug,
+            scenario: name,
+            tried: caught.as_ref().map_or(budget, |(seed, _)| *seed),
+            caught,
+            wall_secs: started.elapsed().as_secs_f64(),
+        };
+        let (seeds, why) = match &row.caught {
+            Some((seed, why)) => (seed.to_string(), why.chars().take(100).collect::<String>()),
+            None => (format!(">{budget}"), "never caught".to_string()),
+        };
+        println!("{:<30} {:<22} {:>6}  {why} ({:.1}s)", bug.name(), name, seeds, row.wall_secs);
+        rows.push(row);
+    }
+    let survived: Vec<&BugRow> = rows.iter().filter(|r| r.caught.is_none()).collect();
+    let runs: u64 = rows.iter().map(|r| r.tried).sum();
+    println!(
+        "{} bug × scenario pairs, {} caught within {budget} seeds; {runs} runs",
+        rows.len(),
+        rows.len() - survived.len()
+    );
+    Ok(if survived.is_empty() { EXIT_PASS } else { EXIT_FAIL })
 }
 
 fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_dir: &Path) -> Result<i32, String> {

@@ -75,6 +75,23 @@ impl Bug {
         }
     }
 
+    /// The catalogue: every planted bug with the scenarios (files under `scenarios/`, without
+    /// `.toml`) written to catch it. `redsim-sim bugs` runs it and prints the seeds needed.
+    pub const CATALOGUE: [(Bug, &'static str); 12] = [
+        (Bug::SkipFsync, "toylog_power"),
+        (Bug::AofSkipFsync, "aof_always"),
+        (Bug::AofSkipFsync, "aof_everysec"),
+        (Bug::AofIgnoreFsyncError, "aof_fsync_eio_always"),
+        (Bug::ReplBacklogOffByOne, "repl_partition_short"),
+        (Bug::ReplBacklogOffByOne, "repl_replica_restart"),
+        (Bug::PsyncStaleReplid, "repl_demote_divergent"),
+        (Bug::ReplicaExpiresKeys, "repl_partition_short"),
+        (Bug::SentinelVotesTwice, "sentinel_failover"),
+        (Bug::FailoverPicksLowestOffset, "sentinel_failover"),
+        (Bug::ClusterServesLostSlot, "cluster_reshard"),
+        (Bug::ClusterServesLostSlot, "cluster_failover"),
+    ];
+
     /// The names `--bug` accepts.
     pub const NAMES: &'static str = "skip-fsync, aof-skip-fsync, aof-ignore-fsync-error, repl-backlog-off-by-one, \
                                      psync-stale-replid, replica-expires-keys, sentinel-votes-twice, \

@@ -45,6 +45,38 @@ mod sim {
         assert!(text.contains("    The toy append-only log"), "{text}");
     }
 
+    /// The planted-bug table as a command: the row of the cluster bug, caught on both its
+    /// scenarios within a small budget (the whole table: `cargo simrun-release bugs --jobs 2`).
+    #[test]
+    fn bugs_prints_the_planted_bug_table_row_by_row() {
+        let out =
+            redsim_sim(&["bugs", "--dir", "../scenarios", "--only", "cluster-serves", "--budget", "20", "--jobs", "2"]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        for scenario in ["cluster_reshard", "cluster_failover"] {
+            let row = text.lines().find(|l| l.contains(scenario)).unwrap_or_else(|| panic!("{scenario} in {text}"));
+            assert!(row.starts_with("cluster-serves-lost-slot"), "{row}");
+        }
+        assert!(text.contains("2 bug × scenario pairs, 2 caught within 20 seeds"), "{text}");
+    }
+
+    #[test]
+    fn every_bug_of_the_catalogue_names_a_scenario_that_exists() {
+        use redsim_sim::toylog::Bug;
+        for (bug, name) in Bug::CATALOGUE {
+            let path = format!("{}/../scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {path}: {e}", bug.name()));
+            let s = redsim_sim::scenario::Scenario::from_toml(&text).expect("valid");
+            assert_eq!(s.topology.service, bug.service(), "{} on {name}", bug.name());
+            assert_eq!(Bug::parse(bug.name()), Some(bug));
+        }
+        let names: Vec<&str> = Bug::NAMES.split(", ").collect();
+        for name in names {
+            let bug = Bug::parse(name).expect("every listed name parses");
+            assert!(Bug::CATALOGUE.iter().any(|(b, _)| *b == bug), "{name} is in the catalogue");
+        }
+    }
+
     #[test]
     fn shrunk_toylog_seed_7_is_written_and_run_fails_it_with_exit_1() {
         let dir = scratch("redsim-sim-cli-shrink-test");

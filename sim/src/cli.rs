@@ -217,8 +217,6 @@ fn cmd_run(path: &Path, seed: u64, bug: Option<&str>, reports_dir: &Path) -> Res
 
 /// A row of the planted-bug table.
 struct BugRow {
-    bug: Bug,
-    scenario: &'static str,
     /// The first failing seed and its first finding, or None if every seed passed.
     caught: Option<(u64, String)>,
     tried: u64,
@@ -244,8 +242,6 @@ fn cmd_bugs(dir: &Path, budget: u64, jobs: usize, only: Option<&str>) -> Result<
             next = end;
         }
         let row = BugRow {
-            bug,
-            scenario: name,
             tried: caught.as_ref().map_or(budget, |(seed, _)| *seed),
             caught,
             wall_secs: started.elapsed().as_secs_f64(),

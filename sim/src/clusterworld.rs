@@ -26,6 +26,8 @@ use crate::workload::LOG_KEY;
 const CREATE_WAIT: Duration = Duration::from_secs(30);
 /// How long one slot move keeps retrying a step before it leaves the slot open.
 const MOVE_WAIT: Duration = Duration::from_secs(10);
+/// While creating, how often the operator meets again nodes that still miss others.
+const REMEET_EVERY: Duration = Duration::from_secs(2);
 /// After the settle phase, how long the probe waits for the nodes to agree.
 const CONVERGE_WAIT: Duration = Duration::from_secs(30);
 /// Keys MIGRATE moves per call (redis-cli's default pipeline is 10).
@@ -42,6 +44,9 @@ pub struct ClusterAdmin {
     pub ready: Arc<AtomicBool>,
     /// Moves that did not finish, finished after the heal: (slot, from, to).
     pub open: Arc<std::sync::Mutex<Vec<(u16, u32, u32)>>>,
+    /// The operator does one move at a time, in the order the nemesis asked for them, with
+    /// the RNG of its choices; the fix after the heal queues behind them.
+    pub queue: Arc<tokio::sync::Mutex<SeededRng>>,
 }
 
 fn args(words: &[&str]) -> Vec<Vec<u8>> {
@@ -138,6 +143,8 @@ impl ClusterAdmin {
 
     /// Creates the cluster, as `redis-cli --cluster create --cluster-replicas R` does.
     pub async fn create(&self) {
+        // The operator's first job: no move starts before the cluster exists.
+        let _turn = self.queue.lock().await;
         let n = self.nodes();
         let mut ids = Vec::new();
         for node in 0..n {
@@ -169,13 +176,43 @@ impl ClusterAdmin {
                 self.event(&format!("cluster create: n{node} MEET: {e}"));
             }
         }
-        let all_known = |_: u32, r: &str| {
+        // A MEET lost to a partition is not retried by the nodes (the handshake times out and
+        // is forgotten): like redis-cli while it waits for the join, the operator has a node
+        // meet again each peer it does not know yet. (A MEET of a known peer would only add a
+        // handshake entry, dropped once the peer answers: those are not counted.)
+        let missing = |node: u32, r: &str| -> Vec<u32> {
             let lines = parse_nodes(r);
-            lines.len() == n as usize
-                && lines.iter().all(|l| !l.flags.iter().any(|f| f == "handshake" || f == "noaddr"))
+            (0..n)
+                .filter(|&j| j != node)
+                .filter(|&j| {
+                    !lines
+                        .iter()
+                        .any(|l| l.id == ids[j as usize] && !l.flags.iter().any(|f| f == "handshake" || f == "noaddr"))
+                })
+                .collect()
         };
-        if !self.wait_all(&["CLUSTER", "NODES"], CREATE_WAIT, all_known).await {
-            self.event("cluster create: the nodes did not all meet in time");
+        let deadline = tokio::time::Instant::now() + CREATE_WAIT;
+        loop {
+            let mut lonely = Vec::new();
+            for node in 0..n {
+                match self.cmd(node, &["CLUSTER", "NODES"]).await {
+                    Ok(r) => lonely.extend(missing(node, &r).into_iter().map(|j| (node, j))),
+                    Err(_) => lonely.push((node, if node == 0 { 1 } else { 0 })),
+                }
+            }
+            if lonely.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.event("cluster create: the nodes did not all meet in time");
+                break;
+            }
+            tokio::time::sleep(REMEET_EVERY).await;
+            for (node, peer) in lonely {
+                let addr = self.admin.addrs[peer as usize];
+                let (ip, port) = (addr.ip().to_string(), addr.port().to_string());
+                let _ = self.cmd(node, &["CLUSTER", "MEET", &ip, &port]).await;
+            }
         }
         for node in self.opts.masters..n {
             let master = self.opts.initial_master_of(node).expect("a replica");
@@ -231,7 +268,9 @@ impl ClusterAdmin {
 
     /// A reshard fault: moves the slot of one of the workload's keys (drawn from `rng`) from
     /// its master to another master.
-    pub async fn reshard(&self, rng: &mut SeededRng, keys: u32) {
+    pub async fn reshard(&self, keys: u32) {
+        let mut rng = self.queue.lock().await;
+        let rng = &mut *rng;
         let start_us = self.admin.rec.now_us();
         let key = match rng.below(3) {
             0 => format!("r{}", rng.below(u64::from(keys))),
@@ -281,8 +320,6 @@ impl ClusterAdmin {
                 return (0, format!("MIGRATING on n{from}: {e} (IMPORTING undone)"));
             }
         }
-        let target = self.admin.addrs[to as usize];
-        let (ip, port) = (target.ip().to_string(), target.port().to_string());
         let mut moved = 0;
         loop {
             let batch = MIGRATE_BATCH.to_string();
@@ -294,9 +331,7 @@ impl ClusterAdmin {
             if keys.is_empty() {
                 break;
             }
-            let mut words = vec!["MIGRATE", &ip, &port, "", "0", "5000", "KEYS"];
-            words.extend(keys.iter().map(String::as_str));
-            if let Err(e) = self.cmd_retry(from, &words, MOVE_WAIT).await {
+            if let Err(e) = self.migrate(from, to, &keys).await {
                 return (moved, format!("MIGRATE on n{from}: {e}"));
             }
             moved += keys.len() as u64;
@@ -317,8 +352,40 @@ impl ClusterAdmin {
         (moved, "done".into())
     }
 
+    /// MIGRATE of `keys` from `from` to `to`, retried while the nodes cannot be reached. A
+    /// MIGRATE whose reply was lost may have restored the keys on the target all the same (in
+    /// Redis as here): the retry then finds them there (BUSYKEY) and goes on with REPLACE, as
+    /// `redis-cli --cluster-replace` does. The source's copy is the live one: it served the
+    /// keys all along.
+    async fn migrate(&self, from: u32, to: u32, keys: &[String]) -> Result<String, String> {
+        let target = self.admin.addrs[to as usize];
+        let (ip, port) = (target.ip().to_string(), target.port().to_string());
+        let deadline = tokio::time::Instant::now() + MOVE_WAIT;
+        let mut replace = false;
+        loop {
+            let mut words = vec!["MIGRATE", &ip, &port, "", "0", "5000"];
+            if replace {
+                words.push("REPLACE");
+            }
+            words.push("KEYS");
+            words.extend(keys.iter().map(String::as_str));
+            match self.cmd(from, &words).await {
+                Ok(r) => return Ok(r),
+                Err(e) if e.contains("BUSYKEY") && !replace => {
+                    self.event(&format!(
+                        "reshard: n{to} has keys of the batch already (an earlier MIGRATE's reply was lost): REPLACE"
+                    ));
+                    replace = true;
+                }
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// After the heal: finishes every move a fault interrupted (`redis-cli --cluster fix`).
     pub async fn fix_open_slots(&self) {
+        let _turn = self.queue.lock().await;
         let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
         for (slot, from, to) in open {
             let (moved, outcome) = self.move_slot(slot, from, to, false, 0).await;

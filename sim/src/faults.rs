@@ -34,7 +34,7 @@
 
 use redsim::env::{Rng, SeededRng};
 
-use crate::scenario::{FaultKind, OpKind, PowerMode, Scenario, ScheduledFault, Target};
+use crate::scenario::{FaultKind, LinkTargets, OpKind, PowerMode, Scenario, ScheduledFault, Target};
 use crate::trace::fnv1a64;
 
 /// A machine of the world: a server node or a workload client.
@@ -263,6 +263,11 @@ fn resolve(s: &Scenario, f: &ScheduledFault, source: String, rng: &mut SeededRng
 fn swarm_fault(s: &Scenario, kind: FaultKind, at_ms: u64, rng: &mut SeededRng) -> PlannedFault {
     let sw = s.faults.swarm.as_ref().expect("swarm faults come from a swarm");
     let any = if kind.needs_node() || rng.below(2) == 0 { Target::AnyNode } else { Target::AnyClient };
+    let any = match (kind.needs_node(), sw.link_targets) {
+        (false, LinkTargets::Nodes) => Target::AnyNode,
+        (false, LinkTargets::Clients) => Target::AnyClient,
+        _ => any,
+    };
     let target = match kind {
         FaultKind::Split | FaultKind::Latency | FaultKind::Reshard => Target::None,
         // Replication faults act on a replica: node 0 starts as the master.

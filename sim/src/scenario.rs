@@ -473,6 +473,26 @@ pub struct Swarm {
     /// redis-check-aof --fix cuts it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub power_modes: Vec<PowerMode>,
+    /// Which machines the swarm's partitions (both ways and one way) cut off.
+    #[serde(default, skip_serializing_if = "LinkTargets::is_any")]
+    pub link_targets: LinkTargets,
+}
+
+/// `faults.swarm.link_targets`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkTargets {
+    /// A node or a client, half and half.
+    #[default]
+    Any,
+    Nodes,
+    Clients,
+}
+
+impl LinkTargets {
+    fn is_any(&self) -> bool {
+        *self == LinkTargets::Any
+    }
 }
 
 fn default_clock_step_ms() -> [u64; 2] {

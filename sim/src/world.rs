@@ -111,9 +111,8 @@ struct World {
     admin: Option<(Admin, NodeId)>,
     /// Replication link cuts in effect, by plan index: the links cut and when.
     cuts: BTreeMap<usize, (Vec<(Machine, Machine)>, u64)>,
-    /// Cluster worlds: the operator and its machine, and the RNG of its reshard choices.
+    /// Cluster worlds: the operator and its machine.
     cluster: Option<(ClusterAdmin, NodeId)>,
-    reshard_rng: redsim::env::SeededRng,
 }
 
 /// Runs the whole world; returns when the liveness phase is over and every client stopped.
@@ -140,7 +139,6 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         admin: None,
         cuts: BTreeMap::new(),
         cluster: None,
-        reshard_rng: crate::clusterworld::reshard_rng(seed),
     };
     #[cfg(madsim)]
     redsim::replication::plant(opts.bug.and_then(Bug::repl));
@@ -197,6 +195,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
             opts: opts.clone(),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             open: Arc::new(Mutex::new(Vec::new())),
+            queue: Arc::new(tokio::sync::Mutex::new(crate::clusterworld::reshard_rng(seed))),
         };
         let creator = ca.clone();
         node.spawn(async move { creator.create().await });
@@ -441,7 +440,7 @@ impl World {
         for (at_ms, is_start, i) in timeline {
             self.sleep_until_ms(at_ms).await;
             if is_start == 1 && plan.faults[i].kind == FaultKind::Reshard {
-                self.reshard(&plan.faults[i]).await;
+                self.reshard(&plan.faults[i]);
             } else if is_start == 1
                 && matches!(plan.faults[i].kind, FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote)
             {
@@ -506,7 +505,7 @@ impl World {
                 true
             }
             FaultKind::ReplLinkCut => self.cut_repl_link(i, f),
-            // Promotions run in `promote` and reshards in `reshard`, which await the operator.
+            // Promotions run in `promote` (awaiting the operator) and reshards in `reshard`.
             FaultKind::Failover | FaultKind::FailoverCommand | FaultKind::Promote | FaultKind::Reshard => false,
         };
         self.applied[i] = applied;
@@ -722,18 +721,13 @@ impl World {
         }
     }
 
-    /// A reshard by the cluster's operator; the nemesis waits for it (one move at a time).
-    async fn reshard(&mut self, f: &PlannedFault) {
+    /// A reshard by the cluster's operator, who works through the moves one at a time while
+    /// the nemesis goes on with its schedule.
+    fn reshard(&mut self, f: &PlannedFault) {
         let Some((ca, node)) = self.cluster.clone() else { return };
         self.event(&format!("start {}", f.describe()));
-        let mut rng = self.reshard_rng.clone();
         let keys = self.scenario.workload.keys;
-        let rng = on_admin(&self.handle, node, async move {
-            ca.reshard(&mut rng, keys).await;
-            rng
-        })
-        .await;
-        self.reshard_rng = rng;
+        self.handle.get_node(node).expect("the admin machine exists").spawn(async move { ca.reshard(keys).await });
     }
 
     /// The start of the liveness phase: every link open, every node up and running, every

@@ -9,7 +9,7 @@
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -388,8 +388,52 @@ impl ClusterAdmin {
         let _turn = self.queue.lock().await;
         let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
         for (slot, from, to) in open {
-            let (moved, outcome) = self.move_slot(slot, from, to, false, 0).await;
-            self.event(&format!("fix: slot {slot} n{from} -> n{to}: {outcome} ({moved} keys moved)"));
+            // A failover may have handed the source's slots to its replica meanwhile: the keys
+            // are wherever the slot's owner is now, as every node agrees once the heal has
+            // spread (redis-cli's fix also starts from the current owner).
+            let owner = self.agreed_owner(slot).await;
+            let (moved, outcome) = match owner {
+                Some(o) if o == to => {
+                    for m in self.masters().await {
+                        let _ = self
+                            .cmd(m, &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &self.ids()[to as usize]])
+                            .await;
+                    }
+                    (0, "done (the target owns it: closed)".to_string())
+                }
+                Some(o) => self.move_slot(slot, o, to, true, 0).await,
+                None => (0, "no agreed owner".to_string()),
+            };
+            let via = owner.filter(|&o| o != from).map(|o| format!(" (now from n{o})")).unwrap_or_default();
+            self.event(&format!("fix: slot {slot} n{from} -> n{to}{via}: {outcome} ({moved} keys moved)"));
+        }
+    }
+
+    /// The slot's owner once every node answers with the same one (None if that never happened
+    /// within the convergence wait).
+    async fn agreed_owner(&self, slot: u16) -> Option<u32> {
+        let deadline = tokio::time::Instant::now() + CONVERGE_WAIT;
+        loop {
+            let mut seen = BTreeSet::new();
+            for node in 0..self.nodes() {
+                let owner = match self.cmd(node, &["CLUSTER", "NODES"]).await {
+                    Ok(r) => parse_nodes(&r)
+                        .into_iter()
+                        .find(|l| l.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+                        .and_then(|l| self.node_of_id(&l.id)),
+                    Err(_) => None,
+                };
+                seen.insert(owner);
+            }
+            if seen.len() == 1 {
+                if let Some(Some(o)) = seen.into_iter().next() {
+                    return Some(o);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 

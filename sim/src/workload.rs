@@ -170,10 +170,19 @@ impl ClusterClient {
         };
         let mut asking = false;
         let mut redirects = 0;
+        // A connection to a node that was killed (or cut off) since it was last used is found
+        // dead only when written to: nothing left, so the client reconnects and sends again,
+        // once, as cluster clients do.
+        let mut reconnected = false;
+        let dead_on_write = |o: &Outcome| matches!(o, Outcome::Fail(e) if e == RESET_BEFORE_SENDING);
         loop {
             let session = self.session(node);
             if asking {
                 let ask = session.exchange(rec, &[b"ASKING".to_vec()]).await;
+                if dead_on_write(&ask.outcome) && !reconnected {
+                    reconnected = true;
+                    continue;
+                }
                 if !matches!(ask.outcome, Outcome::Ok(_)) {
                     // Nothing of the operation itself was sent.
                     self.stale = true;
@@ -182,6 +191,10 @@ impl ClusterClient {
                 }
             }
             let ex = self.session(node).exchange(rec, args).await;
+            if dead_on_write(&ex.outcome) && !reconnected {
+                reconnected = true;
+                continue;
+            }
             let redirect = match &ex.outcome {
                 Outcome::Fail(e) => redirect_of(&self.route.addrs, e),
                 _ => None,
@@ -209,6 +222,9 @@ impl ClusterClient {
         }
     }
 }
+
+/// A request of which nothing could be written: it certainly had no effect.
+const RESET_BEFORE_SENDING: &str = "connection reset before sending";
 
 /// The list redsim's log operations push to and read.
 pub const LOG_KEY: &str = "aoflog";
@@ -318,10 +334,7 @@ impl Session {
             match conn.write(&req[off..]).await {
                 Ok(0) | Err(_) if off == 0 => {
                     self.drop_conn();
-                    return Exchange {
-                        sent_us: None,
-                        outcome: Outcome::Fail("connection reset before sending".into()),
-                    };
+                    return Exchange { sent_us: None, outcome: Outcome::Fail(RESET_BEFORE_SENDING.into()) };
                 }
                 Ok(0) | Err(_) => {
                     self.drop_conn();

@@ -196,6 +196,9 @@ fn pick_target(s: &Scenario, t: Target, rng: &mut SeededRng) -> Target {
     match t {
         Target::AnyNode => Target::Node(rng.below(u64::from(s.topology.nodes)) as u32),
         Target::AnyClient => Target::Client(rng.below(u64::from(s.workload.clients)) as u32),
+        Target::AnySentinel => {
+            Target::Sentinel(rng.below(u64::from(s.sentinel.as_ref().map_or(1, |g| g.count))) as u32)
+        }
         t => t,
     }
 }

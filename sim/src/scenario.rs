@@ -580,8 +580,11 @@ pub enum Target {
     None,
     Node(u32),
     Client(u32),
+    /// A sentinel of the `[sentinel]` group (kill, pause and partitions only).
+    Sentinel(u32),
     AnyNode,
     AnyClient,
+    AnySentinel,
 }
 
 impl Target {
@@ -590,9 +593,11 @@ impl Target {
             "" => Target::None,
             "any_node" => Target::AnyNode,
             "any_client" => Target::AnyClient,
+            "any_sentinel" => Target::AnySentinel,
             _ => match s.split_once(':') {
                 Some(("node", n)) => Target::Node(n.parse().ok()?),
                 Some(("client", n)) => Target::Client(n.parse().ok()?),
+                Some(("sentinel", n)) => Target::Sentinel(n.parse().ok()?),
                 _ => return None,
             },
         };
@@ -606,8 +611,10 @@ impl fmt::Display for Target {
             Target::None => f.write_str("-"),
             Target::Node(n) => write!(f, "node:{n}"),
             Target::Client(n) => write!(f, "client:{n}"),
+            Target::Sentinel(n) => write!(f, "sentinel:{n}"),
             Target::AnyNode => f.write_str("any_node"),
             Target::AnyClient => f.write_str("any_client"),
+            Target::AnySentinel => f.write_str("any_sentinel"),
         }
     }
 }
@@ -870,7 +877,10 @@ impl Scenario {
             let Some(target) = Target::parse(&f.target) else {
                 return err(
                     &field("target"),
-                    format!("{:?} is not node:N, client:N, any_node, any_client or empty", f.target),
+                    format!(
+                        "{:?} is not node:N, client:N, sentinel:N, any_node, any_client, any_sentinel or empty",
+                        f.target
+                    ),
                 );
             };
             match target {
@@ -884,6 +894,27 @@ impl Scenario {
                     return err(
                         &field("target"),
                         format!("client {c} does not exist (workload.clients = {})", self.workload.clients),
+                    );
+                }
+                Target::Sentinel(_) | Target::AnySentinel if self.sentinel.is_none() => {
+                    return err(&field("target"), "sentinel targets need a [sentinel] section");
+                }
+                Target::Sentinel(n) if self.sentinel.as_ref().is_some_and(|g| n >= g.count) => {
+                    return err(&field("target"), format!("sentinel {n} does not exist (sentinel.count)"));
+                }
+                Target::Sentinel(_) | Target::AnySentinel
+                    if !matches!(
+                        f.fault,
+                        FaultKind::Kill
+                            | FaultKind::Pause
+                            | FaultKind::Partition
+                            | FaultKind::PartitionIn
+                            | FaultKind::PartitionOut
+                    ) =>
+                {
+                    return err(
+                        &field("target"),
+                        format!("{} does not act on a sentinel (kill, pause and partitions do)", f.fault.name()),
                     );
                 }
                 Target::Client(_) | Target::AnyClient if f.fault.needs_node() => {
@@ -1034,6 +1065,9 @@ ops = { get = 1, set = 1 }
             include_str!("../../scenarios/repl_demote_divergent.toml"),
             include_str!("../../scenarios/repl_chain.toml"),
             include_str!("../../scenarios/repl_wait_promote.toml"),
+            include_str!("../../scenarios/sentinel_chaos.toml"),
+            include_str!("../../scenarios/cluster_reshard.toml"),
+            include_str!("../../scenarios/cluster_failover.toml"),
         ] {
             let s = Scenario::from_toml(text).unwrap();
             assert!(!s.description.is_empty(), "{} says what it tests", s.name);
@@ -1102,6 +1136,48 @@ ops = { get = 1, set = 1 }
         );
         let e = Scenario::from_toml(&text).unwrap_err();
         assert!(e.0.starts_with("faults.schedule[0].target"), "{e}");
+    }
+
+    #[test]
+    fn sentinel_targets_need_a_sentinel_group_and_a_fault_that_acts_on_one() {
+        let base = include_str!("../../scenarios/sentinel_failover.toml");
+        let with = |fault: &str, target: &str| {
+            format!(
+                "{base}
+[[faults.schedule]]
+at_ms = 10
+fault = \"{fault}\"
+target = \"{target}\"
+duration_ms = 5
+"
+            )
+        };
+        for (fault, target) in [("kill", "sentinel:2"), ("pause", "any_sentinel"), ("partition_out", "sentinel:0")] {
+            Scenario::from_toml(&with(fault, target)).unwrap_or_else(|e| panic!("{fault} {target}: {e}"));
+        }
+        for (fault, target, says) in [
+            ("kill", "sentinel:3", "does not exist"),
+            ("fsync_eio", "sentinel:0", "does not act on a sentinel"),
+            ("clock_drift", "any_sentinel", "does not act on a sentinel"),
+            ("kill", "sentinel:x", "is not node:N"),
+        ] {
+            let e = Scenario::from_toml(&with(fault, target)).unwrap_err();
+            assert!(e.0.starts_with("faults.schedule[") && e.0.contains(says), "{fault} {target}: {e}");
+        }
+        let standalone = format!(
+            "{}
+[[faults.schedule]]
+at_ms = 10
+fault = \"kill\"
+target = \"sentinel:0\"
+duration_ms = 5
+",
+            MINIMAL.replace("[topology]", "[faults]\n[topology]")
+        );
+        assert!(Scenario::from_toml(&standalone).unwrap_err().0.contains("need a [sentinel] section"));
+        assert_eq!(Target::parse("sentinel:4"), Some(Target::Sentinel(4)));
+        assert_eq!(Target::Sentinel(4).to_string(), "sentinel:4");
+        assert_eq!(Target::parse(&Target::AnySentinel.to_string()), Some(Target::AnySentinel));
     }
 
     #[test]

@@ -76,13 +76,14 @@ pub fn start_sentinel(
     trace: crate::trace::Trace,
     world_clock: &TokioClock,
     bug: Option<Bug>,
-) -> NodeId {
+) -> (NodeId, SimDisk) {
     let clock = SkewedClock::new(world_clock.clone());
     let disk = SimDisk::new(redsim::env::Rng::next_u64(&mut rng_for(seed, &format!("disk/s{i}"))));
+    let kept = disk.clone();
     let world_clock = world_clock.clone();
     let initial = config_text(g, i);
     let incarnation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    handle
+    let id = handle
         .create_node()
         .name(format!("s{i}"))
         .ip(sentinel_ip(i))
@@ -117,7 +118,8 @@ pub fn start_sentinel(
             }
         })
         .build()
-        .id()
+        .id();
+    (id, kept)
 }
 
 /// `SENTINEL MASTER mymaster` as (config epoch, ip, port).

@@ -77,7 +77,7 @@ impl Bug {
 
     /// The catalogue: every planted bug with the scenarios (files under `scenarios/`, without
     /// `.toml`) written to catch it. `redsim-sim bugs` runs it and prints the seeds needed.
-    pub const CATALOGUE: [(Bug, &'static str); 12] = [
+    pub const CATALOGUE: [(Bug, &'static str); 13] = [
         (Bug::SkipFsync, "toylog_power"),
         (Bug::AofSkipFsync, "aof_always"),
         (Bug::AofSkipFsync, "aof_everysec"),
@@ -87,6 +87,7 @@ impl Bug {
         (Bug::PsyncStaleReplid, "repl_demote_divergent"),
         (Bug::ReplicaExpiresKeys, "repl_partition_short"),
         (Bug::SentinelVotesTwice, "sentinel_failover"),
+        (Bug::SentinelVotesTwice, "sentinel_chaos"),
         (Bug::FailoverPicksLowestOffset, "sentinel_failover"),
         (Bug::ClusterServesLostSlot, "cluster_reshard"),
         (Bug::ClusterServesLostSlot, "cluster_failover"),

@@ -93,6 +93,13 @@ struct ServerNode {
     clock_model: ClockModel,
 }
 
+/// A sentinel's machine: the nemesis kills, pauses and cuts it off like a node.
+struct SentinelMachine {
+    id: NodeId,
+    disk: SimDisk,
+    state: NodeState,
+}
+
 /// The world during a run; the nemesis owns it.
 struct World {
     scenario: Scenario,
@@ -100,6 +107,7 @@ struct World {
     net: Arc<NetSim>,
     rec: Recorder,
     nodes: Vec<ServerNode>,
+    sentinels: Vec<SentinelMachine>,
     machines: BTreeMap<Machine, NodeId>,
     /// Clogged links with how many active faults want each: overlapping faults heal cleanly.
     clogs: BTreeMap<(Machine, Machine), u32>,
@@ -132,6 +140,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         net,
         rec: rec.clone(),
         nodes: Vec::new(),
+        sentinels: Vec::new(),
         machines: BTreeMap::new(),
         clogs: BTreeMap::new(),
         latencies: BTreeMap::new(),
@@ -204,7 +213,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     let stop_us = stop_us_of(&s);
     if let (Some(g), Some((admin, node))) = (&s.sentinel, w.admin.clone()) {
         for i in 0..g.count {
-            let id = crate::sentinelworld::start_sentinel(
+            let (id, disk) = crate::sentinelworld::start_sentinel(
                 &handle,
                 g,
                 seed,
@@ -215,6 +224,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
                 opts.bug,
             );
             w.machines.insert(Machine::Sentinel(i), id);
+            w.sentinels.push(SentinelMachine { id, disk, state: NodeState::Up });
         }
         let (count, nodes) = (g.count, s.topology.nodes);
         handle
@@ -472,10 +482,10 @@ impl World {
             }
             FaultKind::Kill | FaultKind::PowerFail => self.kill(f),
             FaultKind::Pause => {
-                let n = node_of(f);
-                if self.nodes[n].state == NodeState::Up {
-                    self.handle.pause(self.nodes[n].id);
-                    self.nodes[n].state = NodeState::Paused;
+                let (id, state) = self.process_of(f);
+                if *state == NodeState::Up {
+                    *state = NodeState::Paused;
+                    self.handle.pause(id);
                     true
                 } else {
                     false
@@ -524,12 +534,15 @@ impl World {
                     self.unclog(link);
                 }
             }
-            FaultKind::Kill | FaultKind::PowerFail => self.restart(node_of(f)),
+            FaultKind::Kill | FaultKind::PowerFail => match f.target {
+                Target::Sentinel(i) => self.restart_sentinel(i as usize),
+                _ => self.restart(node_of(f)),
+            },
             FaultKind::Pause => {
-                let n = node_of(f);
-                if self.nodes[n].state == NodeState::Paused {
-                    self.handle.resume(self.nodes[n].id);
-                    self.nodes[n].state = NodeState::Up;
+                let (id, state) = self.process_of(f);
+                if *state == NodeState::Paused {
+                    *state = NodeState::Up;
+                    self.handle.resume(id);
                 }
             }
             FaultKind::ClockJump | FaultKind::ClockOffset => self.clock_step(node_of(f), -f.delta_ms),
@@ -558,6 +571,7 @@ impl World {
         let target = match f.target {
             Target::Node(n) => Some(Machine::Node(n)),
             Target::Client(c) => Some(Machine::Client(c)),
+            Target::Sentinel(i) => Some(Machine::Sentinel(i)),
             _ => None,
         };
         let mut links = Vec::new();
@@ -605,7 +619,47 @@ impl World {
         self.net.update_config(|c| c.send_latency = latency_range(lo, hi));
     }
 
+    /// The machine a kill or pause acts on and the nemesis's record of its state.
+    fn process_of(&mut self, f: &PlannedFault) -> (NodeId, &mut NodeState) {
+        match f.target {
+            Target::Sentinel(i) => {
+                let m = &mut self.sentinels[i as usize];
+                (m.id, &mut m.state)
+            }
+            _ => {
+                let n = &mut self.nodes[node_of(f)];
+                (n.id, &mut n.state)
+            }
+        }
+    }
+
+    /// A sentinel killed: its process is gone, its disk keeps what it synced (the config
+    /// with its epochs and votes is written with fsync).
+    fn kill_sentinel(&mut self, i: usize) -> bool {
+        let m = &mut self.sentinels[i];
+        if m.state == NodeState::Down {
+            return false;
+        }
+        m.state = NodeState::Down;
+        self.handle.kill(m.id);
+        m.disk.process_crash();
+        true
+    }
+
+    fn restart_sentinel(&mut self, i: usize) {
+        let m = &mut self.sentinels[i];
+        if m.state != NodeState::Down {
+            return;
+        }
+        m.state = NodeState::Up;
+        self.handle.restart(m.id);
+        self.event(&format!("s{i} restarted"));
+    }
+
     fn kill(&mut self, f: &PlannedFault) -> bool {
+        if let Target::Sentinel(i) = f.target {
+            return self.kill_sentinel(i as usize);
+        }
         let n = node_of(f);
         if self.nodes[n].state == NodeState::Down {
             return false;
@@ -751,6 +805,16 @@ impl World {
         self.apply_latency();
         for node in &self.nodes {
             node.disk.set_faults(DiskFaults::default());
+        }
+        for i in 0..self.sentinels.len() {
+            match self.sentinels[i].state {
+                NodeState::Down => self.restart_sentinel(i),
+                NodeState::Paused => {
+                    self.handle.resume(self.sentinels[i].id);
+                    self.sentinels[i].state = NodeState::Up;
+                }
+                NodeState::Up => {}
+            }
         }
         for n in 0..self.nodes.len() {
             match self.nodes[n].state {

@@ -9,7 +9,10 @@ use redsim_sim::scenario::Scenario;
 use redsim_sim::toylog::Bug;
 use redsim_sim::world::WorldOptions;
 
-const SCENARIOS: [(&str, &str); 1] = [("sentinel_failover", include_str!("../../scenarios/sentinel_failover.toml"))];
+const SCENARIOS: [(&str, &str); 2] = [
+    ("sentinel_failover", include_str!("../../scenarios/sentinel_failover.toml")),
+    ("sentinel_chaos", include_str!("../../scenarios/sentinel_chaos.toml")),
+];
 
 /// Seeds per scenario in CI.
 const CI_SEEDS: u64 = 4;
@@ -53,7 +56,11 @@ fn a_sentinel_run_is_deterministic() {
 /// (`cargo simtest -p redsim-sim --test sentinel -- --nocapture`).
 #[test]
 fn planted_sentinel_bugs_are_caught() {
-    let cases = [(Bug::SentinelVotesTwice, "sentinel_failover"), (Bug::FailoverPicksLowestOffset, "sentinel_failover")];
+    let cases = [
+        (Bug::SentinelVotesTwice, "sentinel_failover"),
+        (Bug::SentinelVotesTwice, "sentinel_chaos"),
+        (Bug::FailoverPicksLowestOffset, "sentinel_failover"),
+    ];
     println!("{:<30} {:<20} {:>6}  first finding", "bug", "scenario", "seeds");
     for (bug, name) in cases {
         let s = scenario(name);

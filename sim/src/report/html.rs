@@ -316,6 +316,11 @@ fn svg(r: &ReportJson, history: &History) -> String {
         push(format!("n{n}-clock"), format!("n{n} clock"), ROW_FAULT_PX, 1.0);
         push(format!("n{n}-disk"), format!("n{n} disk"), ROW_FAULT_PX, GAP_PX);
     }
+    let sentinels = r.scenario.sentinel.as_ref().map_or(0, |g| g.count);
+    for i in 0..sentinels {
+        push(format!("s{i}"), format!("s{i} (sentinel)"), ROW_STATE_PX, 1.0);
+        push(format!("s{i}-net"), format!("s{i} net"), ROW_FAULT_PX, GAP_PX);
+    }
     for c in 0..clients {
         let to = if r.scenario.cluster.is_some() {
             "by slot".to_string()
@@ -353,8 +358,13 @@ fn svg(r: &ReportJson, history: &History) -> String {
     );
     for n in 0..nodes {
         if let Some((ly, lh)) = lane_y(&format!("n{n}")) {
-            node_states(&mut s, &sc, r, n, ly, lh, end_us);
+            node_states(&mut s, &sc, r, &format!("node:{n}"), &format!("n{n}"), ly, lh, end_us);
             role_stripes(&mut s, &sc, n, &node_roles[n as usize], ly, lh, end_us);
+        }
+    }
+    for i in 0..sentinels {
+        if let Some((ly, lh)) = lane_y(&format!("s{i}")) {
+            node_states(&mut s, &sc, r, &format!("sentinel:{i}"), &format!("s{i}"), ly, lh, end_us);
         }
     }
     let safety_end_us = r.scenario.duration_ms * 1000;
@@ -467,14 +477,15 @@ fn role_stripes(s: &mut String, sc: &Scale, n: u32, roles: &[(u64, String)], ly:
     }
 }
 
-/// A node's up/down/paused band from its kill, power-fail and pause faults.
-fn node_states(s: &mut String, sc: &Scale, r: &ReportJson, n: u32, ly: f64, lh: f64, end_us: u64) {
+/// A node's (or sentinel's) up/down/paused band from its kill, power-fail and pause faults;
+/// `target` as the faults name it, `name` as the lane does.
+#[allow(clippy::too_many_arguments)]
+fn node_states(s: &mut String, sc: &Scale, r: &ReportJson, target: &str, name: &str, ly: f64, lh: f64, end_us: u64) {
     let _ = writeln!(
         s,
-        "<rect class=\"up\" x=\"{LABEL_PX}\" y=\"{ly:.1}\" width=\"{:.1}\" height=\"{lh}\"><title>n{n} up</title></rect>",
+        "<rect class=\"up\" x=\"{LABEL_PX}\" y=\"{ly:.1}\" width=\"{:.1}\" height=\"{lh}\"><title>{name} up</title></rect>",
         sc.x(end_us) - LABEL_PX
     );
-    let target = format!("node:{n}");
     for f in r.faults.iter().filter(|f| f.target == target && f.applied) {
         let class = match f.kind {
             FaultKind::Kill | FaultKind::PowerFail => "down",
@@ -484,7 +495,7 @@ fn node_states(s: &mut String, sc: &Scale, r: &ReportJson, n: u32, ly: f64, lh: 
         let (from, to) = (f.at_ms * 1000, (f.at_ms + f.duration_ms) * 1000);
         let _ = writeln!(
             s,
-            "<rect class=\"{class}\" x=\"{:.1}\" y=\"{ly:.1}\" width=\"{:.1}\" height=\"{lh}\"><title>n{n} {class} {} → {}\n{}</title></rect>",
+            "<rect class=\"{class}\" x=\"{:.1}\" y=\"{ly:.1}\" width=\"{:.1}\" height=\"{lh}\"><title>{name} {class} {} → {}\n{}</title></rect>",
             sc.x(from),
             sc.width(from, to),
             secs(from),
@@ -501,6 +512,7 @@ fn fault_lanes(f: &FaultSpan) -> (Vec<String>, &'static str) {
         match kind {
             "node" => Some(format!("n{n}-net")),
             "client" => Some(format!("c{n}")),
+            "sentinel" => Some(format!("s{n}-net")),
             _ => None,
         }
     };

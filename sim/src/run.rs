@@ -135,12 +135,74 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic with a non-string payload".into())
 }
 
-/// Runs one seed in a fresh runtime on this thread and checks it.
+/// Stack of the thread a seed runs on (the main thread's default; spawned threads get less).
+const RUN_STACK_BYTES: usize = 64 << 20;
+
+/// Runs one seed in a fresh runtime on a fresh thread and checks it.
+///
+/// The fresh thread is what makes std's `HashMap` order (madsim's network keeps its sockets
+/// in one) a function of the seed: std draws a thread's hash keys once, at the thread's first
+/// `HashMap`, and madsim can seed that draw only if its runtime comes first. A second runtime
+/// on the same thread (the next seed of a sweep worker, a replay in a process whose argument
+/// parsing made a map) would iterate in an order the seed does not fix.
 pub fn run_seed(s: &Scenario, seed: u64, opts: &WorldOptions) -> RunOutcome {
+    warm_up();
+    on_fresh_thread(|| run_seed_on_this_thread(s, seed, opts))
+}
+
+fn on_fresh_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("simulation".into())
+            .stack_size(RUN_STACK_BYTES)
+            .spawn_scoped(scope, f)
+            .expect("a thread for the run")
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// The smallest redsim world, run once per process before any other run.
+const WARM_UP_SCENARIO: &str = r#"
+name = "warm_up"
+description = "One node, one client, one second: run once per process before any seed."
+duration_ms = 1000
+settle_ms = 4000
+checkers = ["liveness"]
+[topology]
+nodes = 1
+[workload]
+clients = 1
+keys = 1
+think_ms = [10, 20]
+ops = { get = 1, set = 1, incr = 1 }
+"#;
+
+/// Process-wide state of the server code that is built on first use (the command table, the
+/// config directives) creates hash maps; built inside a run, it draws std's per-thread hash
+/// keys and shifts the order of every map made after it in that run (madsim's network among
+/// them), so the first seed of a process would not run as it does anywhere else (a sweep, a
+/// replay). One throwaway run of the smallest world first builds all of it.
+///
+/// Known gap: in multi-node worlds a few seeds still run differently depending on which runs
+/// came before them in the process (about 1 report in 20 of a cluster or sentinel sweep does
+/// not replay to its hash); the state behind it is not found yet.
+fn warm_up() {
+    static WARM: std::sync::Once = std::sync::Once::new();
+    WARM.call_once(|| {
+        let _ = redsim::commands::table();
+        let _ = redsim::server::config::find_def("hz");
+        let s = Scenario::from_toml(WARM_UP_SCENARIO).expect("the warm-up scenario is valid");
+        let _ = on_fresh_thread(|| run_seed_on_this_thread(&s, 1, &WorldOptions::default()));
+    });
+}
+
+fn run_seed_on_this_thread(s: &Scenario, seed: u64, opts: &WorldOptions) -> RunOutcome {
     let started = Instant::now();
+    // The runtime first: it seeds this thread's HashMap keys (see `run_seed`).
+    let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     let trace = Trace::new();
     let history = Arc::new(Mutex::new(History::new(s.topology.nodes as usize)));
-    let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     rt.set_time_limit(Duration::from_millis(s.duration_ms + s.settle_ms) + TIME_LIMIT_SLACK);
     let result = catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(simulate(s.clone(), seed, opts.clone(), trace.clone(), history.clone()))

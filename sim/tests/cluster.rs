@@ -81,15 +81,3 @@ fn planted_cluster_bug_is_caught() {
         println!("{:<26} {:<20} {:>6}  {why}", bug.name(), name, seed);
     }
 }
-
-/// The report of a passing cluster run is the contract readers see: the seed's choices, what
-/// every checker covered (moves, ASKs, ownership changes), with the wall time zeroed.
-#[test]
-fn report_md_of_cluster_reshard_seed_1_is_stable() {
-    let s = scenario("cluster_reshard");
-    let out = run_seed(&s, 1, &WorldOptions::default());
-    let json = std::path::Path::new("reports/cluster_reshard/1/report.json");
-    let mut r = redsim_sim::report::build(&out, &s, Some("scenarios/cluster_reshard.toml"), json);
-    r.stats.wall_secs = 0.0;
-    insta::assert_snapshot!("cluster_reshard_seed1_report_md", redsim_sim::report::markdown(&r, &out.trace.lines()));
-}

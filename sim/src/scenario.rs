@@ -430,7 +430,8 @@ impl PowerMode {
 pub struct ScheduledFault {
     pub at_ms: u64,
     pub fault: FaultKind,
-    /// `node:N`, `client:N`, `any_node`, `any_client`, or empty for faults without a target.
+    /// `node:N`, `client:N`, `sentinel:N`, `any_node`, `any_client`, `any_sentinel`, or empty for
+    /// faults without a target.
     #[serde(default)]
     pub target: String,
     /// How long the fault lasts; 0 for a clock jump that NTP never corrects.

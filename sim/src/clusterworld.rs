@@ -9,7 +9,7 @@
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use redsim::protocol::frame::Frame;
 use crate::history::{ClusterProbe, History, Ownership, Reshard};
 use crate::replworld::{info_field, text, Admin};
 use crate::scenario::ClusterOpts;
+use crate::trace::Trace;
 use crate::workload::LOG_KEY;
 
 /// How long the creation may take before the run goes on without a healthy cluster.
@@ -63,6 +64,14 @@ pub struct NodeLine {
     pub slots: Vec<(u16, u16)>,
 }
 
+/// `a-b` or `a` (CLUSTER NODES, the journal) as a slot range.
+fn slot_range(s: &str) -> Option<(u16, u16)> {
+    match s.split_once('-') {
+        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+        None => s.parse().ok().map(|x| (x, x)),
+    }
+}
+
 pub fn parse_nodes(text: &str) -> Vec<NodeLine> {
     let mut out = Vec::new();
     for line in text.lines() {
@@ -70,14 +79,7 @@ pub fn parse_nodes(text: &str) -> Vec<NodeLine> {
         if f.len() < 8 {
             continue;
         }
-        let slots = f[8..]
-            .iter()
-            .filter(|s| !s.starts_with('['))
-            .filter_map(|s| match s.split_once('-') {
-                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-                None => s.parse().ok().map(|x| (x, x)),
-            })
-            .collect();
+        let slots = f[8..].iter().filter(|s| !s.starts_with('[')).filter_map(|s| slot_range(s)).collect();
         out.push(NodeLine {
             id: f[0].to_string(),
             addr: f[1].split('@').next().unwrap_or("").to_string(),
@@ -90,6 +92,16 @@ pub fn parse_nodes(text: &str) -> Vec<NodeLine> {
 }
 
 impl ClusterAdmin {
+    pub fn new(admin: Admin, opts: ClusterOpts, seed: u64) -> Self {
+        ClusterAdmin {
+            admin,
+            opts,
+            ready: Arc::new(AtomicBool::new(false)),
+            open: Arc::new(std::sync::Mutex::new(Vec::new())),
+            queue: Arc::new(tokio::sync::Mutex::new(reshard_rng(seed))),
+        }
+    }
+
     fn nodes(&self) -> u32 {
         self.opts.nodes()
     }
@@ -235,20 +247,21 @@ impl ClusterAdmin {
         self.ready.store(true, Ordering::SeqCst);
     }
 
-    /// The slot map as the first master that answers sees it: slot → owner node.
-    async fn owners(&self) -> Option<BTreeMap<u16, u32>> {
+    /// Who owns `slot` in a CLUSTER NODES reply (None: nobody, or a node the operator does not
+    /// know).
+    fn owner_in(&self, reply: &str, slot: u16) -> Option<u32> {
+        parse_nodes(reply)
+            .into_iter()
+            .find(|l| l.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+            .and_then(|l| self.node_of_id(&l.id))
+    }
+
+    /// `slot`'s owner as the first node that answers sees it; None if no node answers.
+    async fn owner(&self, slot: u16) -> Option<Option<u32>> {
         for node in 0..self.nodes() {
-            let Ok(r) = self.cmd(node, &["CLUSTER", "NODES"]).await else { continue };
-            let mut map = BTreeMap::new();
-            for l in parse_nodes(&r) {
-                let Some(owner) = self.node_of_id(&l.id) else { continue };
-                for &(a, b) in &l.slots {
-                    for s in a..=b {
-                        map.insert(s, owner);
-                    }
-                }
+            if let Ok(r) = self.cmd(node, &["CLUSTER", "NODES"]).await {
+                return Some(self.owner_in(&r, slot));
             }
-            return Some(map);
         }
         None
     }
@@ -278,11 +291,11 @@ impl ClusterAdmin {
             _ => LOG_KEY.to_string(),
         };
         let slot = redsim::cluster::key_hash_slot(key.as_bytes());
-        let (Some(owners), masters) = (self.owners().await, self.masters().await) else {
+        let (Some(owner), masters) = (self.owner(slot).await, self.masters().await) else {
             self.event("reshard: no node answers CLUSTER NODES; skipped");
             return;
         };
-        let Some(&from) = owners.get(&slot) else {
+        let Some(from) = owner else {
             self.event(&format!("reshard: slot {slot} ({key}) has no owner; skipped"));
             return;
         };
@@ -417,10 +430,7 @@ impl ClusterAdmin {
             let mut seen = BTreeSet::new();
             for node in 0..self.nodes() {
                 let owner = match self.cmd(node, &["CLUSTER", "NODES"]).await {
-                    Ok(r) => parse_nodes(&r)
-                        .into_iter()
-                        .find(|l| l.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
-                        .and_then(|l| self.node_of_id(&l.id)),
+                    Ok(r) => self.owner_in(&r, slot),
                     Err(_) => None,
                 };
                 seen.insert(owner);
@@ -510,14 +520,10 @@ pub fn converged(probes: &[ClusterProbe]) -> bool {
 /// Reads the nodes' `cluster-journal` log lines out of the trace into the history. A line is
 /// `[   s.micros] n<k> log: cluster-journal <id> owns [<ranges>] importing [<slots>]`, or
 /// `... vote <epoch> <candidate>`, or `... promoted <epoch>`.
-pub fn take_journal(lines: &[String], h: &mut History) {
-    for line in lines {
-        let Some((stamp, rest)) = line.strip_prefix('[').and_then(|l| l.split_once("] ")) else { continue };
-        let Some((who, entry)) = rest.split_once(" log: cluster-journal ") else { continue };
-        let Some(node) = who.strip_prefix('n').and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Some((secs, micros)) = stamp.trim().split_once('.') else { continue };
-        let (Ok(secs), Ok(micros)) = (secs.parse::<u64>(), micros.parse::<u64>()) else { continue };
-        let at_us = secs * 1_000_000 + micros;
+pub fn take_journal(trace: &Trace, h: &mut History) {
+    trace.for_each_line(|line| {
+        let Some((at_us, node, text)) = crate::trace::node_log(line) else { return };
+        let Some(entry) = text.strip_prefix("cluster-journal ") else { return };
         let words: Vec<&str> = entry.split(' ').collect();
         match words.get(1..) {
             Some(["owns", owned, "importing", importing]) => {
@@ -528,13 +534,7 @@ pub fn take_journal(lines: &[String], h: &mut History) {
                         .map(String::from)
                         .collect()
                 };
-                let owned = list(owned)
-                    .iter()
-                    .filter_map(|r| match r.split_once('-') {
-                        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-                        None => r.parse().ok().map(|x| (x, x)),
-                    })
-                    .collect();
+                let owned = list(owned).iter().filter_map(|r| slot_range(r)).collect();
                 let importing = list(importing).iter().filter_map(|s| s.parse().ok()).collect();
                 h.cluster.owns.push(Ownership { at_us, node, owned, importing });
             }
@@ -550,10 +550,10 @@ pub fn take_journal(lines: &[String], h: &mut History) {
             }
             _ => {}
         }
-    }
+    });
 }
 
 /// A fresh RNG for the operator's reshard choices.
-pub fn reshard_rng(seed: u64) -> SeededRng {
+fn reshard_rng(seed: u64) -> SeededRng {
     SeededRng::from_seed(Rng::next_u64(&mut crate::faults::rng_for(seed, "reshard")))
 }

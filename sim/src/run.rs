@@ -118,12 +118,7 @@ fn replica_syncs(trace: &Trace) -> Vec<(u32, u64)> {
         if !SYNCED.iter().any(|s| line.contains(s)) {
             return;
         }
-        let parsed = line.strip_prefix('[').and_then(|l| l.split_once("] n")).and_then(|(time, rest)| {
-            let (secs, micros) = time.trim().split_once('.')?;
-            let node = rest.split_once(" log: ")?.0.parse().ok()?;
-            Some((node, secs.parse::<u64>().ok()? * 1_000_000 + micros.parse::<u64>().ok()?))
-        });
-        synced.extend(parsed);
+        synced.extend(crate::trace::node_log(line).map(|(at_us, node, _)| (node, at_us)));
     });
     synced
 }
@@ -242,6 +237,29 @@ pub struct SeedResult {
     pub trace_hash: u64,
     pub sim_secs: f64,
     pub first_finding: Option<String>,
+}
+
+/// The first seed in `1..=budget` on which the scenario fails (a finding or a panic), with its
+/// outcome; seeds run `jobs` at a time (the first failing seed of the first chunk that has one
+/// is the first overall). How the planted-bug table counts "seeds needed".
+pub fn first_failing_seed(s: &Scenario, opts: &WorldOptions, budget: u64, jobs: usize) -> Option<RunOutcome> {
+    let jobs = jobs.max(1);
+    let mut next = 1;
+    while next <= budget {
+        let end = (next + jobs as u64).min(budget + 1);
+        let failed: Mutex<BTreeMap<u64, RunOutcome>> = Mutex::new(BTreeMap::new());
+        sweep(s, next..end, jobs, opts, &|r, out| {
+            if !r.passed {
+                failed.lock().unwrap_or_else(|e| e.into_inner()).insert(r.seed, out.clone());
+            }
+        });
+        let first = failed.into_inner().unwrap_or_else(|e| e.into_inner()).into_values().next();
+        if first.is_some() {
+            return first;
+        }
+        next = end;
+    }
+    None
 }
 
 /// Runs `seeds` on `jobs` threads, calling `on_done` (from the worker threads, in completion

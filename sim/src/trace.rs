@@ -94,6 +94,15 @@ pub fn hash_hex(hash: u64) -> String {
     format!("{hash:016x}")
 }
 
+/// A node's log line as [`SimEnv`](crate::env::SimEnv) traced it (`[   4.101003] n2 log: <text>`):
+/// (simulated µs, node, text); None for any other line.
+pub fn node_log(line: &str) -> Option<(u64, u32, &str)> {
+    let (stamp, rest) = line.strip_prefix('[')?.split_once("] n")?;
+    let (node, text) = rest.split_once(" log: ")?;
+    let (secs, micros) = stamp.trim().split_once('.')?;
+    Some((secs.parse::<u64>().ok()? * 1_000_000 + micros.parse::<u64>().ok()?, node.parse().ok()?, text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +123,15 @@ mod tests {
         b.event(1, "x");
         assert_ne!(a.hash(), b.hash());
         assert_eq!(a.lines()[0], "[    0.000001] x");
+    }
+
+    #[test]
+    fn node_log_reads_back_what_a_node_logged() {
+        let t = Trace::new();
+        t.event(4_101_003, "n12 log: MASTER <-> REPLICA sync: Finished with success");
+        t.event(7, "nemesis: n1 restarted");
+        let lines = t.lines();
+        assert_eq!(node_log(&lines[0]), Some((4_101_003, 12, "MASTER <-> REPLICA sync: Finished with success")));
+        assert_eq!(node_log(&lines[1]), None);
     }
 }

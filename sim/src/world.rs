@@ -186,26 +186,20 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         w.machines.insert(Machine::Node(n), id);
         w.nodes.push(ServerNode { id, clock, disk, state: NodeState::Up, clock_model: ClockModel::default() });
     }
-    if let Some(topo) = &topo {
+    // The operator's machine: a replication world's, or a cluster world's (never both).
+    let admin_machine = |topo: ReplTopology| {
         let node = handle.create_node().name("admin").ip(admin_ip()).build();
         let mut rng = rng_for(seed, "admin");
         let net = SimNet::new(net_config, redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)));
-        let admin = Admin { net, addrs: addrs.clone(), topo: topo.clone(), rec: rec.clone() };
+        (Admin { net, addrs: addrs.clone(), topo, rec: rec.clone() }, node)
+    };
+    if let Some(topo) = &topo {
+        let (admin, node) = admin_machine(topo.clone());
         w.admin = Some((admin, node.id()));
     }
     if let Some(opts) = &s.cluster {
-        let node = handle.create_node().name("admin").ip(admin_ip()).build();
-        let mut rng = rng_for(seed, "admin");
-        let net = SimNet::new(net_config, redsim::env::SeededRng::from_seed(redsim::env::Rng::next_u64(&mut rng)));
-        let topo = ReplTopology::new(s.topology.nodes, false);
-        let admin = Admin { net, addrs: addrs.clone(), topo, rec: rec.clone() };
-        let ca = ClusterAdmin {
-            admin,
-            opts: opts.clone(),
-            ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            open: Arc::new(Mutex::new(Vec::new())),
-            queue: Arc::new(tokio::sync::Mutex::new(crate::clusterworld::reshard_rng(seed))),
-        };
+        let (admin, node) = admin_machine(ReplTopology::new(s.topology.nodes, false));
+        let ca = ClusterAdmin::new(admin, opts.clone(), seed);
         let creator = ca.clone();
         node.spawn(async move { creator.create().await });
         w.cluster = Some((ca, node.id()));
@@ -274,10 +268,9 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     }
     if let Some((ca, node)) = w.cluster.clone() {
         let probes = on_admin(&handle, node, async move { ca.probe_all().await }).await;
-        let lines = rec.trace.lines();
         let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
         h.cluster.probes = probes;
-        crate::clusterworld::take_journal(&lines, &mut h);
+        crate::clusterworld::take_journal(&rec.trace, &mut h);
     }
     if let Some((admin, node)) = w.admin.clone() {
         let master = admin.topo.master.load(Ordering::SeqCst);

@@ -5,7 +5,7 @@
 
 #![cfg(madsim)]
 
-use redsim_sim::run::run_seed;
+use redsim_sim::run::{first_failing_seed, run_seed};
 use redsim_sim::scenario::Scenario;
 use redsim_sim::toylog::Bug;
 use redsim_sim::world::WorldOptions;
@@ -67,17 +67,12 @@ fn planted_cluster_bug_is_caught() {
     let cases = [(Bug::ClusterServesLostSlot, "cluster_reshard")];
     println!("{:<26} {:<20} {:>6}  first finding", "bug", "scenario", "seeds");
     for (bug, name) in cases {
-        let s = scenario(name);
-        let opts = WorldOptions { bug: Some(bug) };
-        let found = (1..=BUG_SEED_BUDGET).find_map(|seed| {
-            let out = run_seed(&s, seed, &opts);
-            let f = out.verdict.findings.iter().find(|f| f.checker == "slot_ownership").map(|f| f.message.clone());
-            (!out.passed()).then(|| (seed, out.panic.clone(), f))
-        });
-        let (seed, panic, why) =
-            found.unwrap_or_else(|| panic!("{} survived {BUG_SEED_BUDGET} seeds of {name}", bug.name()));
-        assert!(panic.is_none(), "{} on {name} seed {seed}: panic {panic:?}", bug.name());
-        let why = why.unwrap_or_else(|| panic!("{} on {name} seed {seed}: slot_ownership saw nothing", bug.name()));
-        println!("{:<26} {:<20} {:>6}  {why}", bug.name(), name, seed);
+        let out = first_failing_seed(&scenario(name), &WorldOptions { bug: Some(bug) }, BUG_SEED_BUDGET, 1)
+            .unwrap_or_else(|| panic!("{} survived {BUG_SEED_BUDGET} seeds of {name}", bug.name()));
+        assert!(out.panic.is_none(), "{} on {name} seed {}: panic {:?}", bug.name(), out.seed, out.panic);
+        let why = out.verdict.findings.iter().find(|f| f.checker == "slot_ownership").map(|f| &f.message);
+        let why =
+            why.unwrap_or_else(|| panic!("{} on {name} seed {}: slot_ownership saw nothing", bug.name(), out.seed));
+        println!("{:<26} {:<20} {:>6}  {why}", bug.name(), name, out.seed);
     }
 }

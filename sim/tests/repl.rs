@@ -3,7 +3,7 @@
 
 #![cfg(madsim)]
 
-use redsim_sim::run::run_seed;
+use redsim_sim::run::{first_failing_seed, run_seed};
 use redsim_sim::scenario::Scenario;
 use redsim_sim::toylog::Bug;
 use redsim_sim::world::WorldOptions;
@@ -61,23 +61,6 @@ fn a_replication_run_is_deterministic() {
     assert_eq!(a.history.repl.promotions.len(), 2, "both failovers took place: {}", a.summary_line());
 }
 
-/// The first seed in `1..=budget` on which `bug` makes `scenario` fail, if any.
-fn first_failing_seed(name: &str, bug: Bug, budget: u64) -> Option<(u64, String)> {
-    let s = scenario(name);
-    let opts = WorldOptions { bug: Some(bug) };
-    (1..=budget).find_map(|seed| {
-        let out = run_seed(&s, seed, &opts);
-        (!out.passed()).then(|| {
-            let why = out
-                .panic
-                .map(|p| format!("panic: {p}"))
-                .or_else(|| out.verdict.findings.first().map(|f| f.checker.clone()))
-                .unwrap_or_default();
-            (seed, why)
-        })
-    })
-}
-
 /// Each planted replication bug is caught by the scenario built for it; prints the table of
 /// seeds needed (`cargo simtest -p redsim-sim --test repl -- --nocapture`).
 #[test]
@@ -90,9 +73,10 @@ fn planted_replication_bugs_are_caught_by_their_scenarios() {
     ];
     println!("{:<26} {:<24} {:>6}  first finding", "bug", "scenario", "seeds");
     for (bug, name) in cases {
-        let (seed, why) = first_failing_seed(name, bug, BUG_SEED_BUDGET)
+        let out = first_failing_seed(&scenario(name), &WorldOptions { bug: Some(bug) }, BUG_SEED_BUDGET, 1)
             .unwrap_or_else(|| panic!("{} survived {BUG_SEED_BUDGET} seeds of {name}", bug.name()));
-        println!("{:<26} {:<24} {:>6}  {why}", bug.name(), name, seed);
-        assert!(!why.starts_with("panic"), "{} on {name} seed {seed}: {why}", bug.name());
+        assert!(out.panic.is_none(), "{} on {name} seed {}: panic {:?}", bug.name(), out.seed, out.panic);
+        let why = out.verdict.findings.first().map(|f| f.checker.clone()).unwrap_or_default();
+        println!("{:<26} {:<24} {:>6}  {why}", bug.name(), name, out.seed);
     }
 }

@@ -4,7 +4,7 @@
 
 #![cfg(madsim)]
 
-use redsim_sim::run::run_seed;
+use redsim_sim::run::{first_failing_seed, run_seed};
 use redsim_sim::scenario::Scenario;
 use redsim_sim::toylog::Bug;
 use redsim_sim::world::WorldOptions;
@@ -63,15 +63,10 @@ fn planted_sentinel_bugs_are_caught() {
     ];
     println!("{:<30} {:<20} {:>6}  first finding", "bug", "scenario", "seeds");
     for (bug, name) in cases {
-        let s = scenario(name);
-        let opts = WorldOptions { bug: Some(bug) };
-        let found = (1..=BUG_SEED_BUDGET).find_map(|seed| {
-            let out = run_seed(&s, seed, &opts);
-            (!out.passed()).then(|| (seed, out.panic.clone(), out.verdict.findings.first().map(|f| f.message.clone())))
-        });
-        let (seed, panic, why) =
-            found.unwrap_or_else(|| panic!("{} survived {BUG_SEED_BUDGET} seeds of {name}", bug.name()));
-        assert!(panic.is_none(), "{} on {name} seed {seed}: panic {panic:?}", bug.name());
-        println!("{:<30} {:<20} {:>6}  {}", bug.name(), name, seed, why.unwrap_or_default());
+        let out = first_failing_seed(&scenario(name), &WorldOptions { bug: Some(bug) }, BUG_SEED_BUDGET, 1)
+            .unwrap_or_else(|| panic!("{} survived {BUG_SEED_BUDGET} seeds of {name}", bug.name()));
+        assert!(out.panic.is_none(), "{} on {name} seed {}: panic {:?}", bug.name(), out.seed, out.panic);
+        let why = out.verdict.findings.first().map(|f| f.message.clone()).unwrap_or_default();
+        println!("{:<30} {:<20} {:>6}  {why}", bug.name(), name, out.seed);
     }
 }

@@ -70,8 +70,16 @@ enum Cmd {
         #[arg(long, default_value = "reports")]
         reports_dir: PathBuf,
     },
-    /// Re-run a report's scenario and seed and check that the trace hash is the same.
-    Replay { report: PathBuf },
+    /// Re-run a report's scenario and seed and check that the trace hash is the same. Given
+    /// several reports, or directories (searched for report.json, e.g. a sweep's reports),
+    /// replays them all and lists those that differ.
+    Replay {
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Reports replayed at once, each on its own thread (several reports only).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
     /// Reduce a failing seed's faults and run time to a small scenario that still fails, and
     /// write it as a new scenario file.
     Shrink {
@@ -149,7 +157,10 @@ pub fn main() -> i32 {
         Cmd::Sweep { scenario, seeds, jobs, bug, reports_dir } => {
             cmd_sweep(&scenario, &seeds, jobs, bug.as_deref(), &reports_dir)
         }
-        Cmd::Replay { report } => cmd_replay(&report),
+        Cmd::Replay { reports, jobs } => match reports.as_slice() {
+            [one] if one.is_file() => cmd_replay(one),
+            _ => cmd_replay_many(&reports, jobs),
+        },
         Cmd::Shrink { scenario, seed, bug, out_dir, max_runs } => {
             cmd_shrink(&scenario, seed, bug.as_deref(), &out_dir, max_runs)
         }
@@ -382,12 +393,16 @@ fn cmd_list(dir: &Path) -> Result<i32, String> {
     Ok(if bad { EXIT_BAD_INPUT } else { EXIT_PASS })
 }
 
+fn report_bug(path: &Path, r: &report::ReportJson) -> Result<Option<Bug>, String> {
+    match r.bug.as_deref() {
+        None => Ok(None),
+        Some(b) => Bug::parse(b).map(Some).ok_or_else(|| format!("{}: unknown bug {b:?}", path.display())),
+    }
+}
+
 fn cmd_replay(path: &Path) -> Result<i32, String> {
     let r = report::read(path)?;
-    let bug = match r.bug.as_deref() {
-        None => None,
-        Some(b) => Some(Bug::parse(b).ok_or_else(|| format!("{}: unknown bug {b:?}", path.display()))?),
-    };
+    let bug = report_bug(path, &r)?;
     println!(
         "replay {} seed {}{}",
         r.scenario.name,
@@ -410,4 +425,88 @@ fn cmd_replay(path: &Path) -> Result<i32, String> {
         println!("trace hash: {hash}, the report has {}: the run is NOT reproducible", r.trace_hash);
         Ok(EXIT_FAIL)
     }
+}
+
+/// Every report.json named by `paths`: files as given, directories searched recursively,
+/// in path order.
+fn find_reports(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.file_name().is_some_and(|n| n == "report.json") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Replays many reports in one process, `jobs` at a time, as a sweep ran them: a run that
+/// depends on the runs before it in the process shows up here.
+fn cmd_replay_many(paths: &[PathBuf], jobs: usize) -> Result<i32, String> {
+    let reports = find_reports(paths)?;
+    if reports.is_empty() {
+        return Err(format!(
+            "no report.json under {}",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut loaded = Vec::with_capacity(reports.len());
+    for path in &reports {
+        let r = report::read(path)?;
+        let bug = report_bug(path, &r)?;
+        loaded.push((path, r, bug));
+    }
+    println!("replay {} reports on {} threads", loaded.len(), jobs.max(1));
+    let started = Instant::now();
+    let bar = ProgressBar::new(loaded.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} reports, {msg} differ, {elapsed} elapsed, ETA {eta}")
+            .map_err(|e| e.to_string())?,
+    );
+    bar.set_message("0");
+    let next = AtomicUsize::new(0);
+    let differ = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let Some((path, r, bug)) = loaded.get(next.fetch_add(1, Ordering::Relaxed)) else { return };
+                let hash = hash_hex(run_seed(&r.scenario, r.seed, &WorldOptions { bug: *bug }).trace_hash());
+                if hash != r.trace_hash {
+                    let mut d = differ.lock().unwrap_or_else(|e| e.into_inner());
+                    d.push(format!("  {}: trace hash {hash}, the report has {}", path.display(), r.trace_hash));
+                    bar.set_message(d.len().to_string());
+                }
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut differ = differ.into_inner().unwrap_or_else(|e| e.into_inner());
+    differ.sort();
+    println!(
+        "{} reports: {} identical, {} differ ({:.1}s wall)",
+        loaded.len(),
+        loaded.len() - differ.len(),
+        differ.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for line in &differ {
+        println!("{line}");
+    }
+    Ok(if differ.is_empty() { EXIT_PASS } else { EXIT_FAIL })
 }

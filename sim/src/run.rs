@@ -179,9 +179,9 @@ ops = { get = 1, set = 1, incr = 1 }
 /// them), so the first seed of a process would not run as it does anywhere else (a sweep, a
 /// replay). One throwaway run of the smallest world first builds all of it.
 ///
-/// Known gap: in multi-node worlds a few seeds still run differently depending on which runs
-/// came before them in the process (about 1 report in 20 of a cluster or sentinel sweep does
-/// not replay to its hash); the state behind it is not found yet.
+/// The other process-wide state that reached node code was tokio's `select!` branch order
+/// (a generator seeded from a process-wide counter): the env layer's `select!` is biased.
+/// `replay` of many reports in one process checks both (`redsim-sim replay <dir> --jobs 2`).
 fn warm_up() {
     static WARM: std::sync::Once = std::sync::Once::new();
     WARM.call_once(|| {

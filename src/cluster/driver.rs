@@ -283,8 +283,8 @@ async fn link_io<E: Env>(
             continue;
         }
         let n = crate::env::rt::select! {
-            r = conn.read(&mut buf) => r?,
             _ = wake.notified() => continue,
+            r = conn.read(&mut buf) => r?,
         };
         if n == 0 {
             return Ok(());

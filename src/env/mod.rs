@@ -23,12 +23,27 @@ pub mod alloc;
 /// env layer names tokio: byte-stream helpers, a wake-up primitive, `select!`, and plain
 /// socket address types.
 pub mod rt {
+    pub use crate::__redsim_select as select;
     pub use std::net::{IpAddr, SocketAddr};
     pub use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    pub use tokio::select;
+    #[doc(hidden)]
+    pub use tokio::select as __tokio_select;
     pub use tokio::sync::Mutex as AsyncMutex;
     pub use tokio::sync::Notify;
 }
+/// `tokio::select!` polling its branches in the order written (`biased;`), so write them in
+/// priority order. Tokio's default starts at a random branch, drawn from a per-thread
+/// generator that tokio seeds from a process-wide counter: under the simulator the branch a
+/// node took when two were ready at once depended on how many threads had run before in the
+/// process, not on the seed, and a sweep's report could replay to another trace.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __redsim_select {
+    ($($branches:tt)*) => {
+        $crate::env::rt::__tokio_select! { biased; $($branches)* }
+    };
+}
+
 pub mod real;
 pub mod sim_disk;
 pub mod skew;

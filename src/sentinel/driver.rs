@@ -408,8 +408,8 @@ async fn link_io<E: Env>(
             continue;
         }
         let n = crate::env::rt::select! {
-            r = conn.read_buf(&mut buf) => r.map_err(|e| e.to_string())?,
             _ = wake.notified() => continue,
+            r = conn.read_buf(&mut buf) => r.map_err(|e| e.to_string())?,
         };
         if n == 0 {
             return Err("closed by peer".into());
@@ -483,8 +483,8 @@ async fn client_loop<E: Env>(
             return Ok(());
         }
         let n = crate::env::rt::select! {
-            r = conn.read_buf(&mut qbuf) => r?,
             _ = slot.wake.notified() => continue,
+            r = conn.read_buf(&mut qbuf) => r?,
         };
         if n == 0 {
             return Ok(());

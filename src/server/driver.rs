@@ -479,14 +479,15 @@ async fn client_loop<E: Env>(
             if st.qbuf.capacity() - st.qbuf.len() < 1024 {
                 st.qbuf.reserve(PROTO_IOBUF_LEN);
             }
+            // Output first, as Redis writes pending replies in beforeSleep before it reads.
             n = crate::env::rt::select! {
-                r = conn.read_buf(&mut st.qbuf) => r?,
                 _ = notify.notified() => {
                     if !take_pushed_output(shared, id, st) || !write_pushed(shared, conn, notify, id, st).await? {
                         return Ok(());
                     }
                     continue;
                 }
+                r = conn.read_buf(&mut st.qbuf) => r?,
             };
             if n == 0 {
                 return Ok(());
@@ -556,6 +557,7 @@ async fn write_pushed<C: AsyncWriteExt + Unpin>(
         }
     };
     let written = crate::env::rt::select! {
+        _ = killed => false,
         r = async {
             conn.write_all(&st.out).await?;
             conn.flush().await
@@ -563,7 +565,6 @@ async fn write_pushed<C: AsyncWriteExt + Unpin>(
             r?;
             true
         }
-        _ = killed => false,
     };
     st.out.clear();
     // Wakeups taken while writing may have brought more messages: look again.
@@ -608,8 +609,9 @@ async fn wait_blocked<E: Env>(
         if st.qbuf.capacity() - st.qbuf.len() < 1024 {
             st.qbuf.reserve(PROTO_IOBUF_LEN);
         }
+        // Being served beats timing out, as Redis serves ready keys right after the command
+        // that fed them; the state is looked at again at the top either way.
         crate::env::rt::select! {
-            _ = env.clock().sleep_ms(wait_ms) => {}
             _ = notify.notified() => {
                 // A RESP3 client may be subscribed while blocked: its messages go out now.
                 if !take_pushed_output(shared, id, st) {
@@ -623,6 +625,7 @@ async fn wait_blocked<E: Env>(
                 Ok(0) | Err(_) => return false,
                 Ok(n) => shared.lock().stats.net_input_bytes += n as u64,
             },
+            _ = env.clock().sleep_ms(wait_ms) => {}
         }
     }
 }
@@ -660,8 +663,8 @@ async fn wait_postponed<E: Env>(env: &E, shared: &Shared, notify: &Notify, id: u
         };
         let wait_ms = end_ms.saturating_sub(env.clock().now_ms()).clamp(1, POSTPONED_RECHECK_MS);
         crate::env::rt::select! {
-            _ = env.clock().sleep_ms(wait_ms) => {}
             _ = notify.notified() => {}
+            _ = env.clock().sleep_ms(wait_ms) => {}
         }
     }
 }

@@ -87,7 +87,7 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
         let logfile = text
             .lines()
             .filter_map(|l| l.trim().strip_prefix("logfile "))
-            .last()
+            .next_back()
             .map(|l| l.trim().trim_matches('"').to_string())
             .filter(|l| !l.is_empty())
             .map(std::path::PathBuf::from);
@@ -169,7 +169,10 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
         code
     }
 
-    fn parse_args(args: &[String]) -> Result<(Option<String>, Vec<(String, Vec<String>)>), String> {
+    /// A config file (if any) and the `--name value...` directives after it.
+    type Args = (Option<String>, Vec<(String, Vec<String>)>);
+
+    fn parse_args(args: &[String]) -> Result<Args, String> {
         let mut rest = args;
         let mut file = None;
         if let Some(first) = rest.first() {

@@ -1159,7 +1159,7 @@ mod tests {
             offset: rng.next_u64(),
             sender: name_from(rng),
             myslots: bitmap_from(rng),
-            slaveof: (rng.next_u32() % 2 == 0).then(|| name_from(rng)),
+            slaveof: rng.next_u32().is_multiple_of(2).then(|| name_from(rng)),
             myip: text(rng, NET_IP_STR_LEN),
             pport: u16_from(rng),
             cport: u16_from(rng),
@@ -1183,7 +1183,7 @@ mod tests {
                         pport: u16_from(rng),
                     })
                     .collect(),
-                hostname: (rng.next_u32() % 2 == 0).then(|| text(rng, 40)),
+                hostname: rng.next_u32().is_multiple_of(2).then(|| text(rng, 40)),
             },
             3 => Body::Fail { nodename: name_from(rng) },
             k @ 4..=5 => Body::Publish { shard: k == 5, channel: bytes(rng, 20), message: bytes(rng, 300) },

@@ -313,7 +313,7 @@ fn failover(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 fn flushslots(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
-    if ctx.srv.dbs[0].len() != 0 {
+    if !ctx.srv.dbs[0].is_empty() {
         return Err(CmdError::err("DB must be empty to perform CLUSTER FLUSHSLOTS."));
     }
     let c = cluster(ctx)?;
@@ -507,7 +507,7 @@ fn reset(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         Some(_) => return Err(CmdError::Syntax),
     };
     let master = cluster(ctx)?.me().is_master();
-    if master && ctx.srv.dbs[ctx.client.db].len() != 0 {
+    if master && !ctx.srv.dbs[ctx.client.db].is_empty() {
         return Err(CmdError::err("CLUSTER RESET can't be called with master nodes containing keys"));
     }
     ctx.srv.cluster_reset(hard);
@@ -680,7 +680,9 @@ fn shards(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     let my_offset = ctx.srv.cluster_repl_offset();
     let c = cluster(ctx)?;
     let masters: Vec<&ClusterNode> = c.nodes.values().filter(|n| n.is_master()).collect();
-    let mut shards: Vec<(Vec<(u16, u16)>, Vec<ClusterNode>)> = Vec::new();
+    // Per master: its slot ranges, then the master and its replicas.
+    type Shard = (Vec<(u16, u16)>, Vec<ClusterNode>);
+    let mut shards: Vec<Shard> = Vec::new();
     for m in masters {
         let mut members = vec![m.clone()];
         members.extend(m.replicas.iter().filter_map(|r| c.nodes.get(r)).cloned());

@@ -111,7 +111,7 @@ pub fn load(c: &mut Cluster, text: &str, now_ms: u64) -> Result<bool, ConfigErro
             continue;
         }
         if argv[0] == "vars" {
-            if argv.len() % 2 == 0 {
+            if argv.len().is_multiple_of(2) {
                 return Err(bad("odd vars line"));
             }
             for kv in argv[1..].chunks(2) {

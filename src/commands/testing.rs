@@ -77,6 +77,19 @@ pub fn take_propagated(srv: &mut Server) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// A test server whose writes are propagated (as to an AOF or a replica), for checking the
+/// rewritten argv.
+pub fn propagating() -> Server {
+    let mut srv = server();
+    srv.propagate_enabled = true;
+    srv
+}
+
+/// Owned words, to compare with `take_propagated`'s output.
+pub fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|s| s.to_string()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,17 +108,4 @@ mod tests {
         advance(&mut srv, 101);
         assert_eq!(run(&mut srv, &["GET", "k"]), b"$-1\r\n");
     }
-}
-
-/// A test server whose writes are propagated (as to an AOF or a replica), for checking the
-/// rewritten argv.
-pub fn propagating() -> Server {
-    let mut srv = server();
-    srv.propagate_enabled = true;
-    srv
-}
-
-/// Owned words, to compare with `take_propagated`'s output.
-pub fn words(w: &[&str]) -> Vec<String> {
-    w.iter().map(|s| s.to_string()).collect()
 }

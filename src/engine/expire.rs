@@ -69,7 +69,7 @@ impl ActiveExpire {
                 total_sampled += sampled;
                 total_expired += expired;
                 iteration += 1;
-                if iteration % 16 == 0 && mono_us().saturating_sub(start_us) > timelimit_us {
+                if iteration.is_multiple_of(16) && mono_us().saturating_sub(start_us) > timelimit_us {
                     self.timelimit_exit = true;
                     self.time_cap_reached_count += 1;
                     break 'dbs;
@@ -122,8 +122,7 @@ fn sample_bucket_run(
         db.delete(k);
         on_expired(db.id, k);
     }
-    if ttl_samples > 0 {
-        let avg = ttl_sum / ttl_samples;
+    if let Some(avg) = ttl_sum.checked_div(ttl_samples) {
         db.avg_ttl_ms = if db.avg_ttl_ms == 0 { avg } else { (db.avg_ttl_ms / 50) * 49 + avg / 50 };
     }
     (sampled, victims.len() as u64)

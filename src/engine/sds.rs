@@ -89,6 +89,12 @@ impl fmt::Debug for SmallBytes {
     }
 }
 
+impl AsRef<[u8]> for SmallBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,11 +108,5 @@ mod tests {
         let long = SmallBytes::new(&[7u8; 23]);
         assert!(matches!(long, SmallBytes::Heap(_)));
         assert_eq!(long.len(), 23);
-    }
-}
-
-impl AsRef<[u8]> for SmallBytes {
-    fn as_ref(&self) -> &[u8] {
-        self.as_bytes()
     }
 }

@@ -85,6 +85,7 @@ pub trait Net: Clone + Send + Sync + 'static {
 /// `sync_data` that returned Ok. A failed `sync_data` may have dropped the unsynced data,
 /// and a later one may still return Ok (Linux "fsyncgate"): callers must treat the first
 /// error as final for the data written before it.
+#[allow(clippy::len_without_is_empty)] // an async length: is_empty would be one more I/O
 pub trait DiskFile: Send + Sync + 'static {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> impl Future<Output = io::Result<usize>> + Send;
     fn write_at(&self, buf: &[u8], offset: u64) -> impl Future<Output = io::Result<usize>> + Send;

@@ -120,6 +120,9 @@ impl DiskFile for RealFile {
     }
 }
 
+// Compiled in the simulator build too, where madsim deprecates spawn_blocking; only the
+// real server runs it.
+#[cfg_attr(madsim, allow(deprecated))]
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,

@@ -495,9 +495,9 @@ async fn write_snapshot_steps<D: Disk, C: SnapshotChild>(
             break;
         }
         write_all_at(&f, &chunk, off).await.map_err(|e| write_error(&e))?;
-        let synced_upto = if autosync_bytes > 0 { off / autosync_bytes } else { 0 };
+        let synced_upto = off.checked_div(autosync_bytes);
         off += chunk.len() as u64;
-        if autosync_bytes > 0 && off / autosync_bytes > synced_upto {
+        if synced_upto.is_some_and(|upto| off / autosync_bytes > upto) {
             f.sync_data().await.map_err(|e| write_error(&e))?;
         }
     }

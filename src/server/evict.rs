@@ -33,8 +33,7 @@ fn lfu_time_elapsed(ldt: u32, now_min: u32) -> u32 {
 pub fn lfu_decr_and_return(lru: u32, unix_ms: u64, decay_time: u64) -> u8 {
     let ldt = lru >> 8;
     let counter = (lru & 255) as u64;
-    let periods =
-        if decay_time > 0 { u64::from(lfu_time_elapsed(ldt, lfu_time_minutes(unix_ms))) / decay_time } else { 0 };
+    let periods = u64::from(lfu_time_elapsed(ldt, lfu_time_minutes(unix_ms))).checked_div(decay_time).unwrap_or(0);
     counter.saturating_sub(periods) as u8
 }
 

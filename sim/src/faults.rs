@@ -273,6 +273,8 @@ fn swarm_fault(s: &Scenario, kind: FaultKind, at_ms: u64, rng: &mut SeededRng) -
     };
     let target = match kind {
         FaultKind::Split | FaultKind::Latency | FaultKind::Reshard => Target::None,
+        // Drawn only when asked for, so that other scenarios' plans stay as they were.
+        k if sw.sentinels && k.acts_on_sentinel() && rng.below(3) == 0 => pick_target(s, Target::AnySentinel, rng),
         // Replication faults act on a replica: node 0 starts as the master.
         k if k.needs_replication() => Target::Node(1 + rng.below(u64::from(s.topology.nodes - 1)) as u32),
         _ => pick_target(s, any, rng),
@@ -379,5 +381,52 @@ duration_ms = [100, 2000]
                 assert_eq!(norm(a), norm(b));
             }
         }
+    }
+
+    #[test]
+    fn a_swarm_with_sentinels_hits_them_with_kills_pauses_and_partitions_only() {
+        let s = Scenario::from_toml(
+            r#"
+name = "t"
+duration_ms = 60000
+settle_ms = 5000
+checkers = ["sentinel_leader"]
+[topology]
+nodes = 3
+[replication]
+[sentinel]
+count = 3
+quorum = 2
+down_after_ms = 5000
+failover_timeout_ms = 6000
+[workload]
+clients = 2
+keys = 2
+think_ms = [1, 10]
+ops = { get = 1, set = 1 }
+[faults.swarm]
+kinds = ["kill", "pause", "partition", "partition_out", "latency", "repl_link_cut"]
+max_per_min = 20
+duration_ms = [100, 2000]
+sentinels = true
+"#,
+        )
+        .unwrap();
+        let mut on_sentinels = 0;
+        for seed in 0..20 {
+            for f in plan(&s, seed).faults {
+                if let Target::Sentinel(n) = f.target {
+                    assert!(n < 3, "{}", f.describe());
+                    assert!(f.kind.acts_on_sentinel(), "{}", f.describe());
+                    on_sentinels += 1;
+                }
+            }
+        }
+        assert!(on_sentinels > 20, "about a third of the kills, pauses and partitions: {on_sentinels}");
+        let mut no_group = s.clone();
+        no_group.sentinel = None;
+        no_group.checkers.clear();
+        let e = no_group.validate().unwrap_err().to_string();
+        assert!(e.contains("faults.swarm.sentinels"), "{e}");
     }
 }

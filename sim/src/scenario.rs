@@ -477,6 +477,10 @@ pub struct Swarm {
     /// Which machines the swarm's partitions (both ways and one way) cut off.
     #[serde(default, skip_serializing_if = "LinkTargets::is_any")]
     pub link_targets: LinkTargets,
+    /// A third of the swarm's kills, pauses and partitions hit a sentinel instead (needs a
+    /// `[sentinel]` section): a killed sentinel restarts from its config file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sentinels: bool,
 }
 
 /// `faults.swarm.link_targets`.
@@ -488,6 +492,20 @@ pub enum LinkTargets {
     Any,
     Nodes,
     Clients,
+}
+
+impl FaultKind {
+    /// The kinds that act on a sentinel as well as on a node.
+    pub fn acts_on_sentinel(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Kill
+                | FaultKind::Pause
+                | FaultKind::Partition
+                | FaultKind::PartitionIn
+                | FaultKind::PartitionOut
+        )
+    }
 }
 
 impl LinkTargets {
@@ -903,16 +921,7 @@ impl Scenario {
                 Target::Sentinel(n) if self.sentinel.as_ref().is_some_and(|g| n >= g.count) => {
                     return err(&field("target"), format!("sentinel {n} does not exist (sentinel.count)"));
                 }
-                Target::Sentinel(_) | Target::AnySentinel
-                    if !matches!(
-                        f.fault,
-                        FaultKind::Kill
-                            | FaultKind::Pause
-                            | FaultKind::Partition
-                            | FaultKind::PartitionIn
-                            | FaultKind::PartitionOut
-                    ) =>
-                {
+                Target::Sentinel(_) | Target::AnySentinel if !f.fault.acts_on_sentinel() => {
                     return err(
                         &field("target"),
                         format!("{} does not act on a sentinel (kill, pause and partitions do)", f.fault.name()),
@@ -974,6 +983,15 @@ impl Scenario {
             }
             if let Some(k) = s.kinds.iter().find(|k| k.needs_cluster() && self.cluster.is_none()) {
                 return err("faults.swarm.kinds", format!("{} needs a [cluster] section", k.name()));
+            }
+            if s.sentinels && self.sentinel.is_none() {
+                return err("faults.swarm.sentinels", "needs a [sentinel] section");
+            }
+            if s.sentinels && !s.kinds.iter().any(|k| k.acts_on_sentinel()) {
+                return err(
+                    "faults.swarm.sentinels",
+                    "no kind of faults.swarm.kinds acts on a sentinel (kill, pause and partitions do)",
+                );
             }
             if s.max_per_min == 0 {
                 return err("faults.swarm.max_per_min", "must be > 0");
@@ -1042,37 +1060,24 @@ think_ms = [1, 10]
 ops = { get = 1, set = 1 }
 "#;
 
+    /// Every scenario file of the repository (not the shrinker's output) loads and says what it
+    /// tests.
     #[test]
+    #[allow(clippy::disallowed_methods)] // test code reads the repository's files
     fn repository_scenarios_are_valid() {
-        for text in [
-            include_str!("../../scenarios/standalone_chaos.toml"),
-            include_str!("../../scenarios/standalone_counters.toml"),
-            include_str!("../../scenarios/standalone_ttl.toml"),
-            include_str!("../../scenarios/toylog_power.toml"),
-            include_str!("../../scenarios/aof_always.toml"),
-            include_str!("../../scenarios/aof_everysec.toml"),
-            include_str!("../../scenarios/aof_no.toml"),
-            include_str!("../../scenarios/aof_fsync_eio.toml"),
-            include_str!("../../scenarios/aof_fsync_eio_always.toml"),
-            include_str!("../../scenarios/aof_rewrite.toml"),
-            include_str!("../../scenarios/toylog_swarm.toml"),
-            include_str!("../../scenarios/repl_partition_short.toml"),
-            include_str!("../../scenarios/repl_partition_long.toml"),
-            include_str!("../../scenarios/repl_disk_sync.toml"),
-            include_str!("../../scenarios/repl_replica_restart.toml"),
-            include_str!("../../scenarios/repl_promote.toml"),
-            include_str!("../../scenarios/repl_failover_command.toml"),
-            include_str!("../../scenarios/sentinel_failover.toml"),
-            include_str!("../../scenarios/repl_demote_divergent.toml"),
-            include_str!("../../scenarios/repl_chain.toml"),
-            include_str!("../../scenarios/repl_wait_promote.toml"),
-            include_str!("../../scenarios/sentinel_chaos.toml"),
-            include_str!("../../scenarios/cluster_reshard.toml"),
-            include_str!("../../scenarios/cluster_failover.toml"),
-        ] {
-            let s = Scenario::from_toml(text).unwrap();
-            assert!(!s.description.is_empty(), "{} says what it tests", s.name);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("scenarios/") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).expect("scenario file");
+                let s = Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(!s.description.is_empty(), "{} says what it tests", s.name);
+                assert_eq!(Some(s.name.as_str()), path.file_stem().and_then(|n| n.to_str()), "named as its file");
+                names.push(s.name);
+            }
         }
+        assert!(names.len() >= 26, "{names:?}");
     }
 
     #[test]

@@ -242,9 +242,21 @@ redsim server --port 7777\n       redsim server /etc/myredis.conf --loglevel ver
         }
         let dir = config.get("dir").unwrap_or("").to_string();
         let dir = if dir.is_empty() { ".".to_string() } else { dir };
-        if let Err(e) = redsim::env::real::enter_dir(&dir) {
-            eprintln!("Can't chdir to '{dir}': {e}");
-            return 1;
+        // The config file's path is the one it had before the chdir, made absolute (Redis
+        // keeps it so for CONFIG REWRITE and INFO's config_file).
+        let file = match file.as_deref().map(std::path::absolute).transpose() {
+            Ok(f) => f.map(|p| p.to_string_lossy().into_owned()),
+            Err(e) => {
+                eprintln!("Can't resolve the config file path: {e}");
+                return 1;
+            }
+        };
+        match redsim::env::real::enter_dir(&dir) {
+            Ok(cwd) => config.set_startup("dir", &cwd).expect("a directory name is a valid dir"),
+            Err(e) => {
+                eprintln!("Can't chdir to '{dir}': {e}");
+                return 1;
+            }
         }
         let logfile = config.get("logfile").filter(|l| !l.is_empty()).map(std::path::PathBuf::from);
         let threads: usize = config.get("io-threads").and_then(|v| v.parse().ok()).unwrap_or(1);

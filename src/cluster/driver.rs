@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use super::bus::Framer;
 use super::BusAction;
 use crate::env::rt::{AsyncReadExt, AsyncWriteExt, IpAddr, Notify, SocketAddr};
-use crate::env::{Clock, Disk, DiskFile, Env, Listener, Net};
+use crate::env::{Clock, Env, Listener, Net};
 use crate::server::driver::{now, Shared};
 
 /// How long a bus connect may take before the link is dropped (the cron retries).
@@ -114,22 +114,7 @@ async fn save_config<E: Env>(env: &E, shared: &Shared) -> io::Result<()> {
         super::config::render(c)
     };
     let name = lock(&shared.cluster_io.config_file).clone();
-    let tmp = format!("{name}.tmp-redsim");
-    let disk = env.disk();
-    let f = disk.open(&tmp, true).await?;
-    f.set_len(0).await?;
-    let mut off = 0;
-    while off < text.len() {
-        let n = f.write_at(&text.as_bytes()[off..], off as u64).await?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
-        }
-        off += n;
-    }
-    f.sync_data().await?;
-    drop(f);
-    disk.rename(&tmp, &name).await?;
-    disk.sync_dir().await
+    crate::env::replace_file(env.disk(), &name, "redsim", text.as_bytes()).await
 }
 
 /// Wakes the pump if the last turn left the cluster something to do.

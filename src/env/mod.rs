@@ -152,6 +152,9 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn clock(&self) -> &Self::Clock;
     fn net(&self) -> &Self::Net;
     fn disk(&self) -> &Self::Disk;
+    /// A disk rooted at another directory (`""`: this env's own), where a file outside the
+    /// data directory lives (the config file CONFIG REWRITE writes).
+    fn disk_at(&self, dir: &str) -> io::Result<Self::Disk>;
     /// A new generator derived from the env's seed; each call gives a different stream.
     fn rng(&self) -> SeededRng;
     /// Spawns a task owned by this node (in the simulator: killed with the node).
@@ -256,6 +259,19 @@ pub async fn read_file<D: Disk>(disk: &D, name: &str) -> io::Result<Vec<u8>> {
         off += n;
     }
     Ok(buf)
+}
+
+/// Replaces `name` with `bytes` so that a crash leaves the old file or the new one: a
+/// temporary file written, fsynced and renamed over it, then the directory fsynced.
+pub async fn replace_file<D: Disk>(disk: &D, name: &str, tmp_suffix: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = format!("{name}.tmp-{tmp_suffix}");
+    let f = disk.open(&tmp, true).await?;
+    f.set_len(0).await?;
+    write_all_at(&f, bytes, 0).await?;
+    f.sync_data().await?;
+    drop(f);
+    disk.rename(&tmp, name).await?;
+    disk.sync_dir().await
 }
 
 /// Writes all of `buf` at `offset`, looping over short writes.

@@ -198,6 +198,9 @@ impl Env for RealEnv {
     fn disk(&self) -> &RealDisk {
         &self.disk
     }
+    fn disk_at(&self, dir: &str) -> io::Result<RealDisk> {
+        Ok(if dir.is_empty() { self.disk.clone() } else { RealDisk::new(dir) })
+    }
     fn rng(&self) -> SeededRng {
         let mut seed = [0u8; 8];
         // Seeded from the OS once per generator; node code never sees the source.
@@ -444,8 +447,10 @@ pub fn read_file(path: &str) -> io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
-pub fn enter_dir(dir: &str) -> io::Result<()> {
-    std::env::set_current_dir(dir)
+/// Makes `dir` the working directory; the absolute path of it, as CONFIG GET dir shows it.
+pub fn enter_dir(dir: &str) -> io::Result<String> {
+    std::env::set_current_dir(dir)?;
+    Ok(std::env::current_dir()?.to_string_lossy().into_owned())
 }
 
 pub fn write_pidfile(path: &str) -> io::Result<()> {

@@ -91,6 +91,15 @@ pub enum DiskJobKind {
     Shutdown {
         bytes: Vec<u8>,
     },
+    /// CONFIG REWRITE: the old file (`path`, absolute) is read, `plan` applied to it and the
+    /// result written over it atomically.
+    ConfigRewrite {
+        path: String,
+        plan: Vec<crate::server::config::rewrite::Directive>,
+        /// Inside EXEC: where in the client's output the reply goes (the replies of the
+        /// transaction's later commands are already there).
+        reply_at: Option<usize>,
+    },
     /// FLUSHALL with save points writes the empty dataset; FLUSHALL already replied.
     FlushallSave {
         bytes: Vec<u8>,
@@ -363,15 +372,25 @@ impl Server {
             }
             (kind, Err(e)) => {
                 // A failed blocking save leaves rdb_last_bgsave_status alone, as rdbSave does.
-                self.log(Level::Warning, &e);
+                match kind {
+                    DiskJobKind::ConfigRewrite { .. } => {
+                        self.log(Level::Warning, &format!("CONFIG REWRITE failed: {e}"))
+                    }
+                    _ => self.log(Level::Warning, &e),
+                }
                 match kind {
                     DiskJobKind::Shutdown { .. } => {
                         self.log(Level::Warning, "Error trying to save the DB, can't exit.");
                         Err("ERR Errors trying to SHUTDOWN. Check logs.".into())
                     }
                     DiskJobKind::FlushallSave { .. } => return,
+                    DiskJobKind::ConfigRewrite { .. } => Err(format!("ERR Rewriting config file: {e}")),
                     _ => Err("ERR".into()),
                 }
+            }
+            (DiskJobKind::ConfigRewrite { .. }, Ok(_)) => {
+                self.log(Level::Notice, "CONFIG REWRITE executed with success.");
+                Ok(())
             }
             (DiskJobKind::Save { .. }, Ok(_)) => {
                 self.saved_now();
@@ -586,12 +605,33 @@ pub async fn run_disk_job<E: Env>(env: &E, job: &DiskJob, target: &str) -> DiskJ
             Some(bytes)
         }
         DiskJobKind::Reload { save, .. } => save.as_ref(),
+        DiskJobKind::ConfigRewrite { path, plan, .. } => {
+            return rewrite_config_file(env, path, plan).await.map(|()| None).map_err(|e| strerror(&e));
+        }
     };
     let Some(bytes) = bytes else {
         return crate::env::read_file(env.disk(), target).await.map(Some).map_err(|e| e.to_string());
     };
     let mut src = ReadyBytes { pid: env.process_id(), bytes: Some(bytes.clone()) };
     write_snapshot(env.disk(), &mut src, target, &AtomicBool::new(false)).await.map(|_| None)
+}
+
+/// CONFIG REWRITE's I/O: the old file (a missing one is rewritten from scratch), the plan
+/// applied, the new one in place through a temporary file.
+async fn rewrite_config_file<E: Env>(
+    env: &E,
+    path: &str,
+    plan: &[crate::server::config::rewrite::Directive],
+) -> io::Result<()> {
+    let (dir, name) = path.rsplit_once('/').map_or(("", path), |(d, n)| (if d.is_empty() { "/" } else { d }, n));
+    let disk = env.disk_at(dir)?;
+    let old = match crate::env::read_file(&disk, name).await {
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let text = crate::server::config::rewrite::merge(old.as_deref(), plan);
+    crate::env::replace_file(&disk, name, "redsim", text.as_bytes()).await
 }
 
 /// Loads `dbfilename` at startup when there is no AOF (Redis's `loadDataFromDisk`). A missing

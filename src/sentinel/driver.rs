@@ -13,7 +13,7 @@ use super::commands::{SClient, ServerFacts};
 use super::config::{self, ServerConf};
 use super::{random_id, Action, Event, LinkKey, PlantedBug, Sentinel, Tag};
 use crate::env::rt::{AsyncMutex, AsyncReadExt, AsyncWriteExt, IpAddr, Notify, SocketAddr};
-use crate::env::{write_all_at, Clock, Disk, DiskFile, Env, Listener, Net, Rng};
+use crate::env::{Clock, Env, Listener, Net, Rng};
 use crate::protocol::frame::Frame;
 use crate::protocol::parser::{Limits, ParseError, RequestParser, PROTO_IOBUF_LEN};
 use crate::server::log::{format_line, Level};
@@ -183,16 +183,7 @@ async fn flush_config<E: Env>(env: &E, shared: &SentinelShared) -> io::Result<()
         s.config_dirty = false;
         config::rewrite(&lock(&shared.conf), &s)
     };
-    let name = &shared.opts.config_name;
-    let tmp = format!("{name}.tmp-sentinel");
-    let disk = env.disk();
-    let f = disk.open(&tmp, true).await?;
-    f.set_len(0).await?;
-    write_all_at(&f, text.as_bytes(), 0).await?;
-    f.sync_data().await?;
-    drop(f);
-    disk.rename(&tmp, name).await?;
-    disk.sync_dir().await
+    crate::env::replace_file(env.disk(), &shared.opts.config_name, "sentinel", text.as_bytes()).await
 }
 
 /// Performs what the state machine asked for, logs and publishes its events, and writes the

@@ -263,11 +263,15 @@ async fn run_disk_job<E: Env>(env: &E, shared: &Shared, id: u64, st: &mut ConnSt
         (job, s.rdb_filename())
     };
     let result = snapshot::run_disk_job(env, &job, &target).await;
+    let reply_at = match &job.kind {
+        snapshot::DiskJobKind::ConfigRewrite { reply_at, .. } => *reply_at,
+        _ => None,
+    };
     let mut s = shared.lock();
     shared.busy.store(false, Ordering::SeqCst);
     s.set_now(now(env.clock()));
     s.finish_disk_job(job, result);
-    Some(take_job_reply(env, shared, &mut s, id, st))
+    Some(take_job_reply(env, shared, &mut s, id, st, reply_at))
 }
 
 /// Runs the MIGRATE the last request left: Redis's MIGRATE talks to its target synchronously,
@@ -284,16 +288,27 @@ async fn run_migrate_job<E: Env>(env: &E, shared: &Shared, id: u64, st: &mut Con
     s.set_now(now(env.clock()));
     s.finish_migrate(job, outcome);
     s.migrate_cached_sockets = shared.migrate_sockets.lock().unwrap_or_else(|e| e.into_inner()).len();
-    Some(take_job_reply(env, shared, &mut s, id, st))
+    Some(take_job_reply(env, shared, &mut s, id, st, None))
 }
 
-/// After a blocking job: moves its reply into `st.out` and wakes whoever it concerned.
-fn take_job_reply<E: Env>(env: &E, shared: &Shared, s: &mut Server, id: u64, st: &mut ConnState) -> Flow {
+/// After a blocking job: moves its reply into `st.out` (at `insert_at` when the job ran inside
+/// EXEC, whose later replies are there already) and wakes whoever it concerned.
+fn take_job_reply<E: Env>(
+    env: &E,
+    shared: &Shared,
+    s: &mut Server,
+    id: u64,
+    st: &mut ConnState,
+    insert_at: Option<usize>,
+) -> Flow {
     let mut flow = Flow::Continue;
     if let Some(c) = s.clients.get_mut(&id) {
         c.tot_net_out += c.out.buf.len() as u64;
         s.stats.net_output_bytes += c.out.buf.len() as u64;
-        st.out.append(&mut c.out.buf);
+        match insert_at.filter(|&at| at <= st.out.len()) {
+            Some(at) => drop(st.out.splice(at..at, c.out.buf.drain(..))),
+            None => st.out.append(&mut c.out.buf),
+        }
         if c.close_after_reply {
             flow = Flow::CloseAfterReply;
         }

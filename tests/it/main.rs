@@ -23,6 +23,7 @@
 
 mod aof;
 mod blocking;
+mod config_rewrite;
 mod diff;
 mod memory;
 mod migrate;

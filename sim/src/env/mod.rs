@@ -193,6 +193,12 @@ impl Env for SimEnv {
     fn disk(&self) -> &SlowDisk {
         &self.disk
     }
+    fn disk_at(&self, dir: &str) -> io::Result<SlowDisk> {
+        if dir.is_empty() {
+            return Ok(self.disk.clone());
+        }
+        Err(io::Error::new(io::ErrorKind::Unsupported, "a simulated node has one directory"))
+    }
     fn rng(&self) -> SeededRng {
         let stream = self.rng_streams.fetch_add(1, Ordering::Relaxed);
         SeededRng::from_seed(self.rng_seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15))

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::{reply_help, CmdError, CmdResult, Ctx};
+use crate::persistence::snapshot::{DiskJob, DiskJobKind};
 
 const CONFIG_HELP: &[&str] = &[
     "GET <pattern>",
@@ -67,10 +68,20 @@ pub fn resetstat(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// redsim does not write config files: with one, it says so rather than pretend.
+/// CONFIG REWRITE: the plan is made here from the running values; the driver reads the old
+/// file, applies it and writes the new one before the reply (see `config::rewrite`).
 pub fn rewrite(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     if ctx.srv.config_file.is_empty() {
         return Err(CmdError::err("The server is running without a config file"));
     }
-    Err(CmdError::err("Rewriting config file: Operation not supported"))
+    let facts = crate::server::config::rewrite::Facts {
+        dir: ctx.srv.config.get("dir").unwrap_or("").to_string(),
+        master: ctx.srv.repl.master.as_ref().map(|m| (m.host.clone(), m.port)),
+    };
+    let plan = crate::server::config::rewrite::plan(&ctx.srv.config, &facts);
+    let path = ctx.srv.config_file.clone();
+    let reply_at = ctx.client.multi.is_some().then_some(ctx.client.out.buf.len());
+    ctx.srv.rdb.job =
+        Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::ConfigRewrite { path, plan, reply_at } });
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! the same way wherever it comes from; only what each may change differs (CONFIG SET can't
 //! touch immutable or protected directives) and how `save` lines add up in a file.
 
+pub mod rewrite;
 mod table;
 mod values;
 
@@ -411,7 +412,8 @@ impl Config {
         };
         let mut v = values::parse(d, vals, &self.values[e.def])?;
         if matches!(d.kind, Kind::Special(Special::Save)) {
-            if self.save_from_file {
+            // `save ""` clears the points set so far, as setConfigSaveOption does.
+            if self.save_from_file && !v.is_empty() {
                 v = values::append_save(&self.values[e.def], &v);
             }
             self.save_from_file = true;
@@ -433,6 +435,8 @@ impl Config {
 
     /// Loads redis.conf text: one directive per line, `#` comments, quoted arguments.
     pub fn load_text(&mut self, text: &str) -> Result<(), String> {
+        // The default user's password hash from a `user` line, checked once requirepass is known.
+        let mut user_hash: Option<(usize, String)> = None;
         for (i, line) in text.lines().enumerate() {
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -445,9 +449,59 @@ impl Config {
             let Some((name, vals)) = args.split_first() else {
                 continue;
             };
-            self.apply_directive(name, vals).map_err(|e| format!("line {}\n>>> '{}'\n{e}", i + 1, trimmed))?;
+            let at = |e: String| format!("line {}\n>>> '{}'\n{e}", i + 1, trimmed);
+            if name.eq_ignore_ascii_case("user") {
+                if let Some(hash) = self.apply_user_line(vals).map_err(at)? {
+                    user_hash = Some((i, hash));
+                }
+                continue;
+            }
+            self.apply_directive(name, vals).map_err(at)?;
+        }
+        if let Some((i, hash)) = user_hash {
+            if rewrite::password_hash(self.get("requirepass").unwrap_or("")) != hash {
+                return Err(format!(
+                    "line {}\nthe default user's password hash is not requirepass's (redsim keeps the default \
+                     user's password in requirepass)",
+                    i + 1
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// A `user` line as CONFIG REWRITE writes it. redsim has no ACL beyond the default user
+    /// with every permission and requirepass as its password, so only such a line is taken:
+    /// `>pw` and `nopass` set requirepass, `#hash` must be requirepass's hash (returned for
+    /// the caller to check once the whole file is read).
+    fn apply_user_line(&mut self, vals: &[String]) -> Result<Option<String>, String> {
+        let Some((user, rules)) = vals.split_first() else {
+            return Err("wrong number of arguments".into());
+        };
+        if user != "default" {
+            return Err(format!("redsim has no ACL users but 'default', not '{user}'"));
+        }
+        let mut hash = None;
+        for r in rules {
+            match r.as_str() {
+                "on"
+                | "~*"
+                | "&*"
+                | "+@all"
+                | "allkeys"
+                | "allchannels"
+                | "allcommands"
+                | "sanitize-payload"
+                | "skip-sanitize-payload" => {}
+                "nopass" => self.apply_directive("requirepass", &[String::new()])?,
+                _ if r.starts_with('>') => self.apply_directive("requirepass", &[r[1..].to_string()])?,
+                _ if r.starts_with('#') && r.len() == 65 => hash = Some(r[1..].to_ascii_lowercase()),
+                _ => {
+                    return Err(format!("redsim's default user has every permission: ACL rule '{r}' is not supported"))
+                }
+            }
+        }
+        Ok(hash)
     }
 
     fn refresh(&mut self) {

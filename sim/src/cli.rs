@@ -320,13 +320,16 @@ fn cmd_sweep(path: &Path, seeds: &str, jobs: usize, bug: Option<&str>, reports_d
 fn print_sweep(summary: &SweepSummary, results: &BTreeMap<u64, SeedResult>, reports_dir: &Path, name: &str) {
     let failed: Vec<&SeedResult> = results.values().filter(|r| !r.passed).collect();
     let sim: f64 = results.values().map(|r| r.sim_secs).sum();
+    let wall = summary.wall_secs.max(1e-9);
     println!(
-        "{} seeds: {} passed, {} failed; simulated {sim:.0}s in {:.1}s wall ({:.0}x)",
+        "{} seeds: {} passed, {} failed; simulated {sim:.0}s in {:.1}s wall ({:.0}x, {:.1} seeds/s on {} threads)",
         results.len(),
         results.len() - failed.len(),
         failed.len(),
         summary.wall_secs,
-        sim / summary.wall_secs.max(1e-9)
+        sim / wall,
+        results.len() as f64 / wall,
+        summary.jobs
     );
     for r in &failed {
         println!("  seed {}: {}", r.seed, one_line(r));

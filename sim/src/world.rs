@@ -340,6 +340,37 @@ fn cumulative(mix: &[(OpKind, u32)]) -> Vec<(OpKind, u64)> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Each redsim node's redis.conf, on its own disk: written from the scenario's directives at
+/// the first start, read at every start, rewritten by CONFIG REWRITE (as a sentinel does
+/// after a promotion or a repointing, so a restarted node keeps its new role, as in Redis).
+pub const NODE_CONFIG_FILE: &str = "redis.conf";
+
+/// The node's config: its redis.conf (written first from the simulator's own directives and
+/// the scenario's when the disk has none yet).
+async fn node_config(env: &SimEnv, n: u32, directives: &BTreeMap<String, String>) -> std::io::Result<Config> {
+    use redsim::env::Env;
+    let text = match redsim::env::read_file(env.disk(), NODE_CONFIG_FILE).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let ip = node_ip(n).to_string();
+            let fixed = [("bind", ip.as_str()), ("port", "6379"), ("protected-mode", "no")];
+            let mut text = String::from("# written by the simulator from the scenario\n");
+            for (k, v) in fixed.into_iter().chain(directives.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                let v = if v.is_empty() { "\"\"" } else { v };
+                text.push_str(&format!("{k} {v}\n"));
+            }
+            redsim::env::replace_file(env.disk(), NODE_CONFIG_FILE, "sim", text.as_bytes()).await?;
+            text
+        }
+        Err(e) => return Err(e),
+    };
+    let mut config = Config::default();
+    config.load_text(&text).map_err(|e| {
+        std::io::Error::other(format!("*** FATAL CONFIG FILE ERROR *** Reading the configuration file, at {e}"))
+    })?;
+    Ok(config)
+}
+
 fn start_node(
     handle: &Handle,
     s: &Scenario,
@@ -386,27 +417,21 @@ fn start_node(
             async move {
                 env.trace().event(env.world_us(), &format!("n{n} start (incarnation {inc})"));
                 let result = match service {
-                    Service::Redsim => {
-                        let mut config = Config::default();
-                        let ip = node_ip(n).to_string();
-                        let fixed = [("bind", ip.as_str()), ("port", "6379"), ("protected-mode", "no")];
-                        for (k, v) in fixed {
-                            config.set_startup(k, v).expect("simulator's own directives are valid");
+                    Service::Redsim => match node_config(&env, n, &directives).await {
+                        Ok(config) => {
+                            driver::run(
+                                env.clone(),
+                                config,
+                                RunOpts {
+                                    executable: "redsim-sim".into(),
+                                    config_file: NODE_CONFIG_FILE.into(),
+                                    aof_bug: bug.and_then(Bug::aof),
+                                },
+                            )
+                            .await
                         }
-                        for (k, v) in &directives {
-                            config.set_startup(k, v).expect("validated with the scenario");
-                        }
-                        driver::run(
-                            env.clone(),
-                            config,
-                            RunOpts {
-                                executable: "redsim-sim".into(),
-                                config_file: String::new(),
-                                aof_bug: bug.and_then(Bug::aof),
-                            },
-                        )
-                        .await
-                    }
+                        Err(e) => Err(e),
+                    },
                     Service::Toylog => toylog::serve(env.clone(), addr, bug).await,
                 };
                 env.trace().event(env.world_us(), &format!("n{n} exit: {result:?}"));

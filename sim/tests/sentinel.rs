@@ -9,9 +9,10 @@ use redsim_sim::scenario::Scenario;
 use redsim_sim::toylog::Bug;
 use redsim_sim::world::WorldOptions;
 
-const SCENARIOS: [(&str, &str); 2] = [
+const SCENARIOS: [(&str, &str); 3] = [
     ("sentinel_failover", include_str!("../../scenarios/sentinel_failover.toml")),
     ("sentinel_chaos", include_str!("../../scenarios/sentinel_chaos.toml")),
+    ("sentinel_swarm", include_str!("../../scenarios/sentinel_swarm.toml")),
 ];
 
 /// Seeds per scenario in CI.
@@ -42,6 +43,39 @@ fn sentinel_scenarios_pass_on_fixed_seeds() {
             assert_ne!(out.history.repl.final_master, 0, "{name} seed {seed}: the killed master is still the master");
         }
     }
+}
+
+/// A promoted replica that is killed comes back a master: the sentinel's CONFIG REWRITE put
+/// its new role in its redis.conf. (Seed 8 of sentinel_swarm kills n2 at 50.5 s, 35 s after
+/// its promotion; when nodes had no config file it came back a replica of its old master and
+/// the service refused writes until the next failover, a liveness finding.)
+#[test]
+fn a_promoted_node_restarted_keeps_its_role_from_its_rewritten_config() {
+    let out = run_seed(&scenario("sentinel_swarm"), 8, &WorldOptions::default());
+    assert!(out.passed(), "{:#?}", out.verdict.findings);
+    let repl = &out.history.repl;
+    let lines = out.trace.lines();
+    let mut checked = 0;
+    for &(node, at_us) in &repl.restarts {
+        let master_then = repl.promotions.iter().rfind(|p| p.end_us < at_us).map(|p| p.node);
+        if master_then != Some(node) {
+            continue;
+        }
+        let ready = lines
+            .iter()
+            .skip_while(|l| !l.contains(&format!("n{node} start (incarnation")) || trace_us(l) < at_us)
+            .find(|l| l.contains(&format!("n{node} log: ")) && l.ends_with("Ready to accept connections"))
+            .expect("the restarted node starts");
+        assert!(ready.contains(":M "), "n{node} restarted at {at_us} µs as a replica: {ready}");
+        checked += 1;
+    }
+    assert!(checked > 0, "no master was restarted in this run: {:?} {:?}", repl.restarts, repl.promotions);
+    assert!(lines.iter().any(|l| l.contains("CONFIG REWRITE executed with success")));
+}
+
+fn trace_us(line: &str) -> u64 {
+    let secs = line.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+    (secs.parse::<f64>().unwrap_or(0.0) * 1e6) as u64
 }
 
 #[test]

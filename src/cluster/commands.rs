@@ -227,27 +227,13 @@ fn count_failure_reports(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Keys of db 0 in `slot`, in the keyspace's order.
-fn keys_in_slot(ctx: &Ctx, slot: u16, max: usize) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for (k, _) in ctx.srv.dbs[0].dict.iter() {
-        if out.len() >= max {
-            break;
-        }
-        if key_hash_slot(k) == slot {
-            out.push(k.to_vec());
-        }
-    }
-    out
-}
-
 fn countkeysinslot(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
     let slot = int_arg(&a[2])?;
     if !(0..CLUSTER_SLOTS as i64).contains(&slot) {
         return Err(CmdError::err("Invalid slot"));
     }
-    let n = keys_in_slot(ctx, slot as u16, usize::MAX).len();
+    let n = ctx.srv.dbs[0].count_keys_in_slot(slot as u16);
     ctx.out().int(n as i64);
     Ok(())
 }
@@ -259,11 +245,15 @@ fn getkeysinslot(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     if !(0..CLUSTER_SLOTS as i64).contains(&slot) || max < 0 {
         return Err(CmdError::err("Invalid slot or number of keys"));
     }
-    let keys = keys_in_slot(ctx, slot as u16, max as usize);
-    let out = ctx.out();
-    out.array(keys.len());
-    for k in keys {
-        out.bulk(&k);
+    // Redis's order: the slot's list from its head, the most recently added keys first. The
+    // keys stay borrowed from the db while the reply is written (no key was added: no `new`
+    // events to go first).
+    let keys = ctx.srv.dbs[0].keys_in_slot(slot as u16);
+    let n = keys.len().min(usize::try_from(max).unwrap_or(usize::MAX));
+    let out = &mut ctx.client.out;
+    out.array(n);
+    for k in keys.take(n) {
+        out.bulk(k);
     }
     Ok(())
 }
@@ -594,7 +584,7 @@ fn setslot(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 
 /// SETSLOT <slot> NODE <node>: the end of a slot's move.
 fn setslot_node(ctx: &mut Ctx, slot: u16, n: &str) -> CmdResult {
-    let keys = keys_in_slot(ctx, slot, 1).len();
+    let keys = ctx.srv.dbs[0].count_keys_in_slot(slot);
     let allow_migration = ctx.srv.config.get("cluster-allow-replica-migration") != Some("no");
     let c = cluster(ctx)?;
     let mine = c.i_own(slot);

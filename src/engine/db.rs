@@ -4,6 +4,7 @@
 
 use super::dict::Dict;
 use super::object::RObj;
+use super::slot_to_keys::{SlotKeys, SlotToKeys};
 use crate::env::Rng;
 
 pub struct Db {
@@ -17,6 +18,8 @@ pub struct Db {
     /// Keys added since the server last published their `new` keyspace event (Redis fires
     /// it in `dbAdd`); None while that event is off, so adding a key costs nothing more.
     pub added: Option<Vec<Vec<u8>>>,
+    /// Cluster mode's per-slot key lists; None in standalone mode, which pays nothing more.
+    pub slot_to_keys: Option<Box<SlotToKeys>>,
 }
 
 /// What a lookup found about expiry.
@@ -38,7 +41,27 @@ impl Db {
             expires_cursor: 0,
             avg_ttl_ms: 0,
             added: None,
+            slot_to_keys: None,
         }
+    }
+
+    /// Keeps per-slot key lists from now on (`cluster-enabled yes`). Keys already present join
+    /// in the dict's order.
+    pub fn enable_slot_to_keys(&mut self) {
+        let mut s = SlotToKeys::new(self.dict.hasher());
+        for (k, _) in self.dict.iter() {
+            s.insert(k);
+        }
+        self.slot_to_keys = Some(Box::new(s));
+    }
+
+    /// The keys of `slot`, the most recently added first (none without the index).
+    pub fn keys_in_slot(&self, slot: u16) -> SlotKeys<'_> {
+        self.slot_to_keys.as_deref().map_or(SlotKeys::NONE, |s| s.keys(slot))
+    }
+
+    pub fn count_keys_in_slot(&self, slot: u16) -> usize {
+        self.slot_to_keys.as_ref().map_or(0, |s| s.count(slot))
     }
 
     pub fn len(&self) -> usize {
@@ -89,6 +112,7 @@ impl Db {
         } else {
             self.note_added(key);
         }
+        self.debug_assert_indexed();
     }
 
     /// Adds a key that is known to be absent.
@@ -106,16 +130,31 @@ impl Db {
         added
     }
 
+    /// Redis's `dbAdd` side effects: the `new` event's queue, and the head of the slot's list
+    /// (an overwrite is not an add: the key keeps its place there).
     fn note_added(&mut self, key: &[u8]) {
         if let Some(a) = &mut self.added {
             a.push(key.to_vec());
         }
+        if let Some(s) = &mut self.slot_to_keys {
+            s.insert(key);
+        }
+        self.debug_assert_indexed();
     }
 
     pub fn delete(&mut self, key: &[u8]) -> Option<RObj> {
         let (_, obj) = self.dict.remove(key)?;
         self.expires.remove(key);
+        if let Some(s) = &mut self.slot_to_keys {
+            let indexed = s.remove(key);
+            debug_assert!(indexed, "a deleted key was not in its slot's list");
+        }
+        self.debug_assert_indexed();
         Some(obj)
+    }
+
+    fn debug_assert_indexed(&self) {
+        debug_assert!(self.slot_to_keys.as_ref().is_none_or(|s| s.len() == self.dict.len()));
     }
 
     pub fn set_expire(&mut self, key: &[u8], when_ms: u64) {
@@ -134,15 +173,19 @@ impl Db {
         let n = self.dict.len();
         self.dict.clear();
         self.expires.clear();
+        if let Some(s) = &mut self.slot_to_keys {
+            s.clear();
+        }
         self.expires_cursor = 0;
         self.avg_ttl_ms = 0;
         n
     }
 
-    /// SWAPDB: the data and its expiry bookkeeping trade places; each db keeps its id.
+    /// SWAPDB: the data and its expiry and slot bookkeeping trade places; each db keeps its id.
     pub fn swap_contents(&mut self, other: &mut Db) {
         std::mem::swap(&mut self.dict, &mut other.dict);
         std::mem::swap(&mut self.expires, &mut other.expires);
+        std::mem::swap(&mut self.slot_to_keys, &mut other.slot_to_keys);
         std::mem::swap(&mut self.expires_cursor, &mut other.expires_cursor);
         std::mem::swap(&mut self.avg_ttl_ms, &mut other.avg_ttl_ms);
     }
@@ -155,5 +198,83 @@ impl Db {
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Db({}, keys={}, expires={})", self.id, self.dict.len(), self.expires.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::key_hash_slot;
+
+    fn cluster_db() -> Db {
+        let mut db = Db::new(0, 1);
+        db.enable_slot_to_keys();
+        db
+    }
+
+    fn val() -> RObj {
+        RObj::from_int(1, 0, false)
+    }
+
+    fn slot_keys(db: &Db) -> Vec<String> {
+        db.keys_in_slot(key_hash_slot(b"t")).map(|k| String::from_utf8_lossy(k).into_owned()).collect()
+    }
+
+    #[test]
+    fn slot_lists_put_added_keys_first_and_leave_overwritten_ones_in_place() {
+        let mut db = cluster_db();
+        db.set(b"{t}a", val(), false);
+        db.add(b"{t}b", val());
+        assert!(db.try_add(b"{t}c", val()));
+        assert!(!db.try_add(b"{t}a", val()), "exists");
+        db.set(b"{t}d", val(), false);
+        db.set(b"{t}b", val(), false);
+        assert_eq!(slot_keys(&db), ["{t}d", "{t}c", "{t}b", "{t}a"]);
+        db.delete(b"{t}c");
+        assert!(db.delete(b"{t}c").is_none());
+        assert_eq!(slot_keys(&db), ["{t}d", "{t}b", "{t}a"]);
+        // RENAME's shape: the target is deleted, then added, so it moves to the head.
+        db.delete(b"{t}a");
+        db.add(b"{t}a", val());
+        assert_eq!(slot_keys(&db), ["{t}a", "{t}d", "{t}b"]);
+        assert_eq!(db.count_keys_in_slot(key_hash_slot(b"t")), 3);
+        assert_eq!(db.count_keys_in_slot(key_hash_slot(b"u")), 0);
+    }
+
+    #[test]
+    fn clear_empties_the_slot_lists_and_keeps_indexing() {
+        let mut db = cluster_db();
+        db.add(b"{t}a", val());
+        db.add(b"{t}b", val());
+        assert_eq!(db.clear(), 2);
+        assert_eq!((slot_keys(&db).len(), db.count_keys_in_slot(key_hash_slot(b"t"))), (0, 0));
+        db.add(b"{t}c", val());
+        assert_eq!(slot_keys(&db), ["{t}c"]);
+    }
+
+    #[test]
+    fn swapped_contents_take_their_slot_lists_along() {
+        let mut a = cluster_db();
+        let mut b = Db::new(1, 1);
+        b.enable_slot_to_keys();
+        a.add(b"{t}a", val());
+        b.add(b"{t}b1", val());
+        b.add(b"{t}b2", val());
+        a.swap_contents(&mut b);
+        assert_eq!(slot_keys(&a), ["{t}b2", "{t}b1"]);
+        assert_eq!(slot_keys(&b), ["{t}a"]);
+        a.delete(b"{t}b2");
+        assert_eq!(slot_keys(&a), ["{t}b1"]);
+    }
+
+    #[test]
+    fn enabling_the_slot_index_takes_keys_already_there_and_standalone_has_none() {
+        let mut db = Db::new(0, 1);
+        db.add(b"{t}a", val());
+        assert!(db.slot_to_keys.is_none());
+        assert_eq!(db.count_keys_in_slot(key_hash_slot(b"t")), 0);
+        assert_eq!(db.keys_in_slot(key_hash_slot(b"t")).count(), 0);
+        db.enable_slot_to_keys();
+        assert_eq!(slot_keys(&db), ["{t}a"]);
     }
 }

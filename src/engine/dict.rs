@@ -47,6 +47,11 @@ impl<V> Dict<V> {
         std::mem::size_of::<Node<V>>()
     }
 
+    /// The seeded hash function, for a structure beside the dict that hashes the same keys.
+    pub fn hasher(&self) -> foldhash::fast::FixedState {
+        self.hasher
+    }
+
     /// Number of buckets (Redis's `dictSlots`).
     pub fn buckets(&self) -> usize {
         self.table.len()

@@ -11,4 +11,5 @@ pub mod listpack;
 pub mod object;
 pub mod sds;
 pub mod set;
+pub mod slot_to_keys;
 pub mod zset;

@@ -389,7 +389,7 @@ impl Server {
         if swap {
             self.log(Level::Notice, "MASTER <-> REPLICA sync: Backing up the current dataset");
             let seed = crate::env::Rng::next_u64(&mut self.rng);
-            let fresh = (0..self.dbs.len()).map(|i| crate::engine::db::Db::new(i, seed)).collect();
+            let fresh = self.fresh_dbs(seed);
             kept = Some(std::mem::replace(&mut self.dbs, fresh));
         } else {
             self.log(Level::Notice, "MASTER <-> REPLICA sync: Flushing old data");

@@ -18,6 +18,9 @@ impl Server {
         if self.config.get("cluster-enabled") != Some("yes") {
             return;
         }
+        for db in &mut self.dbs {
+            db.enable_slot_to_keys();
+        }
         let now = self.now.unix_ms;
         self.cluster = Some(Box::new(Cluster::new(&mut self.rng, now)));
         self.cluster_refresh_facts();
@@ -244,6 +247,15 @@ impl Server {
         let _ = (votes, promotions);
     }
 
+    /// Empty databases for a dataset about to be loaded, indexed by slot as the current ones are.
+    pub fn fresh_dbs(&self, seed: u64) -> Vec<crate::engine::db::Db> {
+        let mut dbs: Vec<_> = (0..self.dbs.len()).map(|i| crate::engine::db::Db::new(i, seed)).collect();
+        if self.cluster.is_some() {
+            dbs.iter_mut().for_each(crate::engine::db::Db::enable_slot_to_keys);
+        }
+        dbs
+    }
+
     /// Redis's `verifyClusterConfigWithData` after the dataset loaded: keys only in db 0;
     /// keys of an unassigned slot make the slot ours, keys of another node's slot put it in
     /// importing state. Err: the server must not start.
@@ -255,10 +267,8 @@ impl Server {
         if self.dbs.iter().skip(1).any(|db| !db.is_empty()) {
             return Err("You can't have keys in a DB different than DB 0 when in Cluster mode. Exiting.".into());
         }
-        let mut populated = std::collections::BTreeSet::new();
-        for (k, _) in self.dbs[0].dict.iter() {
-            populated.insert(key_hash_slot(k));
-        }
+        let populated: Vec<u16> =
+            (0..crate::cluster::CLUSTER_SLOTS as u16).filter(|&s| self.dbs[0].count_keys_in_slot(s) > 0).collect();
         let mut lines = Vec::new();
         let c = self.cluster.as_deref_mut().expect("checked");
         let me = c.myself.clone();
@@ -286,10 +296,9 @@ impl Server {
         Ok(())
     }
 
-    /// Redis's `delKeysInSlot`: deletions propagated, as any other.
+    /// Redis's `delKeysInSlot`: deletions propagated, as any other, newest key first.
     pub fn delete_keys_in_slot(&mut self, slot: u16) {
-        let keys: Vec<Vec<u8>> =
-            self.dbs[0].dict.iter().map(|(k, _)| k).filter(|k| key_hash_slot(k) == slot).map(|k| k.to_vec()).collect();
+        let keys: Vec<Vec<u8>> = self.dbs[0].keys_in_slot(slot).map(<[u8]>::to_vec).collect();
         for k in keys {
             self.dbs[0].delete(&k);
             self.propagate(0, vec![Bytes::from_static(b"DEL"), Bytes::from(k.clone())]);
@@ -332,5 +341,41 @@ impl Server {
             c.broadcast_pong(false, now, &mut self.rng);
             self.cluster = Some(c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::testing::{self, run, take_propagated};
+    use crate::engine::object::RObj;
+
+    fn cluster_server() -> super::Server {
+        let mut srv = testing::server();
+        srv.config.set_startup("cluster-enabled", "yes").expect("a boolean");
+        srv.init_cluster();
+        srv
+    }
+
+    #[test]
+    fn a_lost_slots_keys_are_deleted_newest_first_and_propagated() {
+        let mut srv = cluster_server();
+        for k in ["{t}a", "{t}b", "other", "{t}c"] {
+            srv.dbs[0].add(k.as_bytes(), RObj::from_int(1, 0, false));
+        }
+        srv.propagate_enabled = true;
+        srv.delete_keys_in_slot(crate::cluster::key_hash_slot(b"t"));
+        let dels: Vec<String> =
+            take_propagated(&mut srv).into_iter().filter(|p| p[0] == "DEL").map(|p| p[1].clone()).collect();
+        assert_eq!(dels, ["{t}c", "{t}b", "{t}a"]);
+        assert_eq!(run(&mut srv, &["CLUSTER", "COUNTKEYSINSLOT", "15891"]), b":0\r\n");
+        assert_eq!(srv.dbs[0].len(), 1, "other slots keep their keys");
+    }
+
+    #[test]
+    fn datasets_loaded_aside_are_indexed_by_slot_in_cluster_mode_only() {
+        let srv = cluster_server();
+        assert!(srv.dbs.iter().chain(&srv.fresh_dbs(1)).all(|db| db.slot_to_keys.is_some()));
+        let standalone = testing::server();
+        assert!(standalone.dbs.iter().chain(&standalone.fresh_dbs(1)).all(|db| db.slot_to_keys.is_none()));
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::Server;
+use crate::engine::db::Db;
 
 /// What an idle Redis reports for Lua and functions, which redsim does not have.
 const IDLE_SCRIPTING_MEMORY: &str = "used_memory_lua:32768\nused_memory_vm_eval:32768\nused_memory_lua_human:32.00K\n\
@@ -243,8 +244,12 @@ impl Server {
     /// allocations, client buffers, the databases' hash tables) apart from the data.
     fn memory_overhead(&self) -> u64 {
         let clients: u64 = self.clients.values().map(|c| (c.out.len() + c.qbuf) as u64).sum();
-        let tables: u64 =
-            self.dbs.iter().map(|db| dict_overhead(db.len() as u64) + dict_overhead(db.expires.len() as u64)).sum();
+        let slot_to_keys = |db: &Db| db.slot_to_keys.as_ref().map_or(0, |s| s.bytes() as u64);
+        let tables: u64 = self
+            .dbs
+            .iter()
+            .map(|db| dict_overhead(db.len() as u64) + dict_overhead(db.expires.len() as u64) + slot_to_keys(db))
+            .sum();
         self.used_memory_startup + clients + tables
     }
 

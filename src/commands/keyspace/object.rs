@@ -6,7 +6,9 @@
 //! - the main dict's entry node (key pointer, the object with its LRU field, chain link);
 //! - the key's bytes;
 //! - the bytes the value owns on the heap (`Value::heap_bytes`; an int-encoded string none);
-//! - with a TTL, the expires dict's node and its own copy of the key.
+//! - with a TTL, the expires dict's node and its own copy of the key;
+//! - in cluster mode, the slot index's node and its copy of the key (Redis adds its dict
+//!   entries' slot links, `dictMetadataSize`).
 //!
 //! Bucket arrays are shared by all keys: MEMORY STATS reports them as overhead, as Redis does.
 
@@ -17,6 +19,7 @@ use super::lookup_notouch_notify;
 use crate::engine::dict::Dict;
 use crate::engine::object::{alloc_bytes, RObj};
 use crate::engine::sds::heap_bytes_for;
+use crate::engine::slot_to_keys::SlotToKeys;
 use crate::server::evict::{estimate_idle_ms, lfu_decr_and_return};
 
 /// MEMORY DOCTOR does not judge an instance smaller than this (Redis's threshold).
@@ -168,7 +171,8 @@ pub fn memory_usage(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     check_usage_options(a)?;
     let db = &ctx.srv.dbs[ctx.client.db];
     let key = &a[2];
-    let usage = db.get(key).map(|o| key_usage(key, o, db.expire_of(key).is_some()));
+    let slot_entry = if db.slot_to_keys.is_some() { SlotToKeys::entry_bytes(key.len()) as u64 } else { 0 };
+    let usage = db.get(key).map(|o| key_usage(key, o, db.expire_of(key).is_some()) + slot_entry);
     match usage {
         Some(n) => ctx.out().int(n as i64),
         None => ctx.out().null(),
@@ -181,6 +185,7 @@ struct DbOverhead {
     id: usize,
     main: u64,
     expires: u64,
+    slot_to_keys: u64,
 }
 
 /// Redis's `redisMemOverhead`, from what redsim can see.
@@ -225,7 +230,7 @@ impl MemOverhead {
     }
 
     fn total(&self) -> u64 {
-        self.startup + self.clients_normal + self.dbs.iter().map(|d| d.main + d.expires).sum::<u64>()
+        self.startup + self.clients_normal + self.dbs.iter().map(|d| d.main + d.expires + d.slot_to_keys).sum::<u64>()
     }
 
     fn net_usage(&self) -> u64 {
@@ -248,6 +253,7 @@ fn db_overhead(db: &crate::engine::db::Db) -> DbOverhead {
         id: db.id,
         main: db.len() as u64 * main_entry + db.dict.buckets() as u64 * BUCKET_BYTES,
         expires: db.expires.len() as u64 * expires_entry + db.expires.buckets() as u64 * BUCKET_BYTES,
+        slot_to_keys: db.slot_to_keys.as_ref().map_or(0, |s| s.bytes() as u64),
     }
 }
 
@@ -292,7 +298,7 @@ pub fn memory_stats(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
         out.bulk_str("overhead.hashtable.expires");
         out.int(d.expires as i64);
         out.bulk_str("overhead.hashtable.slot-to-keys");
-        out.int(0);
+        out.int(d.slot_to_keys as i64);
     }
     write_stats_tail(out, &m);
     Ok(())

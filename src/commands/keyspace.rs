@@ -188,12 +188,19 @@ fn flushall(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    // Cluster mode has db 0 only; the number is parsed first, as selectCommand does.
+    if ctx.srv.cluster.is_some() && c_int_arg(&a[1])? != 0 {
+        return Err(CmdError::err("SELECT is not allowed in cluster mode"));
+    }
     ctx.client.db = db_arg(ctx, &a[1])?;
     ctx.out().ok();
     Ok(())
 }
 
 fn swapdb(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    if ctx.srv.cluster.is_some() {
+        return Err(CmdError::err("SWAPDB is not allowed in cluster mode"));
+    }
     let parse = |b: &[u8], which: &str| c_int_arg(b).map_err(|_| CmdError::err(format!("invalid {which} DB index")));
     let (id1, id2) = (parse(&a[1], "first")?, parse(&a[2], "second")?);
     let n = ctx.srv.dbs.len();
@@ -225,6 +232,9 @@ fn transfer(ctx: &mut Ctx, src: usize, key: &[u8], dst: usize, dst_key: &[u8]) {
 }
 
 fn move_cmd(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
+    if ctx.srv.cluster.is_some() {
+        return Err(CmdError::err("MOVE is not allowed in cluster mode"));
+    }
     let key = &a[1];
     let dst = db_arg(ctx, &a[2])?;
     let src = ctx.db_index();
@@ -276,6 +286,9 @@ fn copy(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
     let (key, new_key) = (&a[1], &a[2]);
     let (dst, replace) = parse_copy_options(ctx, a)?;
     let src = ctx.db_index();
+    if ctx.srv.cluster.is_some() && (src != 0 || dst != 0) {
+        return Err(CmdError::err("Copying to another database is not allowed in cluster mode"));
+    }
     if src == dst && key == new_key {
         return Err(CmdError::Other(SAME_OBJECT.into()));
     }

@@ -339,7 +339,6 @@ fn cumulative(mix: &[(OpKind, u32)]) -> Vec<(OpKind, u64)> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Each redsim node's redis.conf, on its own disk: written from the scenario's directives at
 /// the first start, read at every start, rewritten by CONFIG REWRITE (as a sentinel does
 /// after a promotion or a repointing, so a restarted node keeps its new role, as in Redis).
@@ -371,6 +370,7 @@ async fn node_config(env: &SimEnv, n: u32, directives: &BTreeMap<String, String>
     Ok(config)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start_node(
     handle: &Handle,
     s: &Scenario,

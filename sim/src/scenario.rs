@@ -248,6 +248,39 @@ pub struct Workload {
     /// above 0), so that some runs are all writes and others nearly all reads.
     #[serde(default)]
     pub swarm_mix: bool,
+    /// Which keys the operations pick: `"uniform"`, or `{ zipf = s }` (key i with weight
+    /// 1/(i+1)^s: a few hot keys, as real workloads have, so contention concentrates).
+    #[serde(default, skip_serializing_if = "KeyDistribution::is_uniform")]
+    pub distribution: KeyDistribution,
+}
+
+/// `workload.distribution`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyDistribution {
+    #[default]
+    Uniform,
+    Zipf(f64),
+}
+
+impl KeyDistribution {
+    fn is_uniform(&self) -> bool {
+        *self == KeyDistribution::Uniform
+    }
+
+    /// Cumulative integer weights of keys `0..keys` (None: uniform, drawn directly).
+    pub fn cumulative(&self, keys: u32) -> Option<Vec<u64>> {
+        let KeyDistribution::Zipf(s) = *self else { return None };
+        let mut total = 0u64;
+        Some(
+            (0..keys)
+                .map(|i| {
+                    total += ((1e9 / f64::from(i + 1).powf(s)) as u64).max(1);
+                    total
+                })
+                .collect(),
+        )
+    }
 }
 
 fn default_ttl_ms() -> [u64; 2] {
@@ -842,6 +875,11 @@ impl Scenario {
         if w.ops.values().all(|&weight| weight == 0) {
             return err("workload.ops", "give at least one operation a weight above 0");
         }
+        if let KeyDistribution::Zipf(s) = w.distribution {
+            if !(s > 0.0 && s <= 10.0) {
+                return err("workload.distribution", format!("the zipf exponent must be in (0, 10] (got {s})"));
+            }
+        }
         for op in w.ops.keys() {
             let fits = match self.topology.service {
                 // Redsim serves the log operations as RPUSH / LRANGE of one list.
@@ -1085,6 +1123,16 @@ ops = { get = 1, set = 1 }
         let s = Scenario::from_toml(MINIMAL).unwrap();
         assert_eq!(s.net, NetOptions::default());
         assert_eq!(s.topology.service, Service::Redsim);
+    }
+
+    #[test]
+    fn a_zipf_key_distribution_loads_and_a_bad_exponent_is_named() {
+        let with =
+            |d: &str| Scenario::from_toml(&MINIMAL.replace("keys = 2", &format!("keys = 2\ndistribution = {d}")));
+        assert_eq!(with("{ zipf = 1.2 }").unwrap().workload.distribution, KeyDistribution::Zipf(1.2));
+        assert_eq!(with("\"uniform\"").unwrap().workload.distribution, KeyDistribution::Uniform);
+        let e = with("{ zipf = 0.0 }").unwrap_err();
+        assert!(e.0.contains("workload.distribution"), "{e}");
     }
 
     #[test]

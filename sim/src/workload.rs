@@ -39,6 +39,8 @@ pub struct ClientPlan {
     /// (kind, cumulative weight) for drawing operations.
     pub mix: Vec<(OpKind, u64)>,
     pub keys: u32,
+    /// Cumulative key weights (`workload.distribution`); None: every key alike.
+    pub key_weights: Option<Arc<Vec<u64>>>,
     pub think_ms: [u64; 2],
     pub ttl_ms: [u64; 2],
     pub op_timeout_ms: u64,
@@ -438,8 +440,19 @@ fn draw_kind(plan: &ClientPlan, rng: &mut SeededRng) -> OpKind {
     plan.mix.iter().find(|m| x < m.1).map_or(plan.mix[0].0, |m| m.0)
 }
 
+/// A key number in `0..keys`: uniform, or by the cumulative `weights`.
+fn draw_key(keys: u32, weights: Option<&Vec<u64>>, rng: &mut SeededRng) -> u64 {
+    match weights {
+        None => rng.below(u64::from(keys)),
+        Some(cdf) => {
+            let x = rng.below(cdf.last().copied().unwrap_or(1));
+            cdf.partition_point(|&c| c <= x) as u64
+        }
+    }
+}
+
 fn draw_call(plan: &ClientPlan, kind: OpKind, seq: u64, rng: &mut SeededRng) -> (Call, Vec<Vec<u8>>) {
-    let key_no = rng.below(u64::from(plan.keys));
+    let key_no = draw_key(plan.keys, plan.key_weights.as_deref(), rng);
     let reg = format!("r{key_no}");
     let ctr = format!("c{key_no}");
     let value = format!("c{}-{seq}", plan.client);
@@ -569,5 +582,33 @@ pub async fn run_client(plan: ClientPlan, net: SimNet, mut rng: SeededRng, rec: 
                 rec.event(&format!("c{} WAIT after #{id} → {n}", plan.client));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use crate::scenario::KeyDistribution;
+
+    #[test]
+    fn zipf_keys_are_drawn_by_weight_and_uniform_ones_alike() {
+        let keys = 8;
+        let count = |weights: Option<&Vec<u64>>| {
+            let mut rng = SeededRng::from_seed(7);
+            let mut n = [0u32; 8];
+            for _ in 0..40_000 {
+                n[draw_key(keys, weights, &mut rng) as usize] += 1;
+            }
+            n
+        };
+        let zipf = KeyDistribution::Zipf(1.0).cumulative(keys).unwrap();
+        let n = count(Some(&zipf));
+        // Weights 1, 1/2, ..., 1/8 (sum 2.718): key 0 about 37% of draws, key 7 about 4.6%.
+        assert!((14_000..15_500).contains(&n[0]), "{n:?}");
+        assert!((1_600..2_100).contains(&n[7]), "{n:?}");
+        assert!(n.windows(2).all(|w| w[0] > w[1]), "{n:?}");
+        let u = count(None);
+        assert!(u.iter().all(|&c| (4_600..5_400).contains(&c)), "{u:?}");
+        assert_eq!(KeyDistribution::Uniform.cumulative(keys), None);
     }
 }

@@ -228,6 +228,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     }
     let mix = cumulative(&plan.mix);
     let mut clients = Vec::new();
+    let key_weights = s.workload.distribution.cumulative(s.workload.keys).map(Arc::new);
     for c in 0..s.workload.clients {
         let node = handle.create_node().name(format!("c{c}")).ip(client_ip(c)).build();
         w.machines.insert(Machine::Client(c), node.id());
@@ -239,6 +240,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
             addr: SocketAddr::new(node_ip(target), SERVER_PORT),
             mix: mix.clone(),
             keys: s.workload.keys,
+            key_weights: key_weights.clone(),
             think_ms: s.workload.think_ms,
             ttl_ms: s.workload.ttl_ms,
             op_timeout_ms: s.net.op_timeout_ms,

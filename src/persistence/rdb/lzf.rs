@@ -61,19 +61,58 @@ fn literal(out: &mut [u8], op: &mut usize, lit: &mut usize, byte: u8) {
 /// `lzf_compress(input, in_len, out, out_len)`: `None` when the output would not fit in
 /// `out_len` bytes (liblzf returns 0).
 pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
-    let in_end = input.len();
-    if in_end < 3 || out_len == 0 {
+    if input.len() < 3 || out_len == 0 {
         return None;
     }
+    HTAB.with(|t| {
+        let mut t = t.borrow_mut();
+        let out = compress_with(&mut t, input, out_len);
+        t.clear();
+        out
+    })
+}
+
+/// liblzf's hash table, zeroed before each use, as Redis's is. A fresh 512 KB table per
+/// call cost a page fault per page touched (most of a BGSAVE of small strings went there),
+/// so each thread keeps one and zeroes only the slots the last call set.
+struct HashTable {
+    slots: Vec<usize>,
+    touched: Vec<usize>,
+}
+
+impl HashTable {
+    fn get(&self, slot: usize) -> usize {
+        self.slots[slot]
+    }
+    fn set(&mut self, slot: usize, ip: usize) {
+        if self.slots[slot] == 0 {
+            self.touched.push(slot);
+        }
+        self.slots[slot] = ip;
+    }
+    fn clear(&mut self) {
+        for &s in &self.touched {
+            self.slots[s] = 0;
+        }
+        self.touched.clear();
+    }
+}
+
+thread_local! {
+    static HTAB: std::cell::RefCell<HashTable> =
+        std::cell::RefCell::new(HashTable { slots: vec![0; HSIZE], touched: Vec::new() });
+}
+
+fn compress_with(htab: &mut HashTable, input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    let in_end = input.len();
     let mut out = vec![0u8; out_len + 1];
-    let mut htab = vec![0usize; HSIZE];
     let (mut ip, mut op, mut lit) = (0usize, 1usize, 0usize);
     let mut hval = first(input, ip);
     while ip < in_end - 2 {
         hval = next(hval, input, ip);
         let slot = idx(hval);
-        let r = htab[slot];
-        htab[slot] = ip;
+        let r = htab.get(slot);
+        htab.set(slot, ip);
         if r > 0
             && r < ip
             && ip - r - 1 < MAX_OFF
@@ -107,10 +146,10 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
             ip -= 2;
             hval = first(input, ip);
             hval = next(hval, input, ip);
-            htab[idx(hval)] = ip;
+            htab.set(idx(hval), ip);
             ip += 1;
             hval = next(hval, input, ip);
-            htab[idx(hval)] = ip;
+            htab.set(idx(hval), ip);
             ip += 1;
         } else {
             if op >= out_len {
@@ -136,6 +175,17 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reused_table_leaves_no_trace_of_earlier_inputs() {
+        let a: Vec<u8> = b"abcabcabcabd-xyzxyzxyz-abcabcabcabd".repeat(40);
+        let b: Vec<u8> = b"xyzxyzabcabd".repeat(300);
+        let first = compress(&a, a.len()).expect("compressible");
+        let _ = compress(&b, b.len());
+        // An early None (no room) clears the table too.
+        assert_eq!(compress(&b, 8), None);
+        assert_eq!(compress(&a, a.len()), Some(first));
+    }
 
     #[test]
     fn output_decompresses_to_the_input() {

@@ -202,6 +202,9 @@ pub struct ReplRecord {
     pub nodes: u32,
     pub expect_resync: Option<crate::scenario::ResyncExpect>,
     pub wait_replicas: Option<u32>,
+    /// `replication.max_lost_acked_writes`.
+    #[serde(default)]
+    pub max_lost_acked_writes: Option<u64>,
     /// The nodes' `repl-timeout`, in ms: a cut longer than it breaks the link on both sides.
     #[serde(default)]
     pub repl_timeout_ms: u64,

@@ -138,6 +138,11 @@ pub struct ReplicationOpts {
     /// After each acknowledged write the client sends `WAIT replicas timeout_ms`.
     #[serde(default)]
     pub wait: Option<WaitOpts>,
+    /// repl_writes: how many acknowledged appends no promise covered (no WAIT, lost across a
+    /// promotion, as asynchronous replication allows) the run may lose; absent: any number,
+    /// reported in the notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lost_acked_writes: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

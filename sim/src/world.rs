@@ -159,6 +159,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         h.repl.nodes = s.topology.nodes;
         h.repl.expect_resync = r.expect_resync;
         h.repl.wait_replicas = r.wait.map(|w| w.replicas);
+        h.repl.max_lost_acked_writes = r.max_lost_acked_writes;
         // Redis's default repl-timeout is 60 s.
         let timeout_s = s.config.get("repl-timeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(60);
         h.repl.repl_timeout_ms = timeout_s * 1000;

@@ -123,7 +123,11 @@ pub fn resync(h: &History) -> Vec<Finding> {
     bad.map(|m| finding("repl_resync", m, vec![])).into_iter().collect()
 }
 
-/// Findings, and notes on losses no promise covered.
+/// Findings, and notes on losses no promise covered. A promise is WAIT's (the append was
+/// WAIT-acknowledged by the scenario's number of replicas) or, without any promotion, the
+/// master's own acknowledgement; appends lost across a promotion without WAIT are what
+/// asynchronous replication allows: a note, or a finding when there are more than
+/// `replication.max_lost_acked_writes`.
 pub fn writes(h: &History) -> (Vec<Finding>, Vec<String>) {
     let mut found = Vec::new();
     let mut notes = Vec::new();
@@ -161,10 +165,19 @@ pub fn writes(h: &History) -> (Vec<Finding>, Vec<String>) {
             None => lost_unpromised += 1,
         }
     }
-    if lost_unpromised > 0 {
-        notes.push(format!(
+    match h.repl.max_lost_acked_writes {
+        Some(max) if lost_unpromised > max => found.push(finding(
+            "repl_writes",
+            format!(
+                "{lost_unpromised} acknowledged appends lost across a promotion (no WAIT promise), more than \
+                 replication.max_lost_acked_writes = {max}"
+            ),
+            vec![],
+        )),
+        _ if lost_unpromised > 0 => notes.push(format!(
             "repl_writes: {lost_unpromised} acknowledged appends lost across a promotion (no WAIT promise)"
-        ));
+        )),
+        _ => {}
     }
     for id in &m.log {
         if !sent.contains(id) {
@@ -199,6 +212,7 @@ pub fn writes(h: &History) -> (Vec<Finding>, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::{Op, Outcome, Promotion, Value};
 
     fn partial_history(cuts: Vec<(u32, u64, u64)>, sync_partial_ok: u64) -> History {
         let mut h = History::new(3);
@@ -209,6 +223,42 @@ mod tests {
         h.repl.synced_us = vec![(1, S), (2, S)];
         h.repl.probes = vec![NodeProbe { node: 0, sync_full: 2, sync_partial_ok, ..NodeProbe::default() }];
         h
+    }
+
+    /// Three appends acknowledged by node 0 without WAIT, a promotion of node 1 after them,
+    /// and only the first in the final master's list.
+    fn lost_across_a_promotion(max: Option<u64>) -> History {
+        let mut h = History::new(2);
+        h.repl.nodes = 2;
+        h.repl.final_master = 1;
+        h.repl.max_lost_acked_writes = max;
+        h.repl.promotions = vec![Promotion { start_us: 20 * S, end_us: 21 * S, node: 1, forced: false }];
+        h.repl.probes = vec![NodeProbe { node: 1, log: vec![1], ..NodeProbe::default() }];
+        for id in 1..=3u64 {
+            h.ops.push(Op {
+                id: id as usize - 1,
+                client: 0,
+                node: 0,
+                kind: OpKind::Append,
+                call: Call::Append { id },
+                invoke_us: id * S,
+                sent_us: Some(id * S),
+                complete_us: id * S + 1000,
+                outcome: Outcome::Ok(Value::Int(id as i64)),
+            });
+        }
+        h
+    }
+
+    #[test]
+    fn unpromised_losses_are_noted_or_fail_past_the_scenarios_bound() {
+        let (found, notes) = writes(&lost_across_a_promotion(None));
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(notes, ["repl_writes: 2 acknowledged appends lost across a promotion (no WAIT promise)"]);
+        assert!(writes(&lost_across_a_promotion(Some(2))).0.is_empty());
+        let (found, _) = writes(&lost_across_a_promotion(Some(1)));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.contains("more than replication.max_lost_acked_writes = 1"), "{}", found[0].message);
     }
 
     const S: u64 = 1_000_000; // µs

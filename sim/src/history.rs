@@ -191,6 +191,9 @@ pub struct SentinelRecord {
     pub votes: Vec<(String, u64, String)>,
     /// (leader, epoch): elections won.
     pub elected: Vec<(String, u64)>,
+    /// (µs, sentinel number, epoch): when each election was won, from the sentinels' logs.
+    #[serde(default)]
+    pub elected_us: Vec<(u64, u32, u64)>,
     /// (leader, epoch, replica address): promotions the leaders started.
     pub promoting: Vec<(String, u64, String)>,
 }

@@ -8,6 +8,7 @@
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -167,15 +168,30 @@ pub async fn observe(admin: Admin, sentinels: u32, nodes: u32, stop_us: u64) {
     }
 }
 
-/// Moves what the sentinels journaled on this thread into the history.
-pub fn take_journal(h: &mut History) {
+/// Moves what the sentinels journaled on this thread into the history; the times of the
+/// elections come from the trace (a sentinel logs `+elected-leader` where it journals one).
+pub fn take_journal(trace: &crate::trace::Trace, h: &mut History) {
+    let mut won_at: BTreeMap<u32, std::collections::VecDeque<u64>> = BTreeMap::new();
+    trace.for_each_line(|line| {
+        if let Some((us, s, text)) = crate::trace::machine_log(line, "s") {
+            if text.contains("# +elected-leader ") {
+                won_at.entry(s).or_default().push_back(us);
+            }
+        }
+    });
     for (id, entry) in redsim::sentinel::take_journal() {
         let who = name_of(&id);
         match entry {
             redsim::sentinel::Journal::Vote { epoch, candidate } => {
                 h.sentinel.votes.push((who, epoch, name_of(&candidate)))
             }
-            redsim::sentinel::Journal::Elected { epoch } => h.sentinel.elected.push((who, epoch)),
+            redsim::sentinel::Journal::Elected { epoch } => {
+                let n = who.strip_prefix('s').and_then(|n| n.parse::<u32>().ok());
+                if let Some((n, us)) = n.and_then(|n| Some((n, won_at.get_mut(&n)?.pop_front()?))) {
+                    h.sentinel.elected_us.push((us, n, epoch));
+                }
+                h.sentinel.elected.push((who, epoch))
+            }
             redsim::sentinel::Journal::Promoting { epoch, replica } => {
                 h.sentinel.promoting.push((who, epoch, replica.to_string()))
             }

@@ -97,7 +97,12 @@ pub fn hash_hex(hash: u64) -> String {
 /// A node's log line as [`SimEnv`](crate::env::SimEnv) traced it (`[   4.101003] n2 log: <text>`):
 /// (simulated µs, node, text); None for any other line.
 pub fn node_log(line: &str) -> Option<(u64, u32, &str)> {
-    let (stamp, rest) = line.strip_prefix('[')?.split_once("] n")?;
+    machine_log(line, "n")
+}
+
+/// As `node_log`, for the machines named `<prefix><N>` (`s` for sentinels).
+pub fn machine_log<'a>(line: &'a str, prefix: &str) -> Option<(u64, u32, &'a str)> {
+    let (stamp, rest) = line.strip_prefix('[')?.split_once(&format!("] {prefix}"))?;
     let (node, text) = rest.split_once(" log: ")?;
     let (secs, micros) = stamp.trim().split_once('.')?;
     Some((secs.parse::<u64>().ok()? * 1_000_000 + micros.parse::<u64>().ok()?, node.parse().ok()?, text))

@@ -282,7 +282,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         h.repl.final_master = master;
         h.repl.probes = probes;
     }
-    crate::sentinelworld::take_journal(&mut rec.history.lock().unwrap_or_else(|e| e.into_inner()));
+    crate::sentinelworld::take_journal(&rec.trace, &mut rec.history.lock().unwrap_or_else(|e| e.into_inner()));
     let end_us = rec.now_us();
     rec.event("world: every client stopped");
     let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());

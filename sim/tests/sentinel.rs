@@ -39,6 +39,9 @@ fn sentinel_scenarios_pass_on_fixed_seeds() {
             );
             let r = &out.history.sentinel;
             assert!(!r.elected.is_empty(), "{name} seed {seed}: no sentinel was elected: {}", out.summary_line());
+            // Every election has its time from the winner's log (report.html marks it).
+            let timed: Vec<(String, u64)> = r.elected_us.iter().map(|&(_, s, e)| (format!("s{s}"), e)).collect();
+            assert_eq!(timed, r.elected, "{name} seed {seed}");
             assert!(!out.history.repl.promotions.is_empty(), "{name} seed {seed}: the master never moved");
             assert_ne!(out.history.repl.final_master, 0, "{name} seed {seed}: the killed master is still the master");
         }

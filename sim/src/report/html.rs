@@ -54,6 +54,7 @@ svg .liveness { fill: #9cc3ee; fill-opacity: 0.3; }
 svg .bad { stroke: #000; stroke-width: 1.5; }
 svg .marker { fill: #c62828; }
 svg .role-master { fill: #1b5e20; } svg .role-replica { fill: #81c784; }
+svg .leader rect { fill: #6a1b9a; }
 svg text.role { font-size: 9px; fill: #1b3d1f; pointer-events: none; }
 svg .grid { stroke: #ddd; stroke-width: 1; }
 svg rect:hover { stroke: #000; stroke-width: 1; }
@@ -238,6 +239,7 @@ fn legend(page: &mut String) {
         ("#f0b429", "node paused"),
         ("#1b5e20", "master"),
         ("#81c784", "replica"),
+        ("#6a1b9a", "sentinel elected leader"),
         ("#7b5ea7", "partition / split"),
         ("#1f77b4", "clock fault"),
         ("#8c564b", "disk (power loss)"),
@@ -365,6 +367,9 @@ fn svg(r: &ReportJson, history: &History) -> String {
     for i in 0..sentinels {
         if let Some((ly, lh)) = lane_y(&format!("s{i}")) {
             node_states(&mut s, &sc, r, &format!("sentinel:{i}"), &format!("s{i}"), ly, lh, end_us);
+            for &(at, _, epoch) in history.sentinel.elected_us.iter().filter(|e| e.1 == i) {
+                leader_mark(&mut s, &sc, i, at, epoch, ly, lh);
+            }
         }
     }
     let safety_end_us = r.scenario.duration_ms * 1000;
@@ -448,6 +453,19 @@ fn roles(r: &ReportJson, history: &History, n: u32) -> Vec<(u64, String)> {
         }
     }
     out
+}
+
+/// A sentinel's election won: a mark on its band, named with the epoch.
+fn leader_mark(s: &mut String, sc: &Scale, i: u32, at: u64, epoch: u64, ly: f64, lh: f64) {
+    let x = sc.x(at);
+    let _ = writeln!(
+        s,
+        "<g class=\"leader\"><rect x=\"{:.1}\" y=\"{ly:.1}\" width=\"3\" height=\"{lh:.1}\"/><text class=\"role\" x=\"{:.1}\" y=\"{:.1}\">leader e{epoch}</text><title>s{i} elected leader of epoch {epoch} at {}</title></g>",
+        x - 1.0,
+        x + 3.0,
+        ly + lh - 4.0,
+        secs(at)
+    );
 }
 
 /// A thin stripe along the top of the node's band per role, with its name where it changes.

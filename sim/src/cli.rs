@@ -51,7 +51,7 @@ enum Cmd {
         /// Plant a known bug (simulator only; `redsim-sim bugs` lists them): skip-fsync,
         /// aof-skip-fsync, aof-ignore-fsync-error, repl-backlog-off-by-one, psync-stale-replid,
         /// replica-expires-keys, sentinel-votes-twice, failover-picks-lowest-offset,
-        /// cluster-serves-lost-slot.
+        /// cluster-serves-lost-slot, min-replicas-ignored.
         #[arg(long)]
         bug: Option<String>,
         #[arg(long, default_value = "reports")]

@@ -122,6 +122,44 @@ pub struct History {
     /// What a cluster world's nodes journaled and its operator saw.
     #[serde(default)]
     pub cluster: ClusterRecord,
+    /// Who could hear whom: the node-to-node links the faults cut and the stretches each node
+    /// ran nothing.
+    #[serde(default)]
+    pub reach: ReachRecord,
+}
+
+/// What the faults did to the nodes' processes and to the links between nodes, as the world
+/// applied them, for checkers that reason about which node could hear which (`min_replicas`).
+/// Links to and from clients and sentinels are left out.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReachRecord {
+    /// One directed node-to-node link cut (partition both ways or one way, split, replication
+    /// link cut) per stretch during which some fault held it cut (overlapping faults make one
+    /// stretch), in the order the stretches ended.
+    pub link_cuts: Vec<LinkCut>,
+    /// Per node, the stretches during which it ran nothing (paused, or down from a kill, a
+    /// power failure or an exit until its restart), in the order they ended.
+    pub stops: Vec<Vec<Stop>>,
+    /// No message took longer than this on the wire (the highest message latency the network
+    /// had at any moment of the run, exclusive bound), µs.
+    pub max_latency_us: u64,
+}
+
+/// Messages from node `from` could not reach node `to` during `[start_us, end_us)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LinkCut {
+    pub from: u32,
+    pub to: u32,
+    pub start_us: u64,
+    pub end_us: u64,
+}
+
+/// A node ran nothing during `[start_us, end_us)`: paused, or down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Stop {
+    pub start_us: u64,
+    pub end_us: u64,
+    pub paused: bool,
 }
 
 /// A cluster world's record for the cluster checkers. Nodes are numbered as in the world.
@@ -211,6 +249,9 @@ pub struct ReplRecord {
     /// The nodes' `repl-timeout`, in ms: a cut longer than it breaks the link on both sides.
     #[serde(default)]
     pub repl_timeout_ms: u64,
+    /// Per node, its (`min-replicas-to-write`, `min-replicas-max-lag` in seconds) as it starts.
+    #[serde(default)]
+    pub min_replicas: Vec<(u64, u64)>,
     /// Per acknowledged write that was followed by WAIT: (op id, replicas WAIT reported).
     pub waits: Vec<(usize, i64)>,
     /// Replication link cuts that took effect: (replica node, start µs, end µs).
@@ -263,6 +304,7 @@ impl History {
             kills_us: vec![Vec::new(); nodes],
             power_fails_us: vec![Vec::new(); nodes],
             clocks: vec![Vec::new(); nodes],
+            reach: ReachRecord { stops: vec![Vec::new(); nodes], ..ReachRecord::default() },
             ..History::default()
         }
     }

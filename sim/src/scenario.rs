@@ -604,11 +604,17 @@ pub enum CheckerKind {
     /// all slots are served and the state is ok, each master holds keys only of its own
     /// slots, and each replica has its master's data.
     ClusterConvergence,
+    /// `min-replicas-to-write N` / `min-replicas-max-lag T`: every write a node acknowledged
+    /// had N other nodes able to reach it within T seconds (plus slack) before.
+    MinReplicas,
 }
 
 impl CheckerKind {
     pub fn needs_replication(self) -> bool {
-        matches!(self, CheckerKind::ReplConvergence | CheckerKind::ReplResync | CheckerKind::ReplWrites)
+        matches!(
+            self,
+            CheckerKind::ReplConvergence | CheckerKind::ReplResync | CheckerKind::ReplWrites | CheckerKind::MinReplicas
+        )
     }
 
     pub fn needs_cluster(self) -> bool {
@@ -792,6 +798,7 @@ impl Scenario {
                             | CheckerKind::SentinelLeader
                             | CheckerKind::SlotOwnership
                             | CheckerKind::ClusterConvergence
+                            | CheckerKind::MinReplicas
                     )
             );
             if !fits {
@@ -808,6 +815,9 @@ impl Scenario {
             }
             if *c == CheckerKind::ReplResync && self.replication.as_ref().is_some_and(|r| r.expect_resync.is_none()) {
                 return err("checkers", "ReplResync needs replication.expect_resync");
+            }
+            if *c == CheckerKind::MinReplicas {
+                self.validate_min_replicas()?;
             }
             let policy = match c {
                 CheckerKind::AofAlways => Some("always"),
@@ -826,6 +836,55 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// The `min_replicas` checker judges a master with its replicas by the master's own
+    /// clock and event loop: see `checkers::min_replicas` for why these faults are refused.
+    fn validate_min_replicas(&self) -> Result<(), ScenarioError> {
+        if self.replication.as_ref().is_some_and(|r| r.chain) {
+            return err("checkers", "min_replicas needs a master with its replicas, not a chain (replication.chain)");
+        }
+        let (to_write, max_lag_s) = self.min_replicas(0);
+        if to_write == 0 {
+            return err(
+                "checkers",
+                "min_replicas needs min-replicas-to-write >= 1 on the master ([config] or [role_config.master])",
+            );
+        }
+        if max_lag_s == 0 {
+            return err("checkers", "min_replicas needs min-replicas-max-lag >= 1 (0 turns the check off)");
+        }
+        let refused = self.fault_kinds().into_iter().find(|k| {
+            matches!(
+                k,
+                FaultKind::ClockJump
+                    | FaultKind::ClockOffset
+                    | FaultKind::ClockDrift
+                    | FaultKind::DiskSlow
+                    | FaultKind::FsyncEio
+            )
+        });
+        if let Some(k) = refused {
+            return err(
+                "checkers",
+                format!(
+                    "min_replicas rules out {} faults (clock faults move the master's unixtime that lag is \
+                     measured in; disk faults stall its event loop, so that it reads old ACKs late)",
+                    k.name()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Node `n`'s (`min-replicas-to-write`, `min-replicas-max-lag` in seconds) as it starts.
+    pub fn min_replicas(&self, n: u32) -> (u64, u64) {
+        let mut config = redsim::server::Config::default();
+        for (name, value) in self.node_config(n) {
+            // Checked by `validate_config`; a directive it refused leaves the default.
+            let _ = config.set_startup(&name, &value);
+        }
+        (config.hot.min_replicas_to_write, config.hot.min_replicas_max_lag)
     }
 
     fn validate_config(&self) -> Result<(), ScenarioError> {
@@ -1237,6 +1296,31 @@ duration_ms = 5
         assert_eq!(Target::parse("sentinel:4"), Some(Target::Sentinel(4)));
         assert_eq!(Target::Sentinel(4).to_string(), "sentinel:4");
         assert_eq!(Target::parse(&Target::AnySentinel.to_string()), Some(Target::AnySentinel));
+    }
+
+    #[test]
+    fn min_replicas_needs_a_master_with_replicas_min_replicas_to_write_and_no_clock_or_disk_faults() {
+        let base = include_str!("../../scenarios/repl_min_replicas.toml");
+        Scenario::from_toml(base).unwrap();
+        let clock = "[[faults.schedule]]\nat_ms = 100\nfault = \"clock_jump\"\ntarget = \"node:0\"\ndelta_ms = 5000\n";
+        let cases = [
+            (
+                base.replace("min-replicas-to-write = \"1\"", "min-replicas-to-write = \"0\""),
+                "min-replicas-to-write >= 1",
+            ),
+            (base.replace("min-replicas-max-lag = \"3\"", "min-replicas-max-lag = \"0\""), "min-replicas-max-lag >= 1"),
+            (base.replace("[replication.wait]", "[replication]\nchain = true\n[replication.wait]"), "not a chain"),
+            (base.replace("[faults.swarm]", &format!("{clock}[faults.swarm]")), "clock_jump"),
+            (base.replace("kinds = [\"latency\"]", "kinds = [\"latency\", \"disk_slow\"]"), "disk_slow"),
+        ];
+        for (text, says) in cases {
+            let e = Scenario::from_toml(&text).unwrap_err();
+            assert!(e.0.starts_with("checkers: min_replicas") && e.0.contains(says), "{says}: {e}");
+        }
+        // The master's setting may come from [config] too (then every node has it).
+        let s = Scenario::from_toml(&base.replace("[role_config.master]\n", "")).unwrap();
+        assert_eq!((s.min_replicas(0), s.min_replicas(1)), ((1, 3), (1, 3)));
+        assert_eq!(Scenario::from_toml(base).unwrap().min_replicas(1), (0, 10));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum Bug {
     FailoverPicksLowestOffset,
     /// redsim's cluster nodes go on serving a slot they owned once, after it moved away.
     ClusterServesLostSlot,
+    /// redsim's masters never refuse a write for lack of good replicas (min-replicas-to-write).
+    MinReplicasIgnored,
 }
 
 impl Bug {
@@ -58,6 +60,7 @@ impl Bug {
             "sentinel-votes-twice" => Some(Bug::SentinelVotesTwice),
             "failover-picks-lowest-offset" => Some(Bug::FailoverPicksLowestOffset),
             "cluster-serves-lost-slot" => Some(Bug::ClusterServesLostSlot),
+            "min-replicas-ignored" => Some(Bug::MinReplicasIgnored),
             _ => None,
         }
     }
@@ -72,12 +75,13 @@ impl Bug {
             Bug::SentinelVotesTwice => "sentinel-votes-twice",
             Bug::FailoverPicksLowestOffset => "failover-picks-lowest-offset",
             Bug::ClusterServesLostSlot => "cluster-serves-lost-slot",
+            Bug::MinReplicasIgnored => "min-replicas-ignored",
         }
     }
 
     /// The catalogue: every planted bug with the scenarios (files under `scenarios/`, without
     /// `.toml`) written to catch it. `redsim-sim bugs` runs it and prints the seeds needed.
-    pub const CATALOGUE: [(Bug, &'static str); 13] = [
+    pub const CATALOGUE: [(Bug, &'static str); 14] = [
         (Bug::SkipFsync, "toylog_power"),
         (Bug::AofSkipFsync, "aof_always"),
         (Bug::AofSkipFsync, "aof_everysec"),
@@ -91,12 +95,13 @@ impl Bug {
         (Bug::FailoverPicksLowestOffset, "sentinel_failover"),
         (Bug::ClusterServesLostSlot, "cluster_reshard"),
         (Bug::ClusterServesLostSlot, "cluster_failover"),
+        (Bug::MinReplicasIgnored, "repl_min_replicas"),
     ];
 
     /// The names `--bug` accepts.
     pub const NAMES: &'static str = "skip-fsync, aof-skip-fsync, aof-ignore-fsync-error, repl-backlog-off-by-one, \
                                      psync-stale-replid, replica-expires-keys, sentinel-votes-twice, \
-                                     failover-picks-lowest-offset, cluster-serves-lost-slot";
+                                     failover-picks-lowest-offset, cluster-serves-lost-slot, min-replicas-ignored";
 
     /// The service the bug is planted in.
     pub fn service(self) -> crate::scenario::Service {
@@ -109,7 +114,8 @@ impl Bug {
             | Bug::ReplicaExpiresKeys
             | Bug::SentinelVotesTwice
             | Bug::FailoverPicksLowestOffset
-            | Bug::ClusterServesLostSlot => crate::scenario::Service::Redsim,
+            | Bug::ClusterServesLostSlot
+            | Bug::MinReplicasIgnored => crate::scenario::Service::Redsim,
         }
     }
 
@@ -123,7 +129,8 @@ impl Bug {
             | Bug::ReplicaExpiresKeys
             | Bug::SentinelVotesTwice
             | Bug::FailoverPicksLowestOffset
-            | Bug::ClusterServesLostSlot => None,
+            | Bug::ClusterServesLostSlot
+            | Bug::MinReplicasIgnored => None,
             Bug::AofSkipFsync => Some(PlantedBug::SkipFsync),
             Bug::AofIgnoreFsyncError => Some(PlantedBug::IgnoreFsyncError),
         }
@@ -148,6 +155,7 @@ impl Bug {
             Bug::ReplBacklogOffByOne => Some(PlantedBug::BacklogOffByOne),
             Bug::PsyncStaleReplid => Some(PlantedBug::PsyncStaleReplid),
             Bug::ReplicaExpiresKeys => Some(PlantedBug::ReplicaExpiresKeys),
+            Bug::MinReplicasIgnored => Some(PlantedBug::MinReplicasIgnored),
             _ => None,
         }
     }

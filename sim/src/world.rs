@@ -25,7 +25,7 @@ use redsim::server::Config;
 use crate::clusterworld::ClusterAdmin;
 use crate::env::{NetConfig, SimEnv, SimEnvParts, SimNet};
 use crate::faults::{rng_for, Machine, Plan, PlannedFault};
-use crate::history::{ClockChange, History, Promotion};
+use crate::history::{ClockChange, History, LinkCut, Promotion, Stop};
 use crate::replworld::{on_admin, Admin, ReplTopology};
 use crate::scenario::{FaultKind, OpKind, PowerMode, Scenario, Service, Target};
 use crate::toylog::{self, Bug};
@@ -91,6 +91,8 @@ struct ServerNode {
     disk: SimDisk,
     state: NodeState,
     clock_model: ClockModel,
+    /// Since when (µs) and whether paused, while the node is not up: for `History::reach`.
+    stopped_since: Option<(u64, bool)>,
 }
 
 /// A sentinel's machine: the nemesis kills, pauses and cuts it off like a node.
@@ -109,8 +111,9 @@ struct World {
     nodes: Vec<ServerNode>,
     sentinels: Vec<SentinelMachine>,
     machines: BTreeMap<Machine, NodeId>,
-    /// Clogged links with how many active faults want each: overlapping faults heal cleanly.
-    clogs: BTreeMap<(Machine, Machine), u32>,
+    /// Clogged links with how many active faults want each (overlapping faults heal cleanly)
+    /// and since when (µs).
+    clogs: BTreeMap<(Machine, Machine), (u32, u64)>,
     /// Active latency faults by plan index.
     latencies: BTreeMap<usize, [u64; 2]>,
     /// Per planned fault: whether its start took effect (its end must then undo it).
@@ -129,6 +132,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
     let net = NetSim::current();
     let [lo, hi] = s.net.latency_ms;
     net.update_config(|c| c.send_latency = latency_range(lo, hi));
+    note_latency(&rec, hi);
     let net_config = NetConfig {
         connect_timeout_ms: s.net.connect_timeout_ms,
         split_write_probability: s.net.split_write_probability,
@@ -163,6 +167,7 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
         // Redis's default repl-timeout is 60 s.
         let timeout_s = s.config.get("repl-timeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(60);
         h.repl.repl_timeout_ms = timeout_s * 1000;
+        h.repl.min_replicas = (0..s.topology.nodes).map(|n| s.min_replicas(n)).collect();
     }
     let topo = s.replication.as_ref().map(|r| ReplTopology::new(s.topology.nodes, r.chain));
     let addrs: Vec<SocketAddr> = (0..s.topology.nodes).map(|n| SocketAddr::new(node_ip(n), SERVER_PORT)).collect();
@@ -185,7 +190,14 @@ pub async fn run_world(s: Scenario, seed: u64, plan: Plan, opts: WorldOptions, r
             ));
         }
         w.machines.insert(Machine::Node(n), id);
-        w.nodes.push(ServerNode { id, clock, disk, state: NodeState::Up, clock_model: ClockModel::default() });
+        w.nodes.push(ServerNode {
+            id,
+            clock,
+            disk,
+            state: NodeState::Up,
+            clock_model: ClockModel::default(),
+            stopped_since: None,
+        });
     }
     // The operator's machine: a replication world's, or a cluster world's (never both).
     let admin_machine = |topo: ReplTopology| {
@@ -324,11 +336,19 @@ async fn supervise(
         tokio::time::sleep(Duration::from_millis(SUPERVISOR_RESTART_MS)).await;
         rec.event(&format!("supervisor: n{n} exited; restarting it"));
         handle.restart(id);
+        let stop = Stop { start_us: now, end_us: rec.now_us(), paused: false };
+        rec.history.lock().unwrap_or_else(|e| e.into_inner()).reach.stops[n as usize].push(stop);
     }
 }
 
 fn latency_range(lo_ms: u64, hi_ms: u64) -> std::ops::Range<Duration> {
     Duration::from_millis(lo_ms)..Duration::from_millis(hi_ms) + Duration::from_micros(1)
+}
+
+/// Raises the history's bound on message latency to what `latency_range(_, hi_ms)` allows.
+fn note_latency(rec: &Recorder, hi_ms: u64) {
+    let mut h = rec.history.lock().unwrap_or_else(|e| e.into_inner());
+    h.reach.max_latency_us = h.reach.max_latency_us.max(hi_ms * 1000 + 1);
 }
 
 /// The mix as cumulative bounds, for drawing.
@@ -507,6 +527,9 @@ impl World {
                 if *state == NodeState::Up {
                     *state = NodeState::Paused;
                     self.handle.pause(id);
+                    if let Target::Node(n) = f.target {
+                        self.stop_began(n as usize, true);
+                    }
                     true
                 } else {
                     false
@@ -564,6 +587,9 @@ impl World {
                 if *state == NodeState::Paused {
                     *state = NodeState::Up;
                     self.handle.resume(id);
+                    if let Target::Node(n) = f.target {
+                        self.stop_ended(n as usize);
+                    }
                 }
             }
             FaultKind::ClockJump | FaultKind::ClockOffset => self.clock_step(node_of(f), -f.delta_ms),
@@ -617,7 +643,8 @@ impl World {
     }
 
     fn clog(&mut self, link: (Machine, Machine)) {
-        let count = self.clogs.entry(link).or_insert(0);
+        let now = self.now_us();
+        let (count, _) = self.clogs.entry(link).or_insert((0, now));
         *count += 1;
         if *count == 1 {
             self.net.clog_link(self.machines[&link.0], self.machines[&link.1]);
@@ -625,12 +652,36 @@ impl World {
     }
 
     fn unclog(&mut self, link: (Machine, Machine)) {
-        if let Some(count) = self.clogs.get_mut(&link) {
+        if let Some((count, since)) = self.clogs.get_mut(&link) {
             *count -= 1;
             if *count == 0 {
+                let since = *since;
                 self.clogs.remove(&link);
                 self.net.unclog_link(self.machines[&link.0], self.machines[&link.1]);
+                self.note_link_cut(link, since);
             }
+        }
+    }
+
+    /// A node-to-node link was cut from `since_us` until now: for `History::reach`.
+    fn note_link_cut(&self, link: (Machine, Machine), since_us: u64) {
+        if let (Machine::Node(from), Machine::Node(to)) = link {
+            let cut = LinkCut { from, to, start_us: since_us, end_us: self.now_us() };
+            self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).reach.link_cuts.push(cut);
+        }
+    }
+
+    /// Node `n` stops running (paused, or down), which ends a pause it was in.
+    fn stop_began(&mut self, n: usize, paused: bool) {
+        self.stop_ended(n);
+        self.nodes[n].stopped_since = Some((self.now_us(), paused));
+    }
+
+    /// Node `n` runs again: its stop goes into `History::reach`.
+    fn stop_ended(&mut self, n: usize) {
+        if let Some((start_us, paused)) = self.nodes[n].stopped_since.take() {
+            let stop = Stop { start_us, end_us: self.now_us(), paused };
+            self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).reach.stops[n].push(stop);
         }
     }
 
@@ -638,6 +689,7 @@ impl World {
         let [lo, hi] =
             self.latencies.values().copied().max_by_key(|r| (r[1], r[0])).unwrap_or(self.scenario.net.latency_ms);
         self.net.update_config(|c| c.send_latency = latency_range(lo, hi));
+        note_latency(&self.rec, hi);
     }
 
     /// The machine a kill or pause acts on and the nemesis's record of its state.
@@ -687,6 +739,7 @@ impl World {
         }
         self.handle.kill(self.nodes[n].id);
         self.nodes[n].state = NodeState::Down;
+        self.stop_began(n, false);
         let now = self.now_us();
         self.rec.history.lock().unwrap_or_else(|e| e.into_inner()).kills_us[n].push(now);
         if f.kind == FaultKind::PowerFail {
@@ -713,6 +766,7 @@ impl World {
         }
         self.handle.restart(self.nodes[n].id);
         self.nodes[n].state = NodeState::Up;
+        self.stop_ended(n);
         self.event(&format!("n{n} restarted"));
         if let Some((admin, node)) = self.admin.clone() {
             let now = self.now_us();
@@ -817,9 +871,10 @@ impl World {
                 }
             }
         }
-        let links: Vec<(Machine, Machine)> = self.clogs.keys().copied().collect();
-        for (a, b) in links {
+        let links: Vec<((Machine, Machine), u64)> = self.clogs.iter().map(|(&l, &(_, since))| (l, since)).collect();
+        for ((a, b), since) in links {
             self.net.unclog_link(self.machines[&a], self.machines[&b]);
+            self.note_link_cut((a, b), since);
         }
         self.clogs.clear();
         self.latencies.clear();
@@ -843,6 +898,7 @@ impl World {
                 NodeState::Paused => {
                     self.handle.resume(self.nodes[n].id);
                     self.nodes[n].state = NodeState::Up;
+                    self.stop_ended(n);
                 }
                 NodeState::Up => {}
             }

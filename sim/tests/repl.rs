@@ -3,6 +3,7 @@
 
 #![cfg(madsim)]
 
+use redsim_sim::history::Outcome;
 use redsim_sim::run::{first_failing_seed, run_seed};
 use redsim_sim::scenario::Scenario;
 use redsim_sim::toylog::Bug;
@@ -79,4 +80,41 @@ fn planted_replication_bugs_are_caught_by_their_scenarios() {
         let why = out.verdict.findings.first().map(|f| f.checker.clone()).unwrap_or_default();
         println!("{:<26} {:<24} {:>6}  {why}", bug.name(), name, out.seed);
     }
+}
+
+fn min_replicas_scenario() -> Scenario {
+    Scenario::from_toml(include_str!("../../scenarios/repl_min_replicas.toml")).expect("valid")
+}
+
+/// With both replicas' links cut, the master refuses writes (NOREPLICAS) from shortly after
+/// each cut, in time for the `min_replicas` checker; the world records each directed cut.
+#[test]
+fn repl_min_replicas_passes_and_the_master_refuses_writes_during_the_cuts() {
+    let s = min_replicas_scenario();
+    for seed in [1, 2] {
+        let out = run_seed(&s, seed, &WorldOptions::default());
+        assert!(out.passed(), "seed {seed} failed: panic {:?}, findings {:#?}", out.panic, out.verdict.findings);
+        let refused = out
+            .history
+            .ops
+            .iter()
+            .filter(|o| matches!(&o.outcome, Outcome::Fail(e) if e.starts_with("NOREPLICAS")))
+            .count();
+        assert!(refused > 0, "seed {seed}: no write was refused: {}", out.summary_line());
+        // Two cuts of two replicas' links, both directions each.
+        assert_eq!(out.history.reach.link_cuts.len(), 8, "seed {seed}: {:?}", out.history.reach.link_cuts);
+    }
+}
+
+/// A master that never refuses for lack of good replicas is caught by `min_replicas`; prints
+/// the seeds needed (`cargo simtest -p redsim-sim --test repl -- --nocapture`).
+#[test]
+fn a_master_ignoring_min_replicas_is_caught_by_repl_min_replicas() {
+    let bug = Bug::MinReplicasIgnored;
+    let out = first_failing_seed(&min_replicas_scenario(), &WorldOptions { bug: Some(bug) }, BUG_SEED_BUDGET, 1)
+        .unwrap_or_else(|| panic!("{} survived {BUG_SEED_BUDGET} seeds of repl_min_replicas", bug.name()));
+    assert!(out.panic.is_none(), "seed {}: panic {:?}", out.seed, out.panic);
+    let found = out.verdict.findings.iter().find(|f| f.checker == "min_replicas");
+    assert!(found.is_some(), "seed {}: caught by another checker: {:#?}", out.seed, out.verdict.findings);
+    println!("{} repl_min_replicas: caught on seed {}", bug.name(), out.seed);
 }

@@ -26,6 +26,8 @@ pub enum PlantedBug {
     PsyncStaleReplid,
     /// A replica deletes keys whose TTL passed by its own clock instead of waiting for DELs.
     ReplicaExpiresKeys,
+    /// A master never refuses a write for lack of good replicas (min-replicas-to-write).
+    MinReplicasIgnored,
 }
 
 #[cfg(madsim)]

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod counter;
 pub mod durability;
 pub mod liveness;
+pub mod min_replicas;
 pub mod register;
 pub mod replication;
 pub mod sentinel;
@@ -145,6 +146,16 @@ pub fn run(kinds: &[CheckerKind], history: &History, liveness_grace_us: u64) -> 
             CheckerKind::ClusterConvergence => {
                 v.notes.push(format!("cluster_convergence: {} nodes probed", history.cluster.probes.len()));
                 cluster::convergence(history)
+            }
+            CheckerKind::MinReplicas => {
+                let (f, judged) = min_replicas::check(history);
+                let r = &history.reach;
+                v.notes.push(format!(
+                    "min_replicas: {judged} acknowledged writes on nodes with min-replicas-to-write; {} node link cuts, {} stops",
+                    r.link_cuts.len(),
+                    r.stops.iter().map(Vec::len).sum::<usize>()
+                ));
+                f
             }
             CheckerKind::ReplWrites => {
                 let (f, notes) = replication::writes(history);

@@ -38,6 +38,13 @@ pub struct Scenario {
     pub duration_ms: u64,
     /// The liveness phase: every fault healed, the workload goes on and must succeed.
     pub settle_ms: u64,
+    /// How long after the heal the liveness checker lets operations still fail; default one
+    /// connect timeout and two operation timeouts. A Sentinel world needs more when a
+    /// sentinel missed a failover: it may repoint the new master at the old one, and the
+    /// others only notice a master that reports itself a replica after down-after plus two
+    /// INFO periods (20 s), then fail over again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_grace_ms: Option<u64>,
     pub checkers: Vec<CheckerKind>,
     /// Replication topology: node 0 starts as the master, the others as its replicas (or a
     /// chain); absent: every node stands alone.
@@ -775,7 +782,7 @@ impl Scenario {
             return err(
                 "settle_ms",
                 format!(
-                    "must be at least {min_settle} (the liveness grace, net.connect_timeout_ms + 2 × net.op_timeout_ms, plus two think times) and at most {MAX_DURATION_MS} (got {})",
+                    "must be at least {min_settle} (the liveness grace: liveness_grace_ms, by default net.connect_timeout_ms + 2 × net.op_timeout_ms; plus two think times) and at most {MAX_DURATION_MS} (got {})",
                     self.settle_ms
                 ),
             );
@@ -1135,7 +1142,7 @@ impl Scenario {
     /// After the heal, how long before every operation must succeed: an old connection's
     /// operation times out, then a connect to a node that was down may time out once more.
     pub fn liveness_grace_ms(&self) -> u64 {
-        self.net.connect_timeout_ms + 2 * self.net.op_timeout_ms
+        self.liveness_grace_ms.unwrap_or(self.net.connect_timeout_ms + 2 * self.net.op_timeout_ms)
     }
 
     /// Every checker the scenario names, each once.

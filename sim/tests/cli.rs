@@ -213,6 +213,17 @@ mod sim {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The reports kept for readers in reports/examples/ are true: each replays to its hash.
+    #[test]
+    fn kept_example_reports_replay_to_their_hash() {
+        let out = redsim_sim(&["replay", "../reports/examples", "--jobs", "2"]);
+        let text = stdout(&out);
+        assert!(
+            out.status.code() == Some(0) && text.contains("2 reports: 2 identical"),
+            "the example reports are stale: run scripts/refresh-examples and commit them\n{text}"
+        );
+    }
+
     /// The newcomer's flow: run → report path printed → report.html rendered by headless Chromium
     /// shows the timeline. Needs Debian's chromium (CI installs it); without it the test says so
     /// and passes only when `REDSIM_REQUIRE_CHROMIUM` is unset.

@@ -564,8 +564,11 @@ fn replication_gate(ctx: &Ctx, flags: u64) -> Option<String> {
     let write = flags & flag::WRITE != 0;
     if srv.is_master() && write {
         let (min, lag) = (srv.config.hot.min_replicas_to_write, srv.config.hot.min_replicas_max_lag);
-        let ignored = crate::replication::planted(crate::replication::PlantedBug::MinReplicasIgnored);
-        if min > 0 && lag > 0 && (srv.repl.replicas.good_count(srv.now.mono_ms, lag) as u64) < min && !ignored {
+        if min > 0
+            && lag > 0
+            && (srv.repl.replicas.good_count(srv.now.mono_ms, lag) as u64) < min
+            && !crate::replication::planted(crate::replication::PlantedBug::MinReplicasIgnored)
+        {
             return Some("NOREPLICAS Not enough good replicas to write.".into());
         }
     }

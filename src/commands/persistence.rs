@@ -29,7 +29,7 @@ fn save(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     // rdb_saves counts SAVE and BGSAVE attempts, not other saves (FLUSHALL, DEBUG RELOAD).
     ctx.srv.rdb.saves += 1;
     let bytes = snapshot_bytes(ctx)?;
-    ctx.srv.rdb.job = Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::Save { bytes } });
+    ctx.srv.rdb.job = Some(DiskJob::for_client(ctx.client, DiskJobKind::Save { bytes }));
     Ok(())
 }
 
@@ -73,7 +73,7 @@ pub fn debug_reload(ctx: &mut Ctx, a: &[Bytes]) -> CmdResult {
         }
     }
     let save = if nosave { None } else { Some(snapshot_bytes(ctx)?) };
-    ctx.srv.rdb.job = Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::Reload { save, noflush } });
+    ctx.srv.rdb.job = Some(DiskJob::for_client(ctx.client, DiskJobKind::Reload { save, noflush }));
     Ok(())
 }
 
@@ -105,6 +105,6 @@ pub fn shutdown_save(ctx: &mut Ctx, save: Option<bool>) -> Result<bool, CmdError
     ctx.srv.log(crate::server::log::Level::Notice, "Saving the final RDB snapshot before exiting.");
     let bytes =
         snapshot_bytes(ctx).map_err(|_| CmdError::Other("ERR Errors trying to SHUTDOWN. Check logs.".into()))?;
-    ctx.srv.rdb.job = Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::Shutdown { bytes } });
+    ctx.srv.rdb.job = Some(DiskJob::for_client(ctx.client, DiskJobKind::Shutdown { bytes }));
     Ok(true)
 }

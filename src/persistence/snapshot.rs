@@ -75,6 +75,16 @@ pub struct DiskJob {
     /// Who gets the reply.
     pub client: u64,
     pub kind: DiskJobKind,
+    /// Inside EXEC: where in the client's output the reply goes (the replies of the
+    /// transaction's later commands are already there).
+    pub reply_at: Option<usize>,
+}
+
+impl DiskJob {
+    /// A job whose reply goes to `client`, in its place when it runs inside EXEC.
+    pub fn for_client(client: &crate::server::client::Client, kind: DiskJobKind) -> DiskJob {
+        DiskJob { client: client.id, kind, reply_at: client.multi.is_some().then_some(client.out.buf.len()) }
+    }
 }
 
 #[derive(Debug)]
@@ -96,9 +106,6 @@ pub enum DiskJobKind {
     ConfigRewrite {
         path: String,
         plan: Vec<crate::server::config::rewrite::Directive>,
-        /// Inside EXEC: where in the client's output the reply goes (the replies of the
-        /// transaction's later commands are already there).
-        reply_at: Option<usize>,
     },
     /// FLUSHALL with save points writes the empty dataset; FLUSHALL already replied.
     FlushallSave {
@@ -289,7 +296,9 @@ impl Server {
             return;
         }
         match self.rdb_bytes() {
-            Ok(bytes) => self.rdb.job = Some(DiskJob { client, kind: DiskJobKind::FlushallSave { bytes } }),
+            Ok(bytes) => {
+                self.rdb.job = Some(DiskJob { client, kind: DiskJobKind::FlushallSave { bytes }, reply_at: None })
+            }
             Err(e) => self.log(Level::Warning, &format!("Write error saving DB on disk: {e}")),
         }
     }
@@ -605,7 +614,7 @@ pub async fn run_disk_job<E: Env>(env: &E, job: &DiskJob, target: &str) -> DiskJ
             Some(bytes)
         }
         DiskJobKind::Reload { save, .. } => save.as_ref(),
-        DiskJobKind::ConfigRewrite { path, plan, .. } => {
+        DiskJobKind::ConfigRewrite { path, plan } => {
             return rewrite_config_file(env, path, plan).await.map(|()| None).map_err(|e| strerror(&e));
         }
     };

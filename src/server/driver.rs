@@ -263,10 +263,7 @@ async fn run_disk_job<E: Env>(env: &E, shared: &Shared, id: u64, st: &mut ConnSt
         (job, s.rdb_filename())
     };
     let result = snapshot::run_disk_job(env, &job, &target).await;
-    let reply_at = match &job.kind {
-        snapshot::DiskJobKind::ConfigRewrite { reply_at, .. } => *reply_at,
-        _ => None,
-    };
+    let reply_at = job.reply_at;
     let mut s = shared.lock();
     shared.busy.store(false, Ordering::SeqCst);
     s.set_now(now(env.clock()));

@@ -80,8 +80,6 @@ pub fn rewrite(ctx: &mut Ctx, _a: &[Bytes]) -> CmdResult {
     };
     let plan = crate::server::config::rewrite::plan(&ctx.srv.config, &facts);
     let path = ctx.srv.config_file.clone();
-    let reply_at = ctx.client.multi.is_some().then_some(ctx.client.out.buf.len());
-    ctx.srv.rdb.job =
-        Some(DiskJob { client: ctx.client.id, kind: DiskJobKind::ConfigRewrite { path, plan, reply_at } });
+    ctx.srv.rdb.job = Some(DiskJob::for_client(ctx.client, DiskJobKind::ConfigRewrite { path, plan }));
     Ok(())
 }

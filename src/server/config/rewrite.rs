@@ -8,6 +8,8 @@
 //! Redis appends in the order of a hash table seeded per process (so two Redis processes
 //! append in different orders); redsim appends in the config table's order.
 
+use std::collections::{BTreeMap, VecDeque};
+
 use super::table::{Def, Kind, Special, Unit, DEFS};
 use super::values::obuf_limits;
 use super::{find_def, Config};
@@ -179,7 +181,7 @@ pub fn repr(s: &str) -> String {
 pub fn merge(old: Option<&str>, plan: &[Directive]) -> String {
     let mut lines: Vec<String> = Vec::new();
     // Directive name -> the old file's line numbers holding it, first first.
-    let mut at: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut at: BTreeMap<String, VecDeque<usize>> = BTreeMap::new();
     let mut needs_signature = true;
     for raw in old.unwrap_or("").lines() {
         let line = raw.trim_matches(|c| matches!(c, '\r' | '\n' | '\t' | ' '));
@@ -202,25 +204,16 @@ pub fn merge(old: Option<&str>, plan: &[Directive]) -> String {
             lines.push(format!("# ??? {line}"));
             continue;
         };
-        match at.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, nums)) => nums.push(lines.len()),
-            None => at.push((name, vec![lines.len()])),
-        }
+        at.entry(name).or_default().push_back(lines.len());
         lines.push(line.to_string());
     }
     if !lines.is_empty() {
         lines.push(String::new());
     }
-    let mut processed: Vec<&str> = Vec::new();
     for d in plan {
-        processed.push(d.name);
-        let mut old_lines = at.iter_mut().find(|(n, _)| n == d.name).map(|(_, nums)| nums);
         for (line, force) in &d.lines {
-            match old_lines.as_mut().filter(|nums| !nums.is_empty()) {
-                Some(nums) => {
-                    let n = nums.remove(0);
-                    lines[n] = line.clone();
-                }
+            match at.get_mut(d.name).and_then(VecDeque::pop_front) {
+                Some(n) => lines[n] = line.clone(),
                 None if *force => {
                     if needs_signature {
                         lines.push(SIGNATURE.to_string());
@@ -233,11 +226,9 @@ pub fn merge(old: Option<&str>, plan: &[Directive]) -> String {
         }
     }
     // Lines of rewritten directives that nothing reused (a second `save`, a duplicate).
-    for (name, nums) in &at {
-        if processed.contains(&name.as_str()) {
-            for &n in nums {
-                lines[n].clear();
-            }
+    for d in plan {
+        for &n in at.get(d.name).into_iter().flatten() {
+            lines[n].clear();
         }
     }
     let mut out = String::new();
